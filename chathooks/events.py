@@ -1,0 +1,77 @@
+"""The normalised event every handler consumes, whatever platform sent it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    CHAT_STARTED = "chat_started"
+    MESSAGE = "message"
+    FORM_FILLED = "form_filled"
+    CHAT_ENDED = "chat_ended"
+    TAGGED = "tagged"
+    UNTAGGED = "untagged"
+    RATED = "rated"
+    RATING_CANCELLED = "rating_cancelled"
+    ROUTING_STATUS = "routing_status"
+    USER_ADDED = "user_added"
+    USER_REMOVED = "user_removed"
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    type: str  # "customer" | "agent" as the platform says; our bot is recognised by id
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in a chat.
+
+    ``key`` identifies the event across redeliveries (handlers derive their idempotency
+    keys from it); ``raw`` keeps the platform's payload for the record, minus secrets.
+    """
+
+    key: str
+    source: str
+    kind: Kind
+    organization: str | None = None
+    chat_id: str | None = None
+    thread_id: str | None = None
+    author_id: str | None = None
+    author_role: Role | None = None
+    text: str | None = None
+    time: str | None = None
+    rating: int | None = None  # 1 good, 0 bad
+    customer_email: str | None = None
+    customer_name: str | None = None
+    tag: str | None = None
+    status: str | None = None
+    users: tuple[User, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, (), [], {})}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["kind"] = Kind(values["kind"])
+        if values.get("author_role") is not None:
+            values["author_role"] = Role(values["author_role"])
+        values["users"] = tuple(User(**u) for u in values.get("users", ()))
+        return cls(**values)

@@ -1,0 +1,183 @@
+"""Configuration: read once from the environment into a typed, immutable object."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+API_VERSIONS = ("3.5", "3.6")
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the variable (or rule) at fault."""
+
+
+@dataclass(frozen=True)
+class LiveChatSettings:
+    api_url: str = "https://api.livechatinc.com"
+    api_version: str = "3.6"
+    account_id: str | None = None
+    pat: str | None = None
+    access_token: str | None = None
+    bot_id: str | None = None
+    bot_secret: str | None = None
+    client_id: str | None = None
+    organization_id: str | None = None
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_token or (self.account_id and self.pat))
+
+
+@dataclass(frozen=True)
+class MailchimpSettings:
+    api_key: str
+    list_id: str
+    api_url: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    broker_url: str = "redis://localhost:6379/0"
+    webhook_secrets: tuple[str, ...] = ()
+    insecure_dev: bool = False
+    ingress_basic_auth: tuple[str, str] | None = None
+    ingress_max_bytes: int = 1024 * 1024
+    livechat: LiveChatSettings = field(default_factory=LiveChatSettings)
+    mailchimp: MailchimpSettings | None = None
+    rules_path: str | None = None
+    flower_basic_auth: str | None = None
+    dry_run: bool = True
+    key_prefix: str = "chathooks:"
+    queue: str = "chathooks.events"
+    # LiveChat retries for about a minute; ids that name one delivery are kept far longer.
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+    state_dedupe_ttl_seconds: int = 300
+    chat_ttl_seconds: int = 7 * 24 * 3600
+    timeline_max_events: int = 500
+    visibility_timeout_seconds: int = 600
+    redis_timeout_seconds: float = 2.0
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return urlsplit(self.broker_url).scheme in ("redis", "rediss", "unix")
+
+    @property
+    def broker_shares_state_redis(self) -> bool:
+        """True when the broker is the same Redis database as the pipeline state."""
+        return self.broker_is_redis and _same_redis(self.broker_url, self.redis_url)
+
+    def require_secrets(self) -> None:
+        """The ingress refuses to start without a webhook secret (unless in insecure dev mode)."""
+        if not self.webhook_secrets and not self.insecure_dev:
+            raise ConfigError(
+                "LIVECHAT_WEBHOOK_SECRETS is not set: the ingress needs at least one "
+                "accepted secret_key (set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raise ConfigError naming the culprit."""
+        env = os.environ if environ is None else environ
+        get = lambda name: (env.get(name) or "").strip() or None  # noqa: E731
+
+        redis_url = _url(get("REDIS_URL") or cls.redis_url, "REDIS_URL", ("redis", "rediss", "unix"))
+        broker_url = _url(
+            get("CELERY_BROKER_URL") or redis_url,
+            "CELERY_BROKER_URL",
+            ("redis", "rediss", "unix", "amqp", "amqps", "pyamqp"),
+        )
+        version = get("LIVECHAT_API_VERSION") or "3.6"
+        if version not in API_VERSIONS:
+            raise ConfigError(f"LIVECHAT_API_VERSION must be one of {', '.join(API_VERSIONS)}, not {version!r}")
+        livechat = LiveChatSettings(
+            api_url=_url(get("LIVECHAT_API_URL") or LiveChatSettings.api_url, "LIVECHAT_API_URL", ("http", "https")).rstrip("/"),
+            api_version=version,
+            account_id=get("LIVECHAT_ACCOUNT_ID"),
+            pat=get("LIVECHAT_PAT"),
+            access_token=get("LIVECHAT_ACCESS_TOKEN"),
+            bot_id=get("LIVECHAT_BOT_ID"),
+            bot_secret=get("LIVECHAT_BOT_SECRET"),
+            client_id=get("LIVECHAT_CLIENT_ID"),
+            organization_id=get("LIVECHAT_ORGANIZATION_ID"),
+        )
+        if bool(livechat.account_id) != bool(livechat.pat):
+            raise ConfigError("LIVECHAT_ACCOUNT_ID and LIVECHAT_PAT must be set together")
+
+        dry_run_flag = get("CHATHOOKS_DRY_RUN")
+        dry_run = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else not livechat.has_credentials
+
+        return cls(
+            redis_url=redis_url,
+            broker_url=broker_url,
+            webhook_secrets=tuple(s.strip() for s in (get("LIVECHAT_WEBHOOK_SECRETS") or "").split(",") if s.strip()),
+            insecure_dev=_flag(get("CHATHOOKS_INSECURE_DEV"), "CHATHOOKS_INSECURE_DEV"),
+            ingress_basic_auth=_user_password(get("INGRESS_BASIC_AUTH"), "INGRESS_BASIC_AUTH"),
+            ingress_max_bytes=_positive_int(get("INGRESS_MAX_BYTES"), "INGRESS_MAX_BYTES", cls.ingress_max_bytes),
+            livechat=livechat,
+            mailchimp=_mailchimp(get("MAILCHIMP_API_KEY"), get("MAILCHIMP_LIST_ID"), get("MAILCHIMP_API_URL")),
+            rules_path=get("CHATHOOKS_RULES"),
+            flower_basic_auth=get("FLOWER_BASIC_AUTH"),
+            dry_run=dry_run,
+            key_prefix=get("CHATHOOKS_KEY_PREFIX") or cls.key_prefix,
+            queue=get("CHATHOOKS_QUEUE") or cls.queue,
+        )
+
+
+def _url(value: str, name: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme != "unix" and not parts.hostname):
+        raise ConfigError(f"{name} is not a valid URL (expected {'/'.join(schemes)}://…): {_redact(value)!r}")
+    return value
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in ("0", "false", "no", "off"):
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+
+
+def _positive_int(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def _user_password(value: str | None, name: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"{name} must look like user:password")
+    return user, password
+
+
+def _mailchimp(api_key: str | None, list_id: str | None, api_url: str | None) -> MailchimpSettings | None:
+    if not api_key and not list_id:
+        return None
+    if not (api_key and list_id):
+        raise ConfigError("MAILCHIMP_API_KEY and MAILCHIMP_LIST_ID must be set together")
+    if api_url is None:
+        _, sep, dc = api_key.rpartition("-")
+        if not sep or not re.fullmatch(r"[a-z]+[0-9]+", dc):
+            raise ConfigError("MAILCHIMP_API_KEY has no data-centre suffix (like -us21); set MAILCHIMP_API_URL")
+        api_url = f"https://{dc}.api.mailchimp.com/3.0"
+    return MailchimpSettings(api_key=api_key, list_id=list_id, api_url=_url(api_url, "MAILCHIMP_API_URL", ("http", "https")).rstrip("/"))
+
+
+def _same_redis(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    db = lambda p: (p.path.strip("/") or "0")  # noqa: E731
+    return (pa.hostname, pa.port or 6379, db(pa)) == (pb.hostname, pb.port or 6379, db(pb))
