@@ -1,0 +1,28 @@
+"""The Flask ingress: verify each webhook, queue it durably, answer in milliseconds."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+
+from chathooks.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Flask:
+    """Create and configure an instance of the ingress application."""
+    from app import livechat, ops
+    from app.ingress import Ingress, register_error_handlers
+
+    settings = settings or Settings.from_env()
+    settings.require_secrets()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.ingress_max_bytes
+    app.json.sort_keys = False
+    app.extensions["chathooks"] = Ingress.build(settings, redis_client)
+    app.register_blueprint(livechat.bp)
+    app.register_blueprint(ops.bp)
+    register_error_handlers(app)
+    logging.getLogger("chathooks").setLevel(logging.INFO)
+    return app

@@ -75,3 +75,32 @@ class Event:
             values["author_role"] = Role(values["author_role"])
         values["users"] = tuple(User(**u) for u in values.get("users", ()))
         return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One accepted webhook: what the queue carries to the workers.
+
+    ``id`` names the delivery for deduplication (a retry of the same webhook has the same id);
+    ``dedupe_ttl`` is how long a repeat counts as a retry.
+    """
+
+    id: str
+    source: str
+    action: str
+    dedupe_ttl: int
+    events: tuple[Event, ...]
+    received_at: float
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "action": self.action,
+            "received_at": self.received_at,
+            "events": [event.to_dict() for event in self.events],
+        }
+
+    @staticmethod
+    def events_of(message: dict[str, Any]) -> list[Event]:
+        return [Event.from_dict(e) for e in message["events"]]

@@ -1,0 +1,54 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from app.ingress import current_ingress
+from chathooks import metrics
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[dict[str, object], int]:
+    ingress = current_ingress()
+    checks = {"redis": _ping(ingress.redis), "broker": ingress.broker.ping()}
+    ready = all(checks.values())
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    ingress = current_ingress()
+    try:
+        counters = ingress.metrics.snapshot()
+        depths = ingress.broker.queue_depths()
+        dead = ingress.dead_letters()
+    except redis.RedisError:
+        return Response("# redis unavailable\n", status=503, mimetype="text/plain")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(list(metrics.families(counters, depths, dead))))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+class _Snapshot:
+    def __init__(self, families: list) -> None:
+        self._families = families
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return iter(self._families)
+
+
+def _ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

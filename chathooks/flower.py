@@ -1,0 +1,59 @@
+"""`chathooks flower`: Flower for the Celery app, refusing to listen beyond localhost without basic auth."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+DEFAULT_PORT = "5555"
+DEFAULT_ADDRESS = "0.0.0.0"
+
+
+def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    host = address.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def flower_command(environ: Mapping[str, str]) -> list[str]:
+    """The ``celery ... flower`` argv for FLOWER_PORT, FLOWER_ADDRESS and FLOWER_BASIC_AUTH."""
+    port = environ.get("FLOWER_PORT") or DEFAULT_PORT
+    address = environ.get("FLOWER_ADDRESS") or DEFAULT_ADDRESS
+    command = ["celery", "-A", "workers", "flower", f"--port={port}", f"--address={address}"]
+    basic_auth = environ.get("FLOWER_BASIC_AUTH")
+    if basic_auth:
+        command.append(f"--basic-auth={basic_auth}")
+    return command
+
+
+def _executable(name: str) -> str:
+    # The venv's scripts sit beside its interpreter even when the venv is not activated.
+    sibling = Path(sys.executable).with_name(name)
+    return str(sibling) if sibling.is_file() else name
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """Exec Flower; return 2 (without starting it) when it would be reachable beyond localhost unauthenticated."""
+    env = os.environ if environ is None else environ
+    address = env.get("FLOWER_ADDRESS") or DEFAULT_ADDRESS
+    if not env.get("FLOWER_BASIC_AUTH") and not is_loopback(address):
+        print(
+            f"chathooks flower: refusing to listen on {address} without authentication; "
+            "set FLOWER_BASIC_AUTH=user:password or FLOWER_ADDRESS=127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    command = flower_command(env)
+    try:
+        os.execvpe(_executable(command[0]), command, dict(env))
+    except OSError as exc:
+        print(f"chathooks flower: cannot run {command[0]}: {exc.strerror}", file=sys.stderr)
+        return 1

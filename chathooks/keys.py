@@ -1,0 +1,22 @@
+"""Every Redis key the pipeline owns, in one place, under one configurable prefix."""
+
+from __future__ import annotations
+
+
+class Keys:
+    """Key names under ``prefix`` (tests use their own prefix and clean up only that)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.metrics = f"{prefix}metrics"
+        self.dead_letters = f"{prefix}dlq:index"
+
+    def dedupe(self, delivery_id: str) -> str:
+        return f"{self.prefix}dedupe:{delivery_id}"
+
+    def timeline(self, chat_id: str) -> str:
+        return f"{self.prefix}timeline:{chat_id}"
+
+    def pattern(self) -> str:
+        """Glob matching every key of this pipeline (for memory accounting and test cleanup)."""
+        return f"{self.prefix}*"

@@ -1,0 +1,71 @@
+"""Pipeline counters kept in Redis, so every gunicorn worker on every host adds to the same figures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from chathooks.keys import Keys
+
+log = logging.getLogger(__name__)
+
+REJECT_REASONS = (
+    "bad_secret", "bad_basic_auth", "bad_json", "invalid_payload", "unsupported_media_type",
+    "too_large", "unavailable",
+)
+
+
+class Metrics:
+    """Counter fields look like ``received:livechat`` or ``rejected:bad_json``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._key = keys.metrics
+
+    def count(self, *fields: str) -> None:
+        """Add one to each field; a Redis outage must not turn a reply into an error, so it only logs."""
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for field in fields:
+                    pipe.hincrby(self._key, field, 1)
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics not counted (%s): %s", ", ".join(fields), exc)
+
+    def snapshot(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self._redis.hgetall(self._key).items()}
+
+
+def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_letters: int | None) -> Iterable[Metric]:
+    """Prometheus metric families from the shared counters and current gauges."""
+    by_source = {
+        "received": CounterMetricFamily("chathooks_webhooks_received", "Webhook requests received", labels=["source"]),
+        "queued": CounterMetricFamily("chathooks_webhooks_queued", "Deliveries durably queued", labels=["source"]),
+        "duplicate": CounterMetricFamily(
+            "chathooks_webhooks_duplicates", "Deliveries answered as duplicates (not queued)", labels=["source"]),
+        "ignored": CounterMetricFamily(
+            "chathooks_webhooks_ignored", "Valid deliveries with no automation (not queued)", labels=["source"]),
+    }
+    rejected = CounterMetricFamily("chathooks_webhooks_rejected", "Requests rejected, by reason", labels=["reason"])
+    seen_reasons = set()
+    for field, value in sorted(counters.items()):
+        name, _, label = field.partition(":")
+        if name in by_source:
+            by_source[name].add_metric([label], value)
+        elif name == "rejected":
+            rejected.add_metric([label], value)
+            seen_reasons.add(label)
+    for reason in REJECT_REASONS:
+        if reason not in seen_reasons:
+            rejected.add_metric([reason], 0)
+    depth = GaugeMetricFamily("chathooks_queue_depth", "Messages waiting in each queue", labels=["queue"])
+    for queue, n in sorted(queue_depths.items()):
+        depth.add_metric([queue], n)
+    yield from by_source.values()
+    yield rejected
+    yield depth
+    if dead_letters is not None:
+        yield GaugeMetricFamily("chathooks_dead_letters", "Items in the dead-letter store", value=dead_letters)

@@ -1,0 +1,99 @@
+"""Durable, deduplicated enqueue of deliveries for the Celery workers.
+
+When the broker is the pipeline's Redis, one Lua call claims the delivery's dedupe key,
+pushes a Celery protocol-2 message onto the queue list (what kombu's Redis transport does
+for ``apply_async``) and counts it: one round trip, and a delivery is either queued and
+marked seen, or neither. With another broker (e.g. RabbitMQ) the dedupe key is claimed first
+and released again if publishing fails, so a failed publish never turns the retry away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+from chathooks.broker import Broker
+from chathooks.events import Delivery
+from chathooks.keys import Keys
+from chathooks.metrics import Metrics
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message
+from chathooks.settings import Settings
+
+
+class QueueUnavailable(Exception):
+    """Redis or the broker could not take the delivery; nothing was queued."""
+
+
+class Enqueuer(Protocol):
+    def enqueue(self, delivery: Delivery) -> bool:
+        """Queue ``delivery`` once: True if queued now, False if it was seen before."""
+
+
+# KEYS: dedupe, queue, metrics. ARGV: ttl, message, source.
+_ENQUEUE_LUA = """
+redis.call('HINCRBY', KEYS[3], 'received:' .. ARGV[3], 1)
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('HINCRBY', KEYS[3], 'queued:' .. ARGV[3], 1)
+  return 1
+end
+redis.call('HINCRBY', KEYS[3], 'duplicate:' .. ARGV[3], 1)
+return 0
+"""
+
+
+class RedisEnqueuer:
+    """Broker and state share one Redis: dedupe, push and count in one atomic script."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, queue: str) -> None:
+        self._script = client.register_script(_ENQUEUE_LUA)
+        self._keys = keys
+        self._queue = queue
+
+    def enqueue(self, delivery: Delivery) -> bool:
+        message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue)
+        try:
+            return bool(self._script(
+                keys=[self._keys.dedupe(delivery.id), self._queue, self._keys.metrics],
+                args=[delivery.dedupe_ttl, message, delivery.source],
+            ))
+        except redis.RedisError as exc:
+            raise QueueUnavailable(str(exc)) from exc
+
+
+class PublishingEnqueuer:
+    """Broker elsewhere: claim the dedupe key, publish, and release the key if publishing fails."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, metrics: Metrics, publish: Callable[[Delivery], None]) -> None:
+        self._redis = client
+        self._keys = keys
+        self._metrics = metrics
+        self._publish = publish
+
+    def enqueue(self, delivery: Delivery) -> bool:
+        key = self._keys.dedupe(delivery.id)
+        try:
+            claimed = self._redis.set(key, "1", nx=True, ex=delivery.dedupe_ttl)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(str(exc)) from exc
+        if not claimed:
+            self._metrics.count(f"received:{delivery.source}", f"duplicate:{delivery.source}")
+            return False
+        try:
+            self._publish(delivery)
+        except Exception as exc:  # any broker failure: LiveChat's retry must be able to try again
+            with contextlib.suppress(redis.RedisError):
+                self._redis.delete(key)
+            raise QueueUnavailable(f"publish failed: {type(exc).__name__}") from exc
+        self._metrics.count(f"received:{delivery.source}", f"queued:{delivery.source}")
+        return True
+
+
+def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, metrics: Metrics, broker: Broker) -> Enqueuer:
+    """One atomic script when the broker is the state Redis; claim-publish-release otherwise."""
+    if settings.broker_shares_state_redis:
+        return RedisEnqueuer(client, keys, settings.queue)
+    return PublishingEnqueuer(client, keys, metrics, broker.publish)

@@ -1,0 +1,229 @@
+"""The rules file (``CHATHOOKS_RULES``): loaded and validated once into typed, immutable rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any, Literal
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from chathooks.settings import ConfigError
+
+Author = Literal["customer", "agent", "any"]
+Status = Literal["subscribed", "pending"]
+
+# Chat messages are short; a much longer text is an attack or an accident, and a user's
+# pattern with nested quantifiers can backtrack for seconds on it. Only this much is matched.
+MAX_MATCH_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class TagRule:
+    """Apply ``tag`` when a message by ``author`` contains a keyword or matches ``pattern``."""
+
+    tag: str
+    keywords: tuple[str, ...] = ()
+    pattern: str | None = None
+    author: Author = "any"
+    _regexes: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regexes: list[re.Pattern[str]] = []
+        if self.keywords:
+            # Whole words or phrases: "refund" not in "refunded"; "money back" across any whitespace.
+            words = "|".join(r"\s+".join(map(re.escape, k.split())) for k in self.keywords)
+            regexes.append(re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE))
+        if self.pattern is not None:
+            regexes.append(re.compile(self.pattern, re.IGNORECASE))
+        object.__setattr__(self, "_regexes", tuple(regexes))
+
+    def matches(self, text: str, role: str) -> bool:
+        return self.author in ("any", role) and any(r.search(text) for r in self._regexes)
+
+
+@dataclass(frozen=True, slots=True)
+class NudgeRule:
+    after_seconds: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRule:
+    good: str
+    bad: str
+    bad_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketingRule:
+    status_if_new: Status = "subscribed"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """All automations' settings; ``None`` (or no tagging rules) means that automation is off."""
+
+    tagging: tuple[TagRule, ...] = ()
+    nudge: NudgeRule | None = None
+    rating: RatingRule | None = None
+    marketing: MarketingRule = field(default_factory=MarketingRule)
+
+    def match_tags(self, text: str, role: str) -> frozenset[str]:
+        """Tags whose rules match a message ``text`` written by a ``role`` ("customer" or "agent")."""
+        if role not in ("customer", "agent"):
+            return frozenset()
+        text = text[:MAX_MATCH_CHARS]
+        return frozenset(rule.tag for rule in self.tagging if rule.matches(text, role))
+
+
+def load_rules(path: str | None) -> Rules:
+    """Read and validate the rules file at ``path`` (None: the built-in defaults); raise ConfigError."""
+    if path is None:
+        source = "built-in defaults"
+        text = files("chathooks").joinpath("default_rules.yaml").read_text(encoding="utf-8")
+    else:
+        source = path
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise ConfigError(f"CHATHOOKS_RULES ({source}): cannot read the file: {reason}") from e
+    try:
+        # JSON first: PyYAML (YAML 1.1) rejects valid JSON indented with tabs.
+        data = json.loads(text)
+    except ValueError:
+        data = _yaml(text, source)
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(f"CHATHOOKS_RULES ({source}): expected a mapping at the top level, got {got}")
+    try:
+        return _RulesSchema().load(data)
+    except ValidationError as e:
+        problems = "; ".join(_describe(e.messages, data))
+        raise ConfigError(f"CHATHOOKS_RULES ({source}): {problems}") from e
+
+
+def _yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"CHATHOOKS_RULES ({source}): invalid YAML{at}: {getattr(e, 'problem', None) or e}") from e
+
+
+def _describe(messages: Any, data: Any, where: str = "") -> list[str]:
+    """Flatten marshmallow's nested messages into "tagging[2] (tag 'x'): pattern: reason" lines."""
+    if not isinstance(messages, dict):
+        return [f"{where}: {str(m).rstrip('.')}" for m in messages]
+    lines = []
+    for key, sub in messages.items():
+        if isinstance(data, dict):
+            child = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            child = data[key]
+        else:
+            child = None
+        if key == "_schema":
+            label = where
+        elif isinstance(key, int):
+            tag = child.get("tag") if isinstance(child, dict) else None
+            label = f"{where}[{key}]" + (f" (tag {tag!r})" if isinstance(tag, str) else "")
+        else:
+            label = f"{where}: {key}" if where else str(key)
+        lines += _describe(sub, child, label)
+    return lines
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def _regex(value: str) -> None:
+    try:
+        re.compile(value, re.IGNORECASE)
+    except re.error as e:
+        raise ValidationError(f"bad regex: {e}") from e
+
+
+class _Int(fields.Integer):
+    """An integer, strictly: not 1.5, not "120", not true."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _text(**kwargs: Any) -> fields.String:
+    return fields.String(validate=_not_blank, **kwargs)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class _TagRuleSchema(_Strict):
+    tag = _text(required=True)
+    keywords = fields.List(_text())
+    pattern = fields.String(validate=_regex)
+    author = fields.String(validate=validate.OneOf(("customer", "agent", "any")))
+
+    @validates_schema
+    def _needs_a_matcher(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("keywords") and data.get("pattern") is None:
+            raise ValidationError("needs keywords or pattern (or both)")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> TagRule:
+        return TagRule(**{**data, "keywords": tuple(data.get("keywords", ()))})
+
+
+class _NudgeSchema(_Strict):
+    after_seconds = _Int(required=True, validate=validate.Range(min=1))
+    message = _text(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> NudgeRule:
+        return NudgeRule(**data)
+
+
+class _RatingSchema(_Strict):
+    good = _text(required=True)
+    bad = _text(required=True)
+    bad_tag = _text()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> RatingRule:
+        return RatingRule(**data)
+
+
+class _MarketingSchema(_Strict):
+    status_if_new = fields.String(validate=validate.OneOf(("subscribed", "pending")))
+    tags = fields.List(_text())
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> MarketingRule:
+        return MarketingRule(**{**data, "tags": tuple(data.get("tags", ()))})
+
+
+class _RulesSchema(_Strict):
+    tagging = fields.List(fields.Nested(_TagRuleSchema))
+    nudge = fields.Nested(_NudgeSchema)
+    rating = fields.Nested(_RatingSchema)
+    marketing = fields.Nested(_MarketingSchema)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Rules:
+        return Rules(**{**data, "tagging": tuple(data.get("tagging", ()))})

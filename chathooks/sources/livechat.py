@@ -1,0 +1,261 @@
+"""LiveChat v3.5/v3.6 adapter: a verified webhook envelope becomes a Delivery of normalised events.
+
+Each handled action has one row in ``ACTIONS``: its payload schema, what identifies one
+delivery of it (for deduplicating LiveChat's retries), and how it maps to events.
+
+Dedupe windows. Actions whose identity names a single happening (an event id, a thread's
+start or end) are deduplicated for ``Settings.dedupe_ttl_seconds``. Actions that report a
+state which may legitimately recur (a tag added again later, a routing status toggled back)
+use the short ``Settings.state_dedupe_ttl_seconds`` — longer than LiveChat's ~1 minute of
+retries, short enough not to swallow a real repeat. Handlers stay idempotent either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from chathooks.events import Delivery, Event, Kind, Role, User
+from chathooks.settings import Settings
+from chathooks.sources import livechat_schemas as s
+
+SOURCE = "livechat"
+
+Normaliser = Callable[[dict[str, Any], "Context"], list[Event]]
+
+
+class InvalidPayload(Exception):
+    """The envelope or payload failed validation; ``errors`` is field-level."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("invalid payload")
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    organization: str | None
+    bot_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    schema: Schema
+    identity: Callable[[dict[str, Any]], tuple[str, ...]]
+    normalise: Normaliser
+    recurring: bool = False  # state that may legitimately repeat: short dedupe window
+
+
+ENVELOPE = s.EnvelopeSchema()
+
+
+def load_envelope(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate the envelope; the secret is checked by the caller and dropped here."""
+    try:
+        return ENVELOPE.load(body)
+    except ValidationError as exc:
+        raise InvalidPayload(exc.messages) from None
+
+
+def to_delivery(envelope: dict[str, Any], settings: Settings, received_at: float | None = None) -> Delivery | None:
+    """Validate the action's payload and normalise it; None when nothing here needs automating."""
+    action = envelope["action"]
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return None
+    try:
+        payload = spec.schema.load(envelope["payload"])
+    except ValidationError as exc:
+        raise InvalidPayload({"payload": exc.messages}) from None
+    organization = envelope.get("organization_id") or _str_or_none(envelope.get("license_id"))
+    bot_ids = frozenset(filter(None, (settings.livechat.bot_id,)))
+    events = spec.normalise(payload, Context(organization, bot_ids))
+    if not events:
+        return None
+    identity = "\x1f".join((organization or "", action, *spec.identity(payload)))
+    return Delivery(
+        id=hashlib.blake2b(identity.encode(), digest_size=16).hexdigest(),
+        source=SOURCE,
+        action=action,
+        dedupe_ttl=settings.state_dedupe_ttl_seconds if spec.recurring else settings.dedupe_ttl_seconds,
+        events=tuple(events),
+        received_at=received_at if received_at is not None else time.time(),
+    )
+
+
+# --- normalisers -------------------------------------------------------------------------
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _event(ctx: Context, kind: Kind, key: str, **fields: Any) -> Event:
+    return Event(key=f"{SOURCE}:{key}", source=SOURCE, kind=kind, organization=ctx.organization, **fields)
+
+
+def _role(user_type: str | None, user_id: str | None, ctx: Context) -> Role | None:
+    if user_id is not None and user_id in ctx.bot_ids:
+        return Role.BOT
+    return {"customer": Role.CUSTOMER, "agent": Role.AGENT}.get(user_type or "")
+
+
+def _users(raw_users: list[dict[str, Any]]) -> tuple[User, ...]:
+    return tuple(User(id=u["id"], type=u["type"], name=u.get("name"), email=u.get("email")) for u in raw_users)
+
+
+RATING_WORDS = {"good": 1, "bad": 0, "1": 1, "0": 0}
+
+
+def _form_answers(fields: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """Email and name from a filled form: by field type first, then by label."""
+    email = name = None
+    for field in fields:
+        answer = field.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
+            continue
+        kind, label = field.get("type", ""), (field.get("label") or "").lower()
+        if email is None and (kind == "email" or "mail" in label) and "@" in answer:
+            email = answer.strip()
+        elif name is None and (kind == "name" or label.startswith("name")):
+            name = answer.strip()
+    return email, name
+
+
+def chat_event(ev: dict[str, Any], chat_id: str, thread_id: str, ctx: Context, roles: dict[str, Role]) -> Event | None:
+    """One event of a thread (from ``incoming_event`` or a thread's history) as an Event."""
+    common = dict(chat_id=chat_id, thread_id=thread_id, time=ev.get("created_at"), raw=ev)
+    key = f"{chat_id}:event:{ev['id']}"
+    author = ev.get("author_id")
+    if ev["type"] == "system_message":
+        subtype = ev.get("system_message_type")
+        if subtype == "rating.chat_rated":
+            score = RATING_WORDS.get(str((ev.get("text_vars") or {}).get("score", "")).lower())
+            if score is None:
+                return None
+            return _event(ctx, Kind.RATED, key, author_role=Role.SYSTEM, rating=score, **common)
+        if subtype == "rating.chat_rating_canceled":
+            return _event(ctx, Kind.RATING_CANCELLED, key, author_role=Role.SYSTEM, **common)
+        return None
+    role = roles.get(author) if author else None
+    if ev["type"] == "filled_form":
+        email, name = _form_answers(ev.get("fields") or [])
+        if email is None and name is None:
+            return None
+        return _event(ctx, Kind.FORM_FILLED, key, author_id=author, author_role=role,
+                      customer_email=email, customer_name=name, **common)
+    if ev["type"] in ("message", "file", "rich_message"):
+        return _event(ctx, Kind.MESSAGE, key, author_id=author, author_role=role, text=ev.get("text"), **common)
+    return None
+
+
+def _incoming_chat(p: dict[str, Any], ctx: Context) -> list[Event]:
+    chat, thread = p["chat"], p["chat"]["thread"]
+    users = _users(chat["users"])
+    roles = {u.id: r for u in users if (r := _role(u.type, u.id, ctx))}
+    customer = next((u for u in users if u.type == "customer"), None)
+    summary = {k: v for k, v in thread.items() if k != "events"}
+    started = _event(
+        ctx, Kind.CHAT_STARTED, f"{chat['id']}:{thread['id']}:started",
+        chat_id=chat["id"], thread_id=thread["id"], time=thread.get("created_at"), users=users,
+        customer_email=customer.email if customer else None, customer_name=customer.name if customer else None,
+        raw={"thread": summary},
+    )
+    history = (chat_event(ev, chat["id"], thread["id"], ctx, roles) for ev in thread["events"])
+    return [started, *(e for e in history if e is not None)]
+
+
+def _incoming_event(p: dict[str, Any], ctx: Context) -> list[Event]:
+    event = chat_event(p["event"], p["chat_id"], p["thread_id"], ctx, {})
+    if event is not None and event.author_id in ctx.bot_ids:
+        event = _with_role(event, Role.BOT)
+    return [event] if event else []
+
+
+def _with_role(event: Event, role: Role) -> Event:
+    return Event.from_dict({**event.to_dict(), "author_role": role})
+
+
+def _thread(kind: Kind, suffix: Callable[[dict[str, Any]], str], **extra: Callable[[dict[str, Any]], Any]) -> Normaliser:
+    """Normaliser for thread-level actions that map to a single event."""
+
+    def normalise(p: dict[str, Any], ctx: Context) -> list[Event]:
+        values = {name: get(p) for name, get in extra.items()}
+        key = f"{p['chat_id']}:{p['thread_id']}:{suffix(p)}"
+        return [_event(ctx, kind, key, chat_id=p["chat_id"], thread_id=p["thread_id"], raw=p, **values)]
+
+    return normalise
+
+
+def _rating_updated(p: dict[str, Any], ctx: Context) -> list[Event]:
+    rating = p["properties"].get("rating")
+    if not rating or "score" not in rating:
+        return []
+    try:
+        score = s.RatingScoreSchema().load(rating)["score"]
+    except ValidationError as exc:
+        raise InvalidPayload({"payload": {"properties": {"rating": exc.messages}}}) from None
+    return _thread(Kind.RATED, lambda _: f"rated:{score}", rating=lambda _: score, author_role=lambda _: Role.SYSTEM)(p, ctx)
+
+
+def _rating_deleted(p: dict[str, Any], ctx: Context) -> list[Event]:
+    if "score" not in p["properties"].get("rating", ()):
+        return []
+    return _thread(Kind.RATING_CANCELLED, lambda _: "rating-cancelled", author_role=lambda _: Role.SYSTEM)(p, ctx)
+
+
+def _routing_status(p: dict[str, Any], ctx: Context) -> list[Event]:
+    status = p["status"].replace(" ", "_")
+    return [_event(ctx, Kind.ROUTING_STATUS, f"routing:{p['agent_id']}:{status}",
+                   author_id=p["agent_id"], status=status, raw=p)]
+
+
+def _user_added(p: dict[str, Any], ctx: Context) -> list[Event]:
+    user = _users([p["user"]])[0]
+    return [_event(ctx, Kind.USER_ADDED, f"{p['chat_id']}:user-added:{user.id}:{p.get('thread_id', '')}",
+                   chat_id=p["chat_id"], thread_id=p.get("thread_id"), author_id=user.id,
+                   author_role=_role(user.type, user.id, ctx), users=(user,), raw=p)]
+
+
+def _user_removed(p: dict[str, Any], ctx: Context) -> list[Event]:
+    return [_event(ctx, Kind.USER_REMOVED, f"{p['chat_id']}:user-removed:{p['user_id']}:{p.get('thread_id', '')}",
+                   chat_id=p["chat_id"], thread_id=p.get("thread_id"), author_id=p["user_id"], raw=p)]
+
+
+def _properties_identity(p: dict[str, Any]) -> tuple[str, ...]:
+    return p["chat_id"], p["thread_id"], json.dumps(p["properties"], sort_keys=True)
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "incoming_chat": ActionSpec(
+        s.IncomingChatSchema(), lambda p: (p["chat"]["id"], p["chat"]["thread"]["id"]), _incoming_chat),
+    "incoming_event": ActionSpec(
+        s.IncomingEventSchema(), lambda p: (p["chat_id"], p["event"]["id"]), _incoming_event),
+    "chat_deactivated": ActionSpec(
+        s.ChatDeactivatedSchema(), lambda p: (p["chat_id"], p["thread_id"]),
+        _thread(Kind.CHAT_ENDED, lambda _: "ended", author_id=lambda p: p.get("user_id"))),
+    "thread_tagged": ActionSpec(
+        s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
+        _thread(Kind.TAGGED, lambda p: f"tagged:{p['tag']}", tag=lambda p: p["tag"]), recurring=True),
+    "thread_untagged": ActionSpec(
+        s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
+        _thread(Kind.UNTAGGED, lambda p: f"untagged:{p['tag']}", tag=lambda p: p["tag"]), recurring=True),
+    "thread_properties_updated": ActionSpec(
+        s.ThreadPropertiesUpdatedSchema(), _properties_identity, _rating_updated, recurring=True),
+    "thread_properties_deleted": ActionSpec(
+        s.ThreadPropertiesDeletedSchema(), _properties_identity, _rating_deleted, recurring=True),
+    "routing_status_set": ActionSpec(
+        s.RoutingStatusSetSchema(), lambda p: (p["agent_id"], p["status"]), _routing_status, recurring=True),
+    "user_added_to_chat": ActionSpec(
+        s.UserAddedSchema(), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user"]["id"]), _user_added,
+        recurring=True),
+    "user_removed_from_chat": ActionSpec(
+        s.UserRemovedSchema(), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]), _user_removed,
+        recurring=True),
+}
