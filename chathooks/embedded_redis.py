@@ -58,7 +58,7 @@ class EmbeddedRedis:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> EmbeddedRedis:
-        """Launch the server and wait until it answers PING; raise EmbeddedRedisError otherwise."""
+        """Launch the server and wait until it answers; raise EmbeddedRedisError (with the log tail) otherwise."""
         if self.running:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -144,13 +144,14 @@ class EmbeddedRedis:
                         f"redis-server exited with code {code} on port {self.port}; {self._log_tail()}"
                     )
                 try:
-                    if client.ping():
+                    # Compare pids: whatever else already listens on the port must not pass for our server.
+                    if client.info("server").get("process_id") == self._process.pid:
                         return
-                except redis.exceptions.ConnectionError:  # includes BusyLoadingError while the AOF replays
+                except redis.exceptions.RedisError:  # not listening yet, or still replaying the AOF
                     pass
                 if time.monotonic() > deadline:
                     raise EmbeddedRedisError(
-                        f"redis-server did not answer PING on port {self.port} within "
+                        f"redis-server did not answer on port {self.port} within "
                         f"{self.startup_timeout:.0f}s; {self._log_tail()}"
                     )
                 time.sleep(0.05)

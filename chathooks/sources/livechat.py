@@ -16,7 +16,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -78,6 +79,9 @@ def to_delivery(envelope: dict[str, Any], settings: Settings, received_at: float
     events = spec.normalise(payload, Context(organization, bot_ids))
     if not events:
         return None
+    received_at = received_at if received_at is not None else time.time()
+    stamp = datetime.fromtimestamp(received_at, UTC).isoformat().replace("+00:00", "Z")
+    events = [e if e.time else replace(e, time=stamp) for e in events]
     identity = "\x1f".join((organization or "", action, *spec.identity(payload)))
     return Delivery(
         id=hashlib.blake2b(identity.encode(), digest_size=16).hexdigest(),
@@ -85,7 +89,7 @@ def to_delivery(envelope: dict[str, Any], settings: Settings, received_at: float
         action=action,
         dedupe_ttl=settings.state_dedupe_ttl_seconds if spec.recurring else settings.dedupe_ttl_seconds,
         events=tuple(events),
-        received_at=received_at if received_at is not None else time.time(),
+        received_at=received_at,
     )
 
 

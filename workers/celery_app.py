@@ -1,0 +1,62 @@
+"""The Celery application: JSON only, late acks, one message at a time, settings read lazily."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from chathooks.settings import Settings
+
+# Every task is far shorter than this; a message whose worker vanished is redelivered after
+# the broker's visibility timeout, which must stay above it (see Settings.visibility_timeout_seconds).
+TASK_TIME_LIMIT = 120
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    assert settings.visibility_timeout_seconds > TASK_TIME_LIMIT
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": settings.queue,
+        "task_queues": (Queue(settings.queue, routing_key=settings.queue),),
+        "task_time_limit": TASK_TIME_LIMIT,
+        "task_soft_time_limit": TASK_TIME_LIMIT - 20,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+class ChathooksCelery(Celery):
+    """Celery app whose configuration comes from ``Settings`` when first needed, not at import."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__("chathooks", set_as_current=settings is None)
+        self._given_settings = settings
+        self.on_configure.connect(self._configure, weak=False)
+
+    @cached_property
+    def chathooks_settings(self) -> Settings:
+        return self._given_settings or Settings.from_env()
+
+    def _configure(self, **_: object) -> None:
+        self.config_from_object(celery_config(self.chathooks_settings))
+
+
+def create_celery_app(settings: Settings | None = None) -> ChathooksCelery:
+    app = ChathooksCelery(settings)
+    app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+    return app
