@@ -15,6 +15,7 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
+from chathooks.redis_client import connect
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
 from chathooks.settings import Settings
 
@@ -51,12 +52,7 @@ class Ingress:
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Ingress:
-        client = client or redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            health_check_interval=30,
-        )
+        client = client or connect(settings.redis_url, settings.redis_timeout_seconds)
         keys = Keys(settings.key_prefix)
         metrics = Metrics(client, keys)
         broker = Broker(settings, client)

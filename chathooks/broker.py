@@ -10,6 +10,7 @@ import redis
 
 from chathooks.events import Delivery
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message
+from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,7 @@ class Broker:
         if settings.broker_shares_state_redis:
             self.redis = state_redis
         elif settings.broker_is_redis:
-            self.redis = redis.Redis.from_url(
-                settings.broker_url,
-                socket_timeout=settings.redis_timeout_seconds,
-                socket_connect_timeout=settings.redis_timeout_seconds,
-            )
+            self.redis = connect(settings.broker_url, settings.redis_timeout_seconds)
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ import redis
 from celery import Celery
 
 from chathooks.keys import Keys
+from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
 
@@ -19,7 +20,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Runtime:
-        client = client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        client = client or connect(settings.redis_url, timeout=10.0)
         return cls(settings=settings, redis=client, keys=Keys(settings.key_prefix))
 
 
