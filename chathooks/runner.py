@@ -106,6 +106,10 @@ class _Output:
             self._stream.write(f"{prefix} {text}\n")
             self._stream.flush()
 
+    def lines(self, name: str, texts: list[str]) -> None:
+        for text in texts:
+            self.line(name, text)
+
     def pump(self, name: str, pipe: IO[bytes]) -> None:
         for raw in iter(pipe.readline, b""):
             self.line(name, raw.decode(errors="replace").rstrip("\r\n"))
@@ -164,17 +168,17 @@ class Supervisor:
             self.children.append(child)
             self.output.line("system", f"{name} started (pid {process.pid}): {command}")
 
-    def wait(self, on_ready: tuple[int, str] | None = None) -> _Child | None:
+    def wait(self, on_ready: tuple[int, list[str]] | None = None) -> _Child | None:
         """Block until a stop is requested (returns None) or a child exits (returns it).
 
-        ``on_ready`` is ``(port, message)``: the message is shown once that loopback port accepts connections.
+        ``on_ready`` is ``(port, lines)``: the lines are shown once that loopback port accepts connections.
         """
         while not self.stop_requested.wait(0.2):
             for child in self.children:
                 if child.process.poll() is not None:
                     return child
             if on_ready is not None and _port_open(on_ready[0]):
-                self.output.line("system", on_ready[1])
+                self.output.lines("system", on_ready[1])
                 on_ready = None
         return None
 
@@ -198,7 +202,7 @@ class Supervisor:
         return [child.name for child in pending]
 
 
-def _urls(env: Mapping[str, str], processes: Mapping[str, str], redis_url: str) -> str:
+def _urls(env: Mapping[str, str], processes: Mapping[str, str], redis_url: str) -> list[str]:
     base = f"http://127.0.0.1:{env['PORT']}"
     lines = ["chathooks is up:"]
     if "web" in processes:
@@ -210,7 +214,7 @@ def _urls(env: Mapping[str, str], processes: Mapping[str, str], redis_url: str) 
     if "flower" in processes:
         lines.append(f"  flower    http://127.0.0.1:{env['FLOWER_PORT']}")
     lines += [f"  redis     {redis_url}", "Press Ctrl-C to stop."]
-    return "\n".join(lines)
+    return lines
 
 
 def run(
@@ -258,7 +262,7 @@ def run(
         if "web" in processes:
             died = supervisor.wait(on_ready=(int(env["PORT"]), announcement))
         else:
-            supervisor.output.line("system", announcement)
+            supervisor.output.lines("system", announcement)
             died = supervisor.wait()
         if died is not None:
             supervisor.output.line(

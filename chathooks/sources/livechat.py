@@ -59,9 +59,11 @@ ENVELOPE = s.EnvelopeSchema()
 def load_envelope(body: dict[str, Any]) -> dict[str, Any]:
     """Validate the envelope; the secret is checked by the caller and dropped here."""
     try:
-        return ENVELOPE.load(body)
+        envelope = ENVELOPE.load(body)
     except ValidationError as exc:
         raise InvalidPayload(exc.messages) from None
+    del envelope["secret_key"]
+    return envelope
 
 
 def to_delivery(envelope: dict[str, Any], settings: Settings, received_at: float | None = None) -> Delivery | None:
@@ -215,9 +217,13 @@ def _rating_deleted(p: dict[str, Any], ctx: Context) -> list[Event]:
 
 
 def _routing_status(p: dict[str, Any], ctx: Context) -> list[Event]:
-    status = p["status"].replace(" ", "_")
+    status = _status(p)
     return [_event(ctx, Kind.ROUTING_STATUS, f"routing:{p['agent_id']}:{status}",
                    author_id=p["agent_id"], status=status, raw=p)]
+
+
+def _status(p: dict[str, Any]) -> str:
+    return p["status"].replace(" ", "_")  # v3.5's webhook docs spell it with spaces
 
 
 def _user_added(p: dict[str, Any], ctx: Context) -> list[Event]:
@@ -255,7 +261,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "thread_properties_deleted": ActionSpec(
         s.ThreadPropertiesDeletedSchema(), _properties_identity, _rating_deleted, recurring=True),
     "routing_status_set": ActionSpec(
-        s.RoutingStatusSetSchema(), lambda p: (p["agent_id"], p["status"]), _routing_status, recurring=True),
+        s.RoutingStatusSetSchema(), lambda p: (p["agent_id"], _status(p)), _routing_status, recurring=True),
     "user_added_to_chat": ActionSpec(
         s.UserAddedSchema(), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user"]["id"]), _user_added,
         recurring=True),

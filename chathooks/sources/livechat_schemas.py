@@ -23,7 +23,7 @@ class Tolerant(Schema):
 
 class EnvelopeSchema(Tolerant):
     webhook_id = _id(required=True)
-    secret_key = fields.String(required=True, load_only=True)
+    secret_key = fields.String(required=True)
     action = fields.String(required=True, validate=validate.Length(min=1, max=100))
     organization_id = _id()
     license_id = fields.Raw()  # pre-v3.4 deliveries; accepted, not required

@@ -178,7 +178,7 @@ PIDS_PROCFILE = (
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_stops_everything_cleanly_on_signal(runner, sig):
     r = runner(PIDS_PROCFILE, REDIS_URL="redis://127.0.0.1:1/0", LIVECHAT_WEBHOOK_SECRETS="s3cret")
-    _until(lambda: r.output.count("pid=") == 2, message=lambda: r.output)
+    _until(lambda: r.output.count("| pid=") == 2, message=lambda: r.output)
     pids = [int(line.rsplit("pid=", 1)[1]) for line in r.lines if "| pid=" in line]
     r.process.send_signal(sig)
     assert r.finish() == 0, r.output
