@@ -1,0 +1,75 @@
+"""Integration fixtures: the real Redis (REDIS_URL, else an embedded one) and per-test isolation."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+from chathooks.embedded_redis import EmbeddedRedis
+from tests.helpers import SECRET
+from tests.integration.processes import Process, start_web, start_worker
+
+TEST_DB = os.environ.get("CHATHOOKS_TEST_REDIS_DB", "13")
+
+
+def _with_db(url: str, db: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real Redis the tests run against: REDIS_URL's server (db 13), else an embedded server."""
+    if os.environ.get("REDIS_URL"):
+        yield _with_db(os.environ["REDIS_URL"], TEST_DB)
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        print(f"\nREDIS_URL unset: integration tests use an embedded Redis at {server.url}")
+        yield server.url
+
+
+@pytest.fixture
+def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
+    """Environment for one test's processes, under its own key prefix and queue; cleaned up after."""
+    prefix = f"it:{uuid.uuid4().hex[:8]}:"
+    env = {
+        "REDIS_URL": redis_url,
+        "CHATHOOKS_KEY_PREFIX": prefix,
+        "CHATHOOKS_QUEUE": f"{prefix}events",
+        "LIVECHAT_WEBHOOK_SECRETS": SECRET,
+    }
+    yield env
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    for key in client.scan_iter(f"_kombu.binding.{prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[Process]]:
+    """Started processes are stopped at teardown; their logs are printed if the test failed."""
+    started: list[Process] = []
+    yield started
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def web(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path) -> str:
+    proc, url = start_web(pipeline_env, tmp_path)
+    processes.append(proc)
+    return url
+
+
+@pytest.fixture
+def worker(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path) -> Process:
+    proc = start_worker(pipeline_env, tmp_path)
+    processes.append(proc)
+    return proc

@@ -1,0 +1,82 @@
+"""Real processes for end-to-end tests: gunicorn serving the ingress and Celery workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+        self._log.close()
+
+
+def start_web(env: dict[str, str], log_dir: Path, workers: int = 2) -> tuple[Process, str]:
+    port = free_port()
+    web = Process("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                          "app:create_app()"], env, log_dir)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert web.alive(), web.log()
+        try:
+            return requests.get(f"{url}/healthz", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=30, what="gunicorn to answer /healthz")
+    return web, url
+
+
+def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+    worker = Process(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO", "-E",
+                            f"--concurrency={concurrency}", f"--hostname={name}@%h", "--without-gossip",
+                            "--without-mingle"], env, log_dir)
+
+    def ready() -> bool:
+        assert worker.alive(), worker.log()
+        return " ready." in worker.log()
+
+    wait_for(ready, timeout=40, what=f"celery {name} to be ready")
+    return worker
