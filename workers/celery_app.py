@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from chathooks.settings import Settings
+from chathooks.settings import ConfigError, Settings
 
 # Every task is far shorter than this; a message whose worker vanished is redelivered after
 # the broker's visibility timeout, which must stay above it (see Settings.visibility_timeout_seconds).
@@ -50,7 +50,13 @@ class ChathooksCelery(Celery):
 
     @cached_property
     def chathooks_settings(self) -> Settings:
-        return self._given_settings or Settings.from_env()
+        if self._given_settings is not None:
+            return self._given_settings
+        try:
+            return Settings.from_env()
+        except ConfigError as exc:
+            # One clear line instead of a traceback from deep inside Celery's start-up.
+            raise SystemExit(f"chathooks: configuration error: {exc}") from None
 
     def _configure(self, **_: object) -> None:
         self.config_from_object(celery_config(self.chathooks_settings))

@@ -48,7 +48,7 @@ def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
-    for key in client.scan_iter(f"_kombu.binding.{prefix}*"):
+    for key in client.scan_iter(f"_kombu.binding*{prefix}*"):
         client.delete(key)
 
 

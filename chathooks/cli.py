@@ -1,0 +1,49 @@
+"""The ``chathooks`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from chathooks.settings import ConfigError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chathooks import runner
+
+    return runner.run()
+
+
+def _flower(args: argparse.Namespace) -> int:
+    from chathooks import flower
+
+    return flower.main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chathooks", description="Webhook automation for live-chat platforms.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run web, worker, beat and flower locally (what `make run` does)")
+    run.set_defaults(func=_run)
+
+    flower = commands.add_parser("flower", help="run Flower (refuses a public address without FLOWER_BASIC_AUTH)")
+    flower.set_defaults(func=_flower)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"chathooks: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
