@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN groupadd --system --gid 10001 chathooks \
- && useradd --system --uid 10001 --gid chathooks --home-dir /srv --no-create-home --shell /usr/sbin/nologin chathooks
+ && useradd --system --uid 10001 --gid chathooks --create-home --home-dir /home/chathooks --shell /usr/sbin/nologin chathooks
 
 WORKDIR /srv
 
@@ -17,7 +17,8 @@ COPY app ./app
 COPY workers ./workers
 RUN pip install . && rm -rf build *.egg-info
 
-COPY Procfile ./
+# gunicorn reads gunicorn.conf.py from the working directory.
+COPY Procfile gunicorn.conf.py ./
 
 USER chathooks
 

@@ -29,7 +29,7 @@ class Broker:
 
     @property
     def queues(self) -> tuple[str, ...]:
-        return (self.settings.queue,)
+        return (self.settings.queue, self.settings.scheduled_queue)
 
     def ping(self) -> bool:
         try:

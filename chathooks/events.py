@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -104,3 +105,13 @@ class Delivery:
     @staticmethod
     def events_of(message: dict[str, Any]) -> list[Event]:
         return [Event.from_dict(e) for e in message["events"]]
+
+
+def epoch(time: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time, or None when absent or malformed."""
+    if not time:
+        return None
+    try:
+        return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

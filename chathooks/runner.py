@@ -144,12 +144,19 @@ def _port_open(port: int) -> bool:
 class Supervisor:
     """Starts each process in its own process group and stops them all together."""
 
-    def __init__(self, processes: Mapping[str, str], env: Mapping[str, str], stream: IO[str] = sys.stdout) -> None:
+    def __init__(
+        self,
+        processes: Mapping[str, str],
+        env: Mapping[str, str],
+        *,
+        stream: IO[str] | None = None,
+        stop_requested: threading.Event | None = None,
+    ) -> None:
         self.processes = dict(processes)
         self.env = dict(env)
-        self.output = _Output([*self.processes, "system"], stream)
+        self.output = _Output([*self.processes, "system"], stream or sys.stdout)
         self.children: list[_Child] = []
-        self.stop_requested = threading.Event()
+        self.stop_requested = stop_requested or threading.Event()
 
     def start(self) -> None:
         for name, command in self.processes.items():
@@ -161,12 +168,12 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            self.output.line("system", f"{name} started (pid {process.pid}): {command}")
             child = _Child(name, process)
             assert process.stdout is not None
             child.reader = threading.Thread(target=self.output.pump, args=(name, process.stdout), daemon=True)
             child.reader.start()
             self.children.append(child)
-            self.output.line("system", f"{name} started (pid {process.pid}): {command}")
 
     def wait(self, on_ready: tuple[int, list[str]] | None = None) -> _Child | None:
         """Block until a stop is requested (returns None) or a child exits (returns it).
@@ -230,7 +237,16 @@ def run(
     except (OSError, ProcfileError) as exc:
         print(f"chathooks run: cannot use {procfile}: {exc}", file=sys.stderr)
         return 2
+    # Installed first so that a Ctrl-C during startup still stops whatever was already started.
+    stop_requested = threading.Event()
+    previous = _install_stop_handlers(stop_requested)
+    try:
+        return _run(processes, env, var_dir, stop_requested)
+    finally:
+        _restore_handlers(previous)
 
+
+def _run(processes: dict[str, str], env: dict[str, str], var_dir: Path, stop_requested: threading.Event) -> int:
     if not env.get("LIVECHAT_WEBHOOK_SECRETS", "").strip():
         secret_path = var_dir / "dev-webhook-secret"
         env["LIVECHAT_WEBHOOK_SECRETS"] = ensure_dev_secret(secret_path)
@@ -253,8 +269,7 @@ def run(
         print(f"chathooks run: embedded Redis at {embedded.url}, data and AOF in {embedded.data_dir}")
 
     env = child_environment(env, var_dir)
-    supervisor = Supervisor(processes, env)
-    previous = _install_stop_handlers(supervisor.stop_requested)
+    supervisor = Supervisor(processes, env, stop_requested=stop_requested)
     died: _Child | None = None
     try:
         supervisor.start()
@@ -274,7 +289,6 @@ def run(
         stragglers = supervisor.stop()
         if stragglers:
             supervisor.output.line("system", f"killed after {STOP_TIMEOUT_SECONDS:.0f}s: {', '.join(stragglers)}")
-        _restore_handlers(previous)
         if embedded is not None:
             embedded.stop()
     if died is not None:

@@ -58,9 +58,15 @@ class Settings:
     dedupe_ttl_seconds: int = 7 * 24 * 3600
     state_dedupe_ttl_seconds: int = 300
     chat_ttl_seconds: int = 7 * 24 * 3600
+    ended_chat_ttl_seconds: int = 24 * 3600
     timeline_max_events: int = 500
     visibility_timeout_seconds: int = 600
     redis_timeout_seconds: float = 2.0
+
+    @property
+    def scheduled_queue(self) -> str:
+        """Timers and retries: consumed before ``queue`` so a backlog cannot make a nudge late."""
+        return f"{self.queue}.scheduled"
 
     @property
     def broker_is_redis(self) -> bool:

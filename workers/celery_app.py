@@ -20,7 +20,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -29,7 +28,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
-        "task_queues": (Queue(settings.queue, routing_key=settings.queue),),
+        # Timers first: a backlog of deliveries must not make a nudge late.
+        "task_queues": tuple(Queue(q, routing_key=q) for q in (settings.scheduled_queue, settings.queue)),
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "queue_order_strategy": "priority",
+        },
+        # A task that fails outside the handlers' own retry/dead-letter path (Redis down) is not
+        # acknowledged, so the broker redelivers it instead of losing it.
+        "task_acks_on_failure_or_timeout": False,
+        "beat_schedule": {
+            "chathooks-tick": {"task": "chathooks.tick", "schedule": 1.0,
+                               "options": {"queue": settings.scheduled_queue, "expires": 5}},
+        },
         "task_time_limit": TASK_TIME_LIMIT,
         "task_soft_time_limit": TASK_TIME_LIMIT - 20,
         "worker_send_task_events": True,

@@ -1,21 +1,72 @@
-"""The dispatch table: which handlers run for each kind of normalised event."""
+"""The dispatch table, and how one handler runs: retried when the failure is transient, else dead-lettered."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from chathooks.events import Event, Kind
-from workers.handlers import timeline
+from workers.handlers import marketing, people, rating, silence, tagging, timeline
+from workers.retry import describe, is_transient, retry_after
 from workers.runtime import Runtime
+from workers.scheduler import retry_job
 
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, Runtime], None]
 
-HANDLERS: dict[Kind, tuple[Handler, ...]] = {kind: (timeline.record,) for kind in Kind}
+# Handlers by the name they are retried and dead-lettered under.
+REGISTRY: dict[str, Handler] = {
+    "people.remember_users": people.remember_users,
+    "people.routing_status": people.routing_status,
+    "people.end_thread": people.end_thread,
+    "timeline.record": timeline.record,
+    "tagging.match": tagging.match,
+    "tagging.tagged": tagging.tagged,
+    "tagging.untagged": tagging.untagged,
+    "tagging.thread_ended": tagging.thread_ended,
+    "marketing.sync": marketing.sync,
+    "silence.observe": silence.observe,
+    "silence.thread_ended": silence.thread_ended,
+    "rating.react": rating.react,
+    "rating.cancelled": rating.cancelled,
+}
+
+# In order: people first (roles, the end of a thread), then what depends on them.
+TABLE: dict[Kind, tuple[str, ...]] = {
+    Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync"),
+    Kind.USER_ADDED: ("people.remember_users", "timeline.record"),
+    Kind.USER_REMOVED: ("timeline.record",),
+    Kind.MESSAGE: ("timeline.record", "tagging.match", "silence.observe"),
+    Kind.FORM_FILLED: ("timeline.record", "marketing.sync"),
+    Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "tagging.thread_ended"),
+    Kind.TAGGED: ("timeline.record", "tagging.tagged"),
+    Kind.UNTAGGED: ("timeline.record", "tagging.untagged"),
+    Kind.RATED: ("timeline.record", "rating.react"),
+    Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled"),
+    Kind.ROUTING_STATUS: ("people.routing_status",),
+}
 
 
-def dispatch(events: Iterable[Event], rt: Runtime, table: dict[Kind, tuple[Handler, ...]] = HANDLERS) -> None:
-    """Run every handler for every event, in order; handlers are idempotent, so a rerun is safe."""
+def dispatch(events: Iterable[Event], rt: Runtime) -> None:
+    """Run every handler for every event; one handler's failure does not hold up the others."""
     for event in events:
-        for handler in table.get(event.kind, ()):
-            handler(event, rt)
+        for name in TABLE.get(event.kind, ()):
+            run_handler(name, event, rt)
+
+
+def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: list[dict[str, Any]] | None = None) -> None:
+    try:
+        REGISTRY[name](event, rt)
+    except Exception as exc:
+        errors = [*(errors or []), describe(exc)]
+        if is_transient(exc) and attempt < rt.retry.max_attempts:
+            delay = rt.retry.delay(attempt + 1, retry_after(exc))
+            payload = {"handler": name, "event": event.to_dict(), "attempt": attempt + 1, "errors": errors}
+            rt.scheduler.schedule(retry_job(payload), rt.clock() + delay)
+            log.warning("%s failed on %s (attempt %d), retrying in %.1fs: %s", name, event.key, attempt, delay, exc)
+        else:
+            item = rt.dead_letters.add(event.to_dict(), name, errors)
+            log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
+                      name, event.key, attempt, item, exc)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis
 from celery import Celery
 
+from chathooks.events import Event, Role
 from chathooks.keys import Keys
 from chathooks.redis_client import connect
+from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
+from chathooks.sources.livechat import users_of
+from workers.dead_letters import DeadLetters
+from workers.once import Once
+from workers.outbound import Outbound
+from workers.retry import RetryPolicy
+from workers.scheduler import Scheduler
+from workers.state import ChatState
 
 
 @dataclass
@@ -17,11 +28,52 @@ class Runtime:
     settings: Settings
     redis: redis.Redis
     keys: Keys
+    rules: Rules
+    state: ChatState
+    once: Once
+    scheduler: Scheduler
+    outbound: Outbound
+    dead_letters: DeadLetters
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.time
 
     @classmethod
-    def build(cls, settings: Settings, client: redis.Redis | None = None) -> Runtime:
+    def build(cls, settings: Settings, client: redis.Redis | None = None, *, rules: Rules | None = None,
+              outbound: Outbound | None = None, **overrides) -> Runtime:  # type: ignore[no-untyped-def]
         client = client or connect(settings.redis_url, timeout=10.0)
-        return cls(settings=settings, redis=client, keys=Keys(settings.key_prefix))
+        p = settings.key_prefix
+        return cls(
+            settings=settings,
+            redis=client,
+            keys=Keys(p),
+            rules=rules or load_rules(settings.rules_path),
+            state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
+            once=Once(client, p, done_ttl=settings.dedupe_ttl_seconds),
+            scheduler=Scheduler(client, p),
+            outbound=outbound or Outbound.build(settings, client),
+            dead_letters=DeadLetters(client, p),
+            **overrides,
+        )
+
+    @property
+    def bot_ids(self) -> frozenset[str]:
+        return self.state.bot_ids(self.settings.livechat.bot_id)
+
+    def author_role(self, event: Event) -> Role | None:
+        """Customer, agent or bot: from the event, what we remember of the chat, or ``get_chat``."""
+        if event.author_role in (Role.BOT, Role.SYSTEM) or event.author_id is None:
+            return event.author_role
+        if event.author_id in self.bot_ids:
+            return Role.BOT
+        if event.author_role is not None:
+            return event.author_role
+        role = self.state.role(event.chat_id, event.author_id) if event.chat_id else None
+        if role is None and event.chat_id:
+            chat = self.outbound.get_chat(event.chat_id, event.thread_id)
+            if chat:
+                self.state.remember_users(event.chat_id, users_of(chat), self.bot_ids)
+                role = self.state.role(event.chat_id, event.author_id)
+        return role
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -1,18 +1,46 @@
-"""Celery tasks: thin shells that hand normalised events to the dispatch table."""
+"""Celery tasks: thin shells around the dispatch table and the scheduler."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import shared_task
 
-from chathooks.events import Delivery
+from chathooks.events import Delivery, Event
 from chathooks.queue_message import PROCESS_DELIVERY
-from workers.dispatch import dispatch
+from workers.dispatch import dispatch, run_handler
+from workers.handlers import silence
 from workers.runtime import runtime_for
+from workers.scheduler import parse
+
+TICK = "chathooks.tick"
+RUN_JOB = "chathooks.run_job"
 
 
 @shared_task(name=PROCESS_DELIVERY, bind=True)
 def process_delivery(self, message: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     """Handle one queued delivery (see ``Delivery.to_message``)."""
     dispatch(Delivery.events_of(message), runtime_for(self.app))
+
+
+@shared_task(name=TICK, bind=True, ignore_result=True)
+def tick(self) -> int:  # type: ignore[no-untyped-def]
+    """Queue every job that is due (beat sends this every second)."""
+    rt = runtime_for(self.app)
+    due = rt.scheduler.claim_due(rt.clock())
+    for member in due:
+        run_job.apply_async(args=[member], queue=rt.settings.scheduled_queue)
+    return len(due)
+
+
+@shared_task(name=RUN_JOB, bind=True)
+def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
+    rt = runtime_for(self.app)
+    kind, parts = parse(member)
+    if kind == "nudge":
+        silence.fire(rt, *parts)
+    elif kind == "retry":
+        payload = json.loads(parts[0])
+        run_handler(payload["handler"], Event.from_dict(payload["event"]), rt, payload["attempt"], payload["errors"])
+    rt.scheduler.complete(member)

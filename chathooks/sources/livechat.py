@@ -116,6 +116,21 @@ def _users(raw_users: list[dict[str, Any]]) -> tuple[User, ...]:
     return tuple(User(id=u["id"], type=u["type"], name=u.get("name"), email=u.get("email")) for u in raw_users)
 
 
+def users_of(chat: dict[str, Any]) -> tuple[User, ...]:
+    """The users of a ``get_chat`` response (unvalidated API data: malformed entries are skipped)."""
+    return _users([u for u in chat.get("users") or [] if isinstance(u, dict) and u.get("id") and u.get("type")])
+
+
+def thread_history(chat: dict[str, Any], bot_ids: frozenset[str]) -> list[Event]:
+    """The events of a ``get_chat`` response's thread, normalised with their authors' roles."""
+    thread = chat.get("thread") or {}
+    ctx = Context(None, bot_ids)
+    roles = {u.id: r for u in users_of(chat) if (r := _role(u.type, u.id, ctx))}
+    events = (chat_event(ev, chat["id"], thread["id"], ctx, roles)
+              for ev in thread.get("events") or [] if isinstance(ev, dict) and ev.get("id") and ev.get("type"))
+    return [e for e in events if e is not None]
+
+
 RATING_WORDS = {"good": 1, "bad": 0, "1": 1, "0": 0}
 
 

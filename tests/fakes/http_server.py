@@ -71,7 +71,9 @@ class FakeHTTPServer:
         server.fake = self
         self._server = server
         # A short poll interval keeps stop(), and so every test's teardown, fast.
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.01,), name=type(self).__name__, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -119,7 +119,7 @@ class FakeLiveChat(FakeHTTPServer):
         self._seq = itertools.count(1)
         self.chats: dict[str, dict[str, Any]] = {}
         self.bots: dict[str, dict[str, Any]] = {
-            bot_id: {"id": bot_id, "name": "chathooks", "secret": bot_secret, "owner_client_id": client_id, "max_chats_count": 6}
+            bot_id: {"id": bot_id, "name": "chathooks", "secret": bot_secret, "owner_client_id": client_id}
         }
         self.bot_tokens: dict[str, str] = {}  # token → bot id
         # Both start accepting so automations act by default; tests flip them as needed.
@@ -374,7 +374,7 @@ class FakeLiveChat(FakeHTTPServer):
         if not 1 <= p.get("max_chats_count", 6) <= 500:
             raise ApiError("validation", "`max_chats_count` must be between 1 and 500")
         bot_id, secret = uuid.uuid4().hex, uuid.uuid4().hex
-        self.bots[bot_id] = {"max_chats_count": 6, **copy.deepcopy(p), "id": bot_id, "secret": secret, "owner_client_id": owner}
+        self.bots[bot_id] = {**copy.deepcopy(p), "id": bot_id, "secret": secret, "owner_client_id": owner}
         self.routing_statuses[bot_id] = "not_accepting_chats"
         return {"id": bot_id, "secret": secret}
 

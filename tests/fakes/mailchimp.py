@@ -37,7 +37,13 @@ class ApiError(Exception):
         self.status, self.detail, self.errors = status, detail, errors
 
 
-def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> Reply:
+def invalid(field: str, message: str, detail: str = "Invalid Resource") -> ApiError:
+    return ApiError(400, detail, [{"field": field, "message": message}])
+
+
+def problem(
+    status: int, detail: str, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+) -> Reply:
     body: dict[str, Any] = {
         "type": "https://mailchimp.com/developer/marketing/docs/errors/",
         "title": TITLES.get(status, "Error"),
@@ -138,23 +144,23 @@ class FakeMailchimp(FakeHTTPServer):
     def _upsert(self, subscriber_hash: str, body: dict[str, Any]) -> dict[str, Any]:
         email = body.get("email_address")
         if not isinstance(email, str) or "@" not in email:
-            raise ApiError(400, "Invalid Resource", [{"field": "email_address", "message": "This value should be a valid email."}])
+            raise invalid("email_address", "This value should be a valid email.")
         if hashlib.md5(email.lower().encode()).hexdigest() != subscriber_hash:
             raise ApiError(400, "The subscriber hash in the URL does not match the email address.")
         for name in ("status_if_new", "status"):
             if name in body and body[name] not in STATUSES:
-                raise ApiError(400, "Invalid Resource", [{"field": name, "message": "This value is not a valid status."}])
+                raise invalid(name, "This value is not a valid status.")
         merge_fields = body.get("merge_fields", {})
         if not isinstance(merge_fields, dict):
-            raise ApiError(400, "Invalid Resource", [{"field": "merge_fields", "message": "Must be an object."}])
+            raise invalid("merge_fields", "Must be an object.")
         for key, value in merge_fields.items():
             if key not in MERGE_FIELDS or not isinstance(value, str):
-                raise ApiError(400, "Your merge fields were invalid.", [{"field": key, "message": "Unknown merge field or not text."}])
+                raise invalid(key, "Unknown merge field or not text.", "Your merge fields were invalid.")
         member = self._members.get(subscriber_hash)
         if member is None:
             status = body.get("status") or body.get("status_if_new")
             if status is None:
-                raise ApiError(400, "The resource submitted could not be validated.", [{"field": "status_if_new", "message": "Required for new members."}])
+                raise invalid("status_if_new", "Required for new members.", "The resource could not be validated.")
             member = {
                 "id": subscriber_hash,
                 "email_address": email,
@@ -175,11 +181,13 @@ class FakeMailchimp(FakeHTTPServer):
         if member is None:
             raise ApiError(404, "The requested resource could not be found.")
         tags = body.get("tags")
-        if not isinstance(tags, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"] and t.get("status") in ("active", "inactive")
+        valid = isinstance(tags, list) and all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"]
+            and t.get("status") in ("active", "inactive")
             for t in tags
-        ):
-            raise ApiError(400, "Invalid Resource", [{"field": "tags", "message": "Each tag needs a name and a status of active or inactive."}])
+        )
+        if not valid:
+            raise invalid("tags", "Each tag needs a name and a status of active or inactive.")
         for tag in tags:
             if tag["status"] == "active" and tag["name"] not in member["tags"]:
                 member["tags"].append(tag["name"])

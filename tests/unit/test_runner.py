@@ -89,7 +89,7 @@ def test_supervisor_prefixes_output_and_kills_stragglers():
     )
     supervisor.start()
     try:
-        _until(lambda: "ready" in out.getvalue() and "hello" in out.getvalue())
+        _until(lambda: "stubborn | ready" in out.getvalue() and "talker   | hello" in out.getvalue())
     finally:
         stragglers = supervisor.stop(timeout=0.5)
     assert stragglers == ["stubborn"]

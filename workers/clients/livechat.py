@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import redis
 import requests
 
 from chathooks.settings import LiveChatSettings
@@ -17,6 +19,8 @@ from workers.clients.http import DEFAULT_TIMEOUT, ErrorInfo, JsonHttp, OutboundE
 TRANSIENT_TYPES = frozenset({"too_many_requests", "internal", "service_unavailable", "request_timeout"})
 BOT_TOKEN_LIFETIME = 24 * 3600.0
 BOT_TOKEN_RENEW_BEFORE = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 class TokenCache(Protocol):
@@ -44,32 +48,42 @@ class MemoryTokenCache:
 
 
 class RedisTokenCache:
-    """A TokenCache in Redis, so every worker process shares one bot token; entries expire with the token."""
+    """A TokenCache in Redis, so every worker process shares one bot token; entries expire with the token.
 
-    def __init__(self, redis_client: Any, key_prefix: str = "chathooks:", *, clock: Callable[[], float] = time.time):
+    Redis errors are logged and treated as a miss: the cache only saves ``issue_bot_token`` calls.
+    """
+
+    def __init__(
+        self, redis_client: redis.Redis, key_prefix: str = "chathooks:", *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = redis_client
         self._prefix = key_prefix
         self._clock = clock
 
     def key(self, key: str) -> str:
+        """The Redis key for a cache key (a bot id)."""
         return f"{self._prefix}livechat:bot_token:{key}"
 
     def get(self, key: str) -> tuple[str, float] | None:
-        raw = self._redis.get(self.key(key))
-        if raw is None:
-            return None
         try:
-            data = json.loads(raw)
-            return str(data["token"]), float(data["expires_at"])
+            raw = self._redis.get(self.key(key))
+            data = json.loads(raw) if raw is not None else None
+            return (str(data["token"]), float(data["expires_at"])) if data is not None else None
+        except redis.RedisError as exc:
+            log.warning("bot token cache unavailable: %s", exc)
         except (ValueError, KeyError, TypeError):
-            return None
+            pass
+        return None
 
     def set(self, key: str, token: str, expires_at: float) -> None:
         ttl_ms = int((expires_at - self._clock()) * 1000)
-        if ttl_ms <= 0:
-            self._redis.delete(self.key(key))
-        else:
-            self._redis.set(self.key(key), json.dumps({"token": token, "expires_at": expires_at}), px=ttl_ms)
+        try:
+            if ttl_ms <= 0:
+                self._redis.delete(self.key(key))
+            else:
+                self._redis.set(self.key(key), json.dumps({"token": token, "expires_at": expires_at}), px=ttl_ms)
+        except redis.RedisError as exc:
+            log.warning("bot token cache unavailable: %s", exc)
 
 
 class LiveChatClient:
@@ -92,9 +106,8 @@ class LiveChatClient:
         self._agent, credential = _agent_authorization(settings)
         self._tokens = token_cache if token_cache is not None else MemoryTokenCache()
         self._clock = clock
-        self._http = JsonHttp(
-            "livechat", session, timeout, _parse_error, secrets=(settings.pat, settings.access_token, settings.bot_secret, credential)
-        )
+        secrets = (settings.pat, settings.access_token, settings.bot_secret, credential)
+        self._http = JsonHttp("livechat", session, timeout, _parse_error, secrets=secrets)
 
     # Agent Chat API
 
@@ -145,7 +158,8 @@ class LiveChatClient:
         }
         optional = {"filters": filters, "additional_data": additional_data, "description": description}
         params.update({k: v for k, v in optional.items() if v is not None})
-        return str(_field(self._call("configuration", "register_webhook", params, secrets=(secret_key,)), "id", "register_webhook"))
+        body = self._call("configuration", "register_webhook", params, secrets=(secret_key,))
+        return str(_field(body, "id", "register_webhook"))
 
     def list_webhooks(self, owner_client_id: str) -> list[dict[str, Any]]:
         """Webhooks registered by the given client."""
@@ -156,7 +170,7 @@ class LiveChatClient:
         self._call("configuration", "enable_license_webhooks", {"owner_client_id": owner_client_id})
 
     def create_bot(self, name: str, owner_client_id: str, **opts: Any) -> dict[str, Any]:
-        """Create a bot; return ``{"id", "secret"}``. ``opts`` are the API's optional fields (``max_chats_count``, ...)."""
+        """Create a bot; return ``{"id", "secret"}``. ``opts``: the API's optional fields (``max_chats_count``...)."""
         body = self._call("configuration", "create_bot", {"name": name, "owner_client_id": owner_client_id, **opts})
         _field(body, "id", "create_bot")
         return body
@@ -167,7 +181,12 @@ class LiveChatClient:
 
     def issue_bot_token(self, bot_id: str, bot_secret: str, client_id: str, organization_id: str) -> str:
         """A new 24 h bot token (v3.6 bot authorship). Sends the agent credentials when configured."""
-        params = {"bot_id": bot_id, "bot_secret": bot_secret, "client_id": client_id, "organization_id": organization_id}
+        params = {
+            "bot_id": bot_id,
+            "bot_secret": bot_secret,
+            "client_id": client_id,
+            "organization_id": organization_id,
+        }
         headers = self._agent_headers("issue_bot_token") if self._agent else {}
         body = self._post("configuration", "issue_bot_token", params, headers, (bot_secret,))
         token = _field(body, "token", "issue_bot_token")
@@ -194,7 +213,9 @@ class LiveChatClient:
         token = self._renew_bot_token(method)
         return self._post(api, method, params, {"Authorization": f"Bearer {token}"}, (token, *secrets))
 
-    def _post(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str], secrets: Iterable[str] = ()) -> Any:
+    def _post(
+        self, api: str, method: str, params: dict[str, Any], headers: dict[str, str], secrets: Iterable[str] = ()
+    ) -> Any:
         url = f"{self._base}/{api}/action/{method}"
         return self._http.call("POST", url, label=method, json=params, headers=headers, secrets=secrets)
 

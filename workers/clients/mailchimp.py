@@ -18,7 +18,10 @@ def subscriber_hash(email: str) -> str:
 
 
 def split_name(full: str | None) -> tuple[str | None, str | None]:
-    """Split a display name into (first, last): "Ada King Lovelace" → ("Ada", "King Lovelace"), "Lovelace, Ada" → ("Ada", "Lovelace")."""
+    """Split a display name into (first, last).
+
+    "Ada King Lovelace" → ("Ada", "King Lovelace"); "Lovelace, Ada" → ("Ada", "Lovelace"); blank → (None, None).
+    """
     if full and "," in full:
         last, _, first = full.partition(",")
         return " ".join(first.split()) or None, " ".join(last.split()) or None
@@ -32,7 +35,11 @@ class MailchimpClient:
     """Upserts list members; every failure raises OutboundError (429, 5xx and network errors are transient)."""
 
     def __init__(
-        self, settings: MailchimpSettings, session: requests.Session | None = None, *, timeout: Timeout = DEFAULT_TIMEOUT
+        self,
+        settings: MailchimpSettings,
+        session: requests.Session | None = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.settings = settings
         self._http = JsonHttp("mailchimp", session, timeout, _parse_error, secrets=(settings.api_key,))

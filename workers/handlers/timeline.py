@@ -6,9 +6,8 @@ Entries are deterministic, so recording an event twice (a redelivered task) leav
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
-from chathooks.events import Event
+from chathooks.events import Event, epoch
 from workers.runtime import Runtime
 
 TEXT_PREVIEW = 200
@@ -30,7 +29,7 @@ def record(event: Event, rt: Runtime) -> None:
     member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True)
     key = rt.keys.timeline(event.chat_id)
     with rt.redis.pipeline(transaction=True) as pipe:
-        pipe.zadd(key, {member: _score(event.time)})
+        pipe.zadd(key, {member: epoch(event.time) or 0.0})
         pipe.zremrangebyrank(key, 0, -rt.settings.timeline_max_events - 1)
         pipe.expire(key, rt.settings.chat_ttl_seconds)
         pipe.execute()
@@ -38,12 +37,3 @@ def record(event: Event, rt: Runtime) -> None:
 
 def read(rt: Runtime, chat_id: str) -> list[dict]:
     return [json.loads(m) for m in rt.redis.zrange(rt.keys.timeline(chat_id), 0, -1)]
-
-
-def _score(time: str | None) -> float:
-    if not time:
-        return 0.0
-    try:
-        return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0

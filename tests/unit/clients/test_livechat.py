@@ -15,7 +15,7 @@ from workers.clients.livechat import BOT_TOKEN_LIFETIME, LiveChatClient, MemoryT
 
 CHAT = {
     "id": "RX8QK2MZ1A",
-    "users": [{"id": "c0ffee00-0000-4000-8000-000000000001", "type": "customer", "name": "Ada", "email": "ada@example.com"}],
+    "users": [{"id": "c0ffee00-0000-4000-8000-000000000001", "type": "customer", "email": "ada@example.com"}],
     "thread": {"id": "RX8QK2MZ1B", "events": [{"id": "RX8QK2MZ1B_1", "type": "message", "text": "refund please"}]},
 }
 MESSAGE = {"type": "message", "text": "An agent will be with you shortly."}
@@ -59,7 +59,8 @@ def test_agent_and_configuration_urls(fake):
     paths = [(r.method, r.path) for r in fake.calls()]
     v = fake.api_version
     assert paths == [("POST", f"/v{v}/agent/action/tag_thread"), ("POST", f"/v{v}/configuration/action/list_webhooks")]
-    assert fake.calls("tag_thread")[0].json == {"chat_id": CHAT["id"], "thread_id": CHAT["thread"]["id"], "tag": "refund"}
+    expected = {"chat_id": CHAT["id"], "thread_id": CHAT["thread"]["id"], "tag": "refund"}
+    assert fake.calls("tag_thread")[0].json == expected
     assert fake.calls("tag_thread")[0].headers["Content-Type"] == "application/json"
 
 
@@ -246,6 +247,16 @@ def test_redis_token_cache_expiry_and_garbage():
     assert cache.get("bot") is None
 
 
+def test_redis_token_cache_outage_only_costs_a_token(fake36):
+    server = fakeredis.FakeServer()
+    server.connected = False
+    down = fakeredis.FakeRedis(server=server)
+    client = LiveChatClient(fake36.settings(), token_cache=RedisTokenCache(down, "p:"))
+    client.send_event(CHAT["id"], MESSAGE)
+    client.send_event(CHAT["id"], MESSAGE)
+    assert len(fake36.calls("issue_bot_token")) == 2
+
+
 def test_memory_token_cache():
     cache = MemoryTokenCache()
     assert cache.get("bot") is None
@@ -306,7 +317,9 @@ def test_rate_limit_is_transient_with_retry_after(fake):
     )
 
 
-@pytest.mark.parametrize(("error_type", "status"), [("internal", 500), ("service_unavailable", 503), ("request_timeout", 408)])
+@pytest.mark.parametrize(
+    ("error_type", "status"), [("internal", 500), ("service_unavailable", 503), ("request_timeout", 408)]
+)
 def test_server_side_errors_are_transient(fake, error_type, status):
     fake.fail_next("get_chat", error_type=error_type)
     error = caught(LiveChatClient(fake.settings()).get_chat, CHAT["id"])
@@ -341,7 +354,7 @@ def test_no_secret_in_errors(fake36):
     errors = [
         caught(client.send_event, CHAT["id"], MESSAGE),
         caught(client.get_chat, CHAT["id"]),
-        caught(client.register_webhook, "incoming_chat", "https://hooks.example.net/lc", "hook-secret-123", fake36.client_id),
+        caught(client.register_webhook, "incoming_chat", "https://hooks.example.net/lc", "hook-secret-123", "client"),
     ]
     # A server can only echo what it was sent: the bot token goes with bot calls, the hook secret with its registration.
     hook, agent = secrets[-1:], [fake36.pat, basic, fake36.bot_secret, fake36.access_token]
@@ -367,7 +380,8 @@ def test_webhooks(fake):
     (listed,) = client.list_webhooks(fake.client_id)
     assert (listed["id"], listed["action"], listed["type"]) == (webhook_id, "incoming_chat", "license")
     assert client.list_webhooks("another-client") == []
-    assert caught(client.register_webhook, "no_such_action", "https://x.example", "k", fake.client_id).type == "validation"
+    error = caught(client.register_webhook, "no_such_action", "https://x.example", "k", fake.client_id)
+    assert error.type == "validation"
 
 
 def test_enable_license_webhooks(fake):
@@ -379,7 +393,8 @@ def test_bots(fake):
     client = LiveChatClient(fake.settings())
     created = client.create_bot("Nudger", fake.client_id, max_chats_count=10)
     assert set(created) == {"id", "secret"}
-    assert fake.calls("create_bot")[0].json == {"name": "Nudger", "owner_client_id": fake.client_id, "max_chats_count": 10}
+    expected = {"name": "Nudger", "owner_client_id": fake.client_id, "max_chats_count": 10}
+    assert fake.calls("create_bot")[0].json == expected
     names = {b["id"]: b["name"] for b in client.list_bots()}
     assert names[created["id"]] == "Nudger" and fake.bot_id in names
     token = client.issue_bot_token(created["id"], created["secret"], fake.client_id, fake.organization_id)
@@ -391,6 +406,9 @@ def test_configuration_api_refuses_bot_tokens(fake36):
     client.send_event(CHAT["id"], MESSAGE)
     (token,) = fake36.bot_tokens
     response = requests.post(
-        f"{fake36.url}/v3.6/configuration/action/list_bots", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=5
+        f"{fake36.url}/v3.6/configuration/action/list_bots",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
     )
     assert response.json()["error"]["type"] == "authorization"

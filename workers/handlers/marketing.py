@@ -1,0 +1,20 @@
+"""Marketing-list sync: the customer's email and name upserted once per email and list."""
+
+from __future__ import annotations
+
+import hashlib
+
+from chathooks.events import Event
+from workers.runtime import Runtime
+
+
+def sync(event: Event, rt: Runtime) -> None:
+    email = (event.customer_email or "").strip()
+    if "@" not in email or any(c.isspace() for c in email):
+        return
+    list_id = rt.settings.mailchimp.list_id if rt.settings.mailchimp else "dry-run"
+    if rt.settings.mailchimp is None and not rt.outbound.dry_run:
+        return  # list sync not configured
+    digest = hashlib.md5(email.lower().encode()).hexdigest()  # Mailchimp's subscriber hash
+    rt.once.run(f"upsert:{list_id}:{digest}",
+                lambda: rt.outbound.upsert_member(email, event.customer_name, rt.rules.marketing))

@@ -1,0 +1,55 @@
+"""One retry policy for all outbound work: exponential backoff with jitter, honouring Retry-After."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from workers.clients.http import OutboundError
+from workers.once import Busy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempt n (n ≥ 2) waits ``base·2^(n-2)`` capped at ``cap``, jittered to between half and all of it.
+
+    Defaults give 2, 4, 8, 16, 32, 64, 128, 256 s: eight attempts in about nine minutes.
+    """
+
+    base: float = 2.0
+    cap: float = 300.0
+    max_attempts: int = 8
+    retry_after_cap: float = 3600.0
+
+    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+        """Seconds to wait before ``attempt`` (the first retry is attempt 2)."""
+        ceiling = min(self.cap, self.base * 2 ** max(attempt - 2, 0))
+        jittered = ceiling / 2 + (rng or random).random() * ceiling / 2
+        if retry_after is not None:
+            return max(jittered, min(retry_after, self.retry_after_cap))
+        return jittered
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """A failure as recorded with the retry and in the dead-letter store (no secrets: clients redact)."""
+    if isinstance(exc, OutboundError):
+        info = exc.to_dict()
+    else:
+        info = {"type": type(exc).__name__, "message": str(exc)[:500]}
+    info["transient"] = is_transient(exc)
+    info["at"] = time.time()
+    return info
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OutboundError):
+        return exc.transient
+    return isinstance(exc, (Busy, redis.ConnectionError, redis.TimeoutError))
+
+
+def retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, OutboundError) else None

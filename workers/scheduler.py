@@ -1,0 +1,63 @@
+"""Delayed work without Celery ETAs: a Redis sorted set of jobs by due time, pumped by beat.
+
+Beat sends ``chathooks.tick`` every second. A tick claims the due jobs by pushing their score
+one lease into the future (not by removing them) and queues each; a job is removed only
+when it completes. So a tick, a queue message or a worker lost at any point only delays a
+job by one lease — jobs are idempotent — and no message ever waits on the broker longer
+than the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+LEASE_SECONDS = 30
+
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+end
+return due
+"""
+
+
+def job(kind: str, *parts: str) -> str:
+    """A job is its own name (``kind|part|…``), so scheduling the same job twice keeps one."""
+    return "|".join((kind, *parts))
+
+
+def retry_job(payload: dict[str, Any]) -> str:
+    return job("retry", json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+def parse(member: str) -> tuple[str, list[str]]:
+    kind, _, rest = member.partition("|")
+    return kind, ([rest] if kind == "retry" else rest.split("|"))
+
+
+class Scheduler:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._redis = client
+        self.key = f"{prefix}schedule"
+        self._claim = client.register_script(_CLAIM_DUE)
+
+    def schedule(self, member: str, due: float) -> None:
+        self._redis.zadd(self.key, {member: due})
+
+    def cancel(self, member: str) -> None:
+        self._redis.zrem(self.key, member)
+
+    def complete(self, member: str) -> None:
+        self._redis.zrem(self.key, member)
+
+    def claim_due(self, now: float | None = None, limit: int = 500) -> list[str]:
+        now = time.time() if now is None else now
+        return [m.decode() for m in self._claim(keys=[self.key], args=[now, now + LEASE_SECONDS, limit])]
+
+    def due_at(self, member: str) -> float | None:
+        return self._redis.zscore(self.key, member)

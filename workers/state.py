@@ -1,0 +1,93 @@
+"""What the workers remember about chats: who is who, which threads ended, tags, bot status.
+
+Only small facts are kept (roles, tag names, flags), never transcripts. Every key expires:
+``chat_ttl`` while a chat is live, the shorter ``ended_ttl`` once its thread has ended, so
+late and reordered deliveries still find what they need and memory returns to baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from chathooks.events import Role, User
+
+ROUTING_TTL = 3600  # a remembered routing status is refreshed from the API after this
+
+
+class ChatState:
+    def __init__(self, client: redis.Redis, prefix: str, chat_ttl: int, ended_ttl: int) -> None:
+        self._redis = client
+        self._p = prefix
+        self.chat_ttl = chat_ttl
+        self.ended_ttl = ended_ttl
+
+    # --- people -------------------------------------------------------------------------
+
+    def _roles(self, chat_id: str) -> str:
+        return f"{self._p}roles:{chat_id}"
+
+    def remember_users(self, chat_id: str, users: Iterable[User], bot_ids: frozenset[str]) -> None:
+        roles = {u.id: (Role.BOT if u.id in bot_ids else Role(u.type)).value
+                 for u in users if u.type in ("customer", "agent")}
+        if roles:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self._roles(chat_id), mapping=roles)
+                pipe.expire(self._roles(chat_id), self.chat_ttl)
+                pipe.execute()
+
+    def role(self, chat_id: str, user_id: str) -> Role | None:
+        value = self._redis.hget(self._roles(chat_id), user_id)
+        return Role(value.decode()) if value else None
+
+    def bot_ids(self, configured: str | None) -> frozenset[str]:
+        known = {b.decode() for b in self._redis.smembers(f"{self._p}bots")}
+        return frozenset(known | ({configured} if configured else set()))
+
+    def add_bot(self, bot_id: str) -> None:
+        self._redis.sadd(f"{self._p}bots", bot_id)
+
+    # --- threads ------------------------------------------------------------------------
+
+    def _thread(self, thread_id: str, part: str) -> str:
+        return f"{self._p}thread:{thread_id}:{part}"
+
+    def end_thread(self, chat_id: str, thread_id: str) -> None:
+        """Mark the thread ended and shorten the life of everything kept about it."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._thread(thread_id, "ended"), "1", ex=self.ended_ttl)
+            for part in ("matched", "applied"):
+                pipe.expire(self._thread(thread_id, part), self.ended_ttl)
+            pipe.expire(self._roles(chat_id), self.ended_ttl)
+            pipe.execute()
+
+    def has_ended(self, thread_id: str) -> bool:
+        return bool(self._redis.exists(self._thread(thread_id, "ended")))
+
+    def add_tags(self, thread_id: str, part: str, tags: Iterable[str]) -> None:
+        """``part`` is "matched" (rules matched) or "applied" (known to be on the thread)."""
+        tags = list(tags)
+        if not tags:
+            return
+        key = self._thread(thread_id, part)
+        ttl = self.ended_ttl if self.has_ended(thread_id) else self.chat_ttl
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, *tags)
+            pipe.expire(key, ttl)
+            pipe.execute()
+
+    def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
+        self._redis.srem(self._thread(thread_id, part), tag)
+
+    def tags(self, thread_id: str, part: str) -> set[str]:
+        return {t.decode() for t in self._redis.smembers(self._thread(thread_id, part))}
+
+    # --- bot routing status -------------------------------------------------------------
+
+    def set_routing_status(self, agent_id: str, status: str) -> None:
+        self._redis.set(f"{self._p}routing:{agent_id}", status, ex=ROUTING_TTL)
+
+    def routing_status(self, agent_id: str) -> str | None:
+        value = self._redis.get(f"{self._p}routing:{agent_id}")
+        return value.decode() if value else None
