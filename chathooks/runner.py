@@ -180,7 +180,10 @@ class Supervisor:
 
         ``on_ready`` is ``(port, lines)``: the lines are shown once that loopback port accepts connections.
         """
-        while not self.stop_requested.wait(0.2):
+        # Not stop_requested.wait(): the signal handler sets the event, and Event.set() from a
+        # handler that interrupts Event.wait() in the same thread deadlocks on its lock.
+        while not self.stop_requested.is_set():
+            time.sleep(0.2)
             for child in self.children:
                 if child.process.poll() is not None:
                     return child

@@ -115,7 +115,8 @@ class Runner:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.process.stdout:
@@ -130,7 +131,7 @@ class Runner:
 
     def finish(self, timeout: float = 20) -> int:
         code = self.process.wait(timeout)
-        time.sleep(0.1)  # let the reader drain the pipe
+        self.reader.join(timeout)
         return code
 
     def kill(self):
@@ -231,8 +232,12 @@ def test_run_starts_embedded_redis_and_dev_secret_when_unset(runner, tmp_path):
 
 def test_queued_data_survives_a_stopped_and_restarted_run(runner):
     port = _free_port()
-    push = "q: python -c \"import os, redis, time; redis.Redis.from_url(os.environ['REDIS_URL']).rpush('q', 'job'); print('pushed', flush=True); time.sleep(60)\"\n"
-    read = "q: python -c \"import os, redis, time; print('queued', redis.Redis.from_url(os.environ['REDIS_URL']).lrange('q', 0, -1), flush=True); time.sleep(60)\"\n"
+    probe = (
+        "q: python -c \"import os, redis, time; r = redis.Redis.from_url(os.environ['REDIS_URL']); "
+        "{}; time.sleep(60)\"\n"
+    )
+    push = probe.format("r.rpush('q', 'job'); print('pushed', flush=True)")
+    read = probe.format("print('queued', r.lrange('q', 0, -1), flush=True)")
     first = runner(push, CHATHOOKS_REDIS_PORT=str(port))
     first.wait_for("| pushed")
     first.process.send_signal(signal.SIGINT)
