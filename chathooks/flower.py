@@ -24,14 +24,14 @@ def is_loopback(address: str) -> bool:
 
 
 def flower_command(environ: Mapping[str, str]) -> list[str]:
-    """The ``celery ... flower`` argv for FLOWER_PORT, FLOWER_ADDRESS and FLOWER_BASIC_AUTH."""
+    """The ``celery ... flower`` argv for FLOWER_PORT and FLOWER_ADDRESS.
+
+    FLOWER_BASIC_AUTH stays in the environment, where Flower reads it itself, so the password
+    never appears in the process list.
+    """
     port = environ.get("FLOWER_PORT") or DEFAULT_PORT
     address = environ.get("FLOWER_ADDRESS") or DEFAULT_ADDRESS
-    command = ["celery", "-A", "workers", "flower", f"--port={port}", f"--address={address}"]
-    basic_auth = environ.get("FLOWER_BASIC_AUTH")
-    if basic_auth:
-        command.append(f"--basic-auth={basic_auth}")
-    return command
+    return ["celery", "-A", "workers", "flower", f"--port={port}", f"--address={address}"]
 
 
 def _executable(name: str) -> str:

@@ -6,8 +6,10 @@ from functools import cached_property
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue
 
+from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
 # Every task is far shorter than this; a message whose worker vanished is redelivered after
@@ -76,4 +78,13 @@ class ChathooksCelery(Celery):
 def create_celery_app(settings: Settings | None = None) -> ChathooksCelery:
     app = ChathooksCelery(settings)
     app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+
+    @worker_init.connect(weak=False)
+    def check_rules(**_: object) -> None:
+        """A bad rules file stops the worker at start, not at its first task."""
+        try:
+            load_rules(app.chathooks_settings.rules_path)
+        except ConfigError as exc:
+            raise SystemExit(f"chathooks: configuration error: {exc}") from None
+
     return app

@@ -1,0 +1,118 @@
+"""Once: at-most-once side effects on an at-least-once queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from workers.once import DONE, Busy, Once
+from workers.retry import is_transient
+
+
+@pytest.fixture
+def once(settings, fake_redis) -> Once:
+    return Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600)
+
+
+class Effect:
+    def __init__(self, result: object = "result", error: BaseException | None = None) -> None:
+        self.calls = 0
+        self.result, self.error = result, error
+
+    def __call__(self) -> object:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def test_runs_the_effect_and_returns_its_result(once):
+    effect = Effect("sent")
+    assert once.run("tag:T1:refund", effect) == (True, "sent")
+    assert effect.calls == 1
+    assert once.done("tag:T1:refund")
+
+
+def test_a_rerun_after_done_skips_the_effect(once):
+    effect = Effect()
+    once.run("x", effect)
+    assert once.run("x", effect) == (False, None)
+    assert once.run("x", effect) == (False, None)
+    assert effect.calls == 1
+
+
+def test_different_names_are_independent(once):
+    effect = Effect()
+    once.run("tag:T1:refund", effect)
+    once.run("tag:T1:order-status", effect)
+    assert effect.calls == 2
+
+
+def test_done_is_kept_for_done_ttl_and_a_per_call_ttl_overrides_it(once, fake_redis):
+    once.run("a", Effect())
+    once.run("b", Effect(), done_ttl=120)
+    assert 3590 < fake_redis.ttl(once.key("a")) <= 3600
+    assert 110 < fake_redis.ttl(once.key("b")) <= 120
+
+
+def test_the_claim_is_a_lease_while_the_effect_runs(once, fake_redis):
+    seen = {}
+
+    def effect() -> None:
+        seen["value"] = fake_redis.get(once.key("x"))
+        seen["ttl"] = fake_redis.ttl(once.key("x"))
+
+    once.run("x", effect)
+    assert seen["value"] not in (None, DONE)
+    assert 0 < seen["ttl"] <= 60
+
+
+def test_busy_while_another_worker_holds_the_lease(once, fake_redis):
+    fake_redis.set(once.key("x"), "other-worker-token", ex=60)
+    effect = Effect()
+    with pytest.raises(Busy):
+        once.run("x", effect)
+    assert effect.calls == 0
+    assert fake_redis.get(once.key("x")) == b"other-worker-token"  # the other claim is untouched
+
+
+def test_busy_is_transient_so_the_work_is_retried(once, fake_redis):
+    fake_redis.set(once.key("x"), "other-worker-token", ex=60)
+    with pytest.raises(Busy) as info:
+        once.run("x", Effect())
+    assert is_transient(info.value)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failed_effect_releases_the_claim_at_once(once, fake_redis, error):
+    with pytest.raises(type(error)):
+        once.run("x", Effect(error=error))
+    assert fake_redis.get(once.key("x")) is None
+    assert not once.done("x")
+    retry = Effect("second time")
+    assert once.run("x", retry) == (True, "second time")
+
+
+def test_a_lapsed_lease_lets_a_later_attempt_run(once, fake_redis):
+    # A worker died holding the claim: nobody releases it, its lease runs out.
+    fake_redis.set(once.key("x"), "dead-worker-token", px=20)
+    time.sleep(0.05)
+    effect = Effect()
+    assert once.run("x", effect) == (True, "result")
+    assert effect.calls == 1
+
+
+def test_a_stale_worker_failing_does_not_release_the_claim_that_replaced_its_own(once, fake_redis):
+    def effect() -> None:
+        # Our lease lapsed mid-effect and another worker claimed the work.
+        fake_redis.set(once.key("x"), "new-owner-token", ex=60)
+        raise RuntimeError("late failure")
+
+    with pytest.raises(RuntimeError):
+        once.run("x", effect)
+    assert fake_redis.get(once.key("x")) == b"new-owner-token"
+
+
+def test_keys_live_under_the_prefix(once, settings):
+    assert once.key("x").startswith(settings.key_prefix)

@@ -1,0 +1,93 @@
+"""Scheduler: delayed jobs in a sorted set, claimed by lease, removed only on completion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workers.scheduler import LEASE_SECONDS, Scheduler, job, parse, retry_job
+
+NOW = 1_756_720_800.0
+
+
+@pytest.fixture
+def scheduler(settings, fake_redis) -> Scheduler:
+    return Scheduler(fake_redis, settings.key_prefix)
+
+
+def test_a_job_is_not_claimed_before_it_is_due(scheduler):
+    scheduler.schedule("nudge|C|T|1.0", NOW + 10)
+    assert scheduler.claim_due(NOW + 9.999) == []
+    assert scheduler.claim_due(NOW + 10) == ["nudge|C|T|1.0"]
+
+
+def test_the_same_job_scheduled_twice_is_one_job(scheduler, fake_redis):
+    member = job("nudge", "C", "T", "1.0")
+    scheduler.schedule(member, NOW)
+    scheduler.schedule(member, NOW)
+    assert fake_redis.zcard(scheduler.key) == 1
+    assert scheduler.claim_due(NOW) == [member]
+
+
+def test_claiming_leases_the_job_instead_of_removing_it(scheduler):
+    scheduler.schedule("a", NOW)
+    assert scheduler.claim_due(NOW) == ["a"]
+    assert scheduler.due_at("a") == NOW + LEASE_SECONDS
+    # Another tick within the lease does not hand it out again...
+    assert scheduler.claim_due(NOW + LEASE_SECONDS - 1) == []
+    # ...but if the job was lost (tick, queue message or worker), it comes back after the lease.
+    assert scheduler.claim_due(NOW + LEASE_SECONDS) == ["a"]
+
+
+def test_complete_removes_the_job(scheduler):
+    scheduler.schedule("a", NOW)
+    scheduler.claim_due(NOW)
+    scheduler.complete("a")
+    assert scheduler.due_at("a") is None
+    assert scheduler.claim_due(NOW + 10 * LEASE_SECONDS) == []
+
+
+def test_cancel_removes_a_job_before_it_is_due(scheduler):
+    scheduler.schedule("a", NOW + 60)
+    scheduler.cancel("a")
+    assert scheduler.claim_due(NOW + 120) == []
+
+
+def test_claim_due_takes_only_due_jobs_up_to_the_limit_in_due_order(scheduler):
+    for n in range(5):
+        scheduler.schedule(f"job{n}", NOW + n)
+    scheduler.schedule("later", NOW + 100)
+    assert scheduler.claim_due(NOW + 10, limit=3) == ["job0", "job1", "job2"]
+    assert scheduler.claim_due(NOW + 10) == ["job3", "job4"]
+    assert scheduler.due_at("later") == NOW + 100
+
+
+def test_due_at_is_none_for_an_unknown_job(scheduler):
+    assert scheduler.due_at("nope") is None
+
+
+def test_nudge_job_round_trips_through_parse():
+    member = job("nudge", "RX8QK2MZ1A", "RX8QK2NB7C", "1756720801.104937")
+    assert member == "nudge|RX8QK2MZ1A|RX8QK2NB7C|1756720801.104937"
+    assert parse(member) == ("nudge", ["RX8QK2MZ1A", "RX8QK2NB7C", "1756720801.104937"])
+
+
+def test_retry_job_round_trips_through_parse_even_with_separators_in_it():
+    payload = {"handler": "tagging.thread_ended", "attempt": 2,
+               "event": {"key": "livechat:C:T:ended", "text": "a|b|c"},
+               "errors": [{"type": "internal", "message": "upstream | down"}]}
+    kind, parts = parse(retry_job(payload))
+    assert kind == "retry"
+    assert len(parts) == 1
+    assert json.loads(parts[0]) == payload
+
+
+def test_retry_job_is_canonical_so_the_same_payload_is_one_job():
+    a = {"handler": "h", "attempt": 2, "event": {"key": "k"}, "errors": []}
+    b = {"errors": [], "event": {"key": "k"}, "attempt": 2, "handler": "h"}
+    assert retry_job(a) == retry_job(b)
+
+
+def test_keys_live_under_the_prefix(scheduler, settings):
+    assert scheduler.key.startswith(settings.key_prefix)
