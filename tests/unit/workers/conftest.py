@@ -113,7 +113,7 @@ def retry_payloads(rt: Runtime) -> list[tuple[dict[str, Any], float]]:
 
 
 def sent_events(fake: FakeLiveChat) -> list[dict[str, Any]]:
-    """Bodies of the send_event calls the fake answered successfully."""
+    """Bodies of the send_event calls the fake received (failed ones included)."""
     return [r.json for r in fake.calls("send_event")]
 
 

@@ -8,7 +8,9 @@ import pytest
 from chathooks.rules import MarketingRule, NudgeRule, RatingRule, Rules, TagRule, load_rules
 from chathooks.settings import ConfigError
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "rules"
+from tests.helpers import FIXTURES as ALL_FIXTURES
+
+FIXTURES = ALL_FIXTURES / "rules"
 
 SPEC_RULES = Rules(
     tagging=(

@@ -21,7 +21,7 @@ from chathooks.runner import (
     parse_procfile,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DRIVER = (
     "import json, sys\n"
     "from pathlib import Path\n"
