@@ -15,8 +15,8 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
-from chathooks.redis_client import connect
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
+from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
 log = logging.getLogger("chathooks.ingress")

@@ -7,7 +7,6 @@ import pytest
 
 from chathooks.rules import MarketingRule, NudgeRule, RatingRule, Rules, TagRule, load_rules
 from chathooks.settings import ConfigError
-
 from tests.helpers import FIXTURES as ALL_FIXTURES
 
 FIXTURES = ALL_FIXTURES / "rules"
