@@ -20,6 +20,7 @@ class Kind(StrEnum):
     ROUTING_STATUS = "routing_status"
     USER_ADDED = "user_added"
     USER_REMOVED = "user_removed"
+    SILENCE_DEADLINE = "silence_deadline"  # internal: a silence window's nudge is due
 
 
 class Role(StrEnum):

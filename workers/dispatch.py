@@ -29,6 +29,7 @@ REGISTRY: dict[str, Handler] = {
     "marketing.sync": marketing.sync,
     "silence.observe": silence.observe,
     "silence.thread_ended": silence.thread_ended,
+    "silence.fire": silence.fire,
     "rating.react": rating.react,
     "rating.cancelled": rating.cancelled,
 }
@@ -46,6 +47,7 @@ TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.RATED: ("timeline.record", "rating.react"),
     Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled"),
     Kind.ROUTING_STATUS: ("people.routing_status",),
+    Kind.SILENCE_DEADLINE: ("silence.fire",),
 }
 
 

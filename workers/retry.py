@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,3 +54,19 @@ def is_transient(exc: BaseException) -> bool:
 
 def retry_after(exc: BaseException) -> float | None:
     return exc.retry_after if isinstance(exc, OutboundError) else None
+
+
+def attempts(*effects: Callable[[], None]) -> None:
+    """Run independent side effects so one's failure does not keep the others from running.
+
+    Afterwards the first transient error is raised (so the handler is retried; effects already
+    done are skipped by their once-guards), else the first permanent one.
+    """
+    errors: list[Exception] = []
+    for effect in effects:
+        try:
+            effect()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise next((e for e in errors if is_transient(e)), errors[0])

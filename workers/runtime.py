@@ -48,7 +48,8 @@ class Runtime:
             keys=Keys(p),
             rules=rules or load_rules(settings.rules_path),
             state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
-            once=Once(client, p, done_ttl=settings.dedupe_ttl_seconds),
+            # Dry-run effects were never sent: they must not count as done once live.
+            once=Once(client, p + ("dry-run:" if settings.dry_run else ""), done_ttl=settings.dedupe_ttl_seconds),
             scheduler=Scheduler(client, p),
             outbound=outbound or Outbound.build(settings, client),
             dead_letters=DeadLetters(client, p),
@@ -57,7 +58,7 @@ class Runtime:
 
     @property
     def bot_ids(self) -> frozenset[str]:
-        return self.state.bot_ids(self.settings.livechat.bot_id)
+        return frozenset(filter(None, (self.settings.livechat.bot_id,)))
 
     def author_role(self, event: Event) -> Role | None:
         """Customer, agent or bot: from the event, what we remember of the chat, or ``get_chat``."""

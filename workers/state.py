@@ -28,25 +28,30 @@ class ChatState:
     def _roles(self, chat_id: str) -> str:
         return f"{self._p}roles:{chat_id}"
 
+    def _names(self, chat_id: str) -> str:
+        return f"{self._p}names:{chat_id}"
+
     def remember_users(self, chat_id: str, users: Iterable[User], bot_ids: frozenset[str]) -> None:
-        roles = {u.id: (Role.BOT if u.id in bot_ids else Role(u.type)).value
-                 for u in users if u.type in ("customer", "agent")}
-        if roles:
-            with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hset(self._roles(chat_id), mapping=roles)
-                pipe.expire(self._roles(chat_id), self.chat_ttl)
-                pipe.execute()
+        users = [u for u in users if u.type in ("customer", "agent")]
+        roles = {u.id: (Role.BOT if u.id in bot_ids else Role(u.type)).value for u in users}
+        names = {u.id: u.name for u in users if u.type == "customer" and u.name}
+        if not roles:
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._roles(chat_id), mapping=roles)
+            pipe.expire(self._roles(chat_id), self.chat_ttl)
+            if names:
+                pipe.hset(self._names(chat_id), mapping=names)
+                pipe.expire(self._names(chat_id), self.chat_ttl)
+            pipe.execute()
 
     def role(self, chat_id: str, user_id: str) -> Role | None:
         value = self._redis.hget(self._roles(chat_id), user_id)
         return Role(value.decode()) if value else None
 
-    def bot_ids(self, configured: str | None) -> frozenset[str]:
-        known = {b.decode() for b in self._redis.smembers(f"{self._p}bots")}
-        return frozenset(known | ({configured} if configured else set()))
-
-    def add_bot(self, bot_id: str) -> None:
-        self._redis.sadd(f"{self._p}bots", bot_id)
+    def customer_name(self, chat_id: str, user_id: str) -> str | None:
+        value = self._redis.hget(self._names(chat_id), user_id)
+        return value.decode() if value else None
 
     # --- threads ------------------------------------------------------------------------
 
@@ -60,6 +65,7 @@ class ChatState:
             for part in ("matched", "applied"):
                 pipe.expire(self._thread(thread_id, part), self.ended_ttl)
             pipe.expire(self._roles(chat_id), self.ended_ttl)
+            pipe.expire(self._names(chat_id), self.ended_ttl)
             pipe.execute()
 
     def has_ended(self, thread_id: str) -> bool:

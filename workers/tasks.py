@@ -39,7 +39,7 @@ def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
     rt = runtime_for(self.app)
     kind, parts = parse(member)
     if kind == "nudge":
-        silence.fire(rt, *parts)
+        dispatch([silence.deadline(*parts)], rt)
     elif kind == "retry":
         payload = json.loads(parts[0])
         run_handler(payload["handler"], Event.from_dict(payload["event"]), rt, payload["attempt"], payload["errors"])

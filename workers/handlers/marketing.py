@@ -15,6 +15,8 @@ def sync(event: Event, rt: Runtime) -> None:
     list_id = rt.settings.mailchimp.list_id if rt.settings.mailchimp else "dry-run"
     if rt.settings.mailchimp is None and not rt.outbound.dry_run:
         return  # list sync not configured
+    name = event.customer_name
+    if name is None and event.chat_id and event.author_id:
+        name = rt.state.customer_name(event.chat_id, event.author_id)  # a later form: name from the chat
     digest = hashlib.md5(email.lower().encode()).hexdigest()  # Mailchimp's subscriber hash
-    rt.once.run(f"upsert:{list_id}:{digest}",
-                lambda: rt.outbound.upsert_member(email, event.customer_name, rt.rules.marketing))
+    rt.once.run(f"upsert:{list_id}:{digest}", lambda: rt.outbound.upsert_member(email, name, rt.rules.marketing))

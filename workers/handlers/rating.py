@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chathooks.events import Event
 from workers.handlers.people import send_as_bot
+from workers.retry import attempts
 from workers.runtime import Runtime
 
 
@@ -12,14 +13,20 @@ def react(event: Event, rt: Runtime) -> None:
     if rule is None or event.rating is None or not (event.chat_id and event.thread_id):
         return
     chat_id, thread_id, bad = event.chat_id, event.thread_id, event.rating == 0
-    if bad and rule.bad_tag:
-        rt.once.run(f"tag:{thread_id}:{rule.bad_tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, rule.bad_tag))
-        rt.state.add_tags(thread_id, "applied", [rule.bad_tag])
     text = rule.bad if bad else rule.good
-    if not _active(event, rt):
-        rt.outbound.record("send_event", "skipped", chat_id=chat_id, text=text, reason="chat inactive")
-        return
-    send_as_bot(rt, chat_id, f"rating:{thread_id}:{event.rating}", text)
+
+    def reply() -> None:
+        if _active(event, rt):
+            send_as_bot(rt, chat_id, f"rating:{thread_id}:{event.rating}", text)
+        else:
+            rt.outbound.record("send_event", "skipped", chat_id=chat_id, text=text, reason="chat inactive")
+
+    def tag() -> None:
+        if bad and rule.bad_tag:
+            rt.once.run(f"tag:{thread_id}:{rule.bad_tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, rule.bad_tag))
+            rt.state.add_tags(thread_id, "applied", [rule.bad_tag])
+
+    attempts(reply, tag)
 
 
 def cancelled(event: Event, rt: Runtime) -> None:

@@ -4,43 +4,59 @@ A thread's silence window opens at the first customer message after the last age
 and closes at the next agent reply or the thread's end. Its deadline (window start +
 ``nudge.after_seconds``) is a job in the scheduler, so it survives worker restarts. Each
 transition is one Lua script, so workers handling one chat's events at once, in any order,
-agree; times are the events' own, so reordered deliveries give the same window.
+agree. Times are the events' own, and the customer messages waiting for an answer are kept
+(as times only), so reordered deliveries give the same window as ordered ones. A window is
+nudged at most once.
 """
 
 from __future__ import annotations
 
-from chathooks.events import Event, Role, epoch
+from chathooks.events import Event, Kind, Role, epoch
+from workers.clients.http import OutboundError
 from workers.handlers.people import send_as_bot
 from workers.runtime import Runtime
 from workers.scheduler import job
 
-# KEYS: window hash, schedule. ARGV: time (string), after, job prefix, ttl.
-_CUSTOMER = """
+# KEYS: window hash, schedule, customer message times since the last agent reply.
+# ARGV: time (string), after, job prefix, ttl.
+_RESCHEDULE = """
+local function reschedule()
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  local start = redis.call('HGET', KEYS[1], 'start')
+  if start == false then start = nil end
+  if start ~= first then
+    if start then redis.call('ZREM', KEYS[2], ARGV[3] .. start) end
+    if first then
+      redis.call('HSET', KEYS[1], 'start', first)
+      redis.call('ZADD', KEYS[2], tonumber(first) + tonumber(ARGV[2]), ARGV[3] .. first)
+    else
+      redis.call('HDEL', KEYS[1], 'start')
+    end
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+  return 1
+end
+"""
+
+_CUSTOMER = _RESCHEDULE + """
 if redis.call('HEXISTS', KEYS[1], 'ended') == 1 then return 0 end
 local t = tonumber(ARGV[1])
 if t <= tonumber(redis.call('HGET', KEYS[1], 'last_agent') or '-1') then return 0 end
-local start = redis.call('HGET', KEYS[1], 'start')
-if start and tonumber(start) <= t then return 0 end
-if start then redis.call('ZREM', KEYS[2], ARGV[3] .. start) end
-redis.call('HSET', KEYS[1], 'start', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], t + tonumber(ARGV[2]), ARGV[3] .. ARGV[1])
-return 1
+redis.call('ZADD', KEYS[3], t, ARGV[1])
+return reschedule()
 """
 
-_AGENT = """
+_AGENT = _RESCHEDULE + """
 if redis.call('HEXISTS', KEYS[1], 'ended') == 1 then return 0 end
 local t = tonumber(ARGV[1])
 if t > tonumber(redis.call('HGET', KEYS[1], 'last_agent') or '-1') then
   redis.call('HSET', KEYS[1], 'last_agent', ARGV[1])
 end
 local start = redis.call('HGET', KEYS[1], 'start')
-if start and tonumber(start) <= t then
-  redis.call('ZREM', KEYS[2], ARGV[3] .. start)
-  redis.call('HDEL', KEYS[1], 'start')
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
+if start and tonumber(start) <= t then redis.call('HDEL', KEYS[1], 'nudged') end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+return reschedule()
 """
 
 _END = """
@@ -48,6 +64,7 @@ local start = redis.call('HGET', KEYS[1], 'start')
 if start then redis.call('ZREM', KEYS[2], ARGV[3] .. start) end
 redis.call('HSET', KEYS[1], 'ended', '1')
 redis.call('HDEL', KEYS[1], 'start')
+redis.call('DEL', KEYS[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -69,13 +86,26 @@ def thread_ended(event: Event, rt: Runtime) -> None:
         _run(rt, _END, event, 0.0, ttl=rt.settings.ended_chat_ttl_seconds)
 
 
-def fire(rt: Runtime, chat_id: str, thread_id: str, start: str) -> None:
-    """The deadline of the window opened at ``start`` has come: nudge once if it is still open."""
-    nudge = rt.rules.nudge
-    window = rt.redis.hgetall(_window_key(rt, thread_id))
-    if nudge is None or b"ended" in window or window.get(b"start") != start.encode():
+def deadline(chat_id: str, thread_id: str, start: str) -> Event:
+    """The internal event a due nudge job becomes, so it runs with the handlers' retries."""
+    return Event(key=f"chathooks:{thread_id}:nudge:{start}", source="chathooks", kind=Kind.SILENCE_DEADLINE,
+                 chat_id=chat_id, thread_id=thread_id, raw={"window_start": start})
+
+
+def fire(event: Event, rt: Runtime) -> None:
+    """A window's deadline has come: nudge once if it is still open and has not been nudged."""
+    nudge, start = rt.rules.nudge, event.raw["window_start"]
+    window_key = _window_key(rt, event.thread_id)  # type: ignore[arg-type]
+    window = rt.redis.hgetall(window_key)
+    if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
         return
-    send_as_bot(rt, chat_id, f"nudge:{thread_id}:{start}", nudge.message)
+    try:
+        send_as_bot(rt, event.chat_id, f"nudge:{event.thread_id}:{start}", nudge.message)  # type: ignore[arg-type]
+    except OutboundError as exc:
+        if exc.type != "chat_inactive":
+            raise
+        rt.outbound.record("send_event", "skipped", chat_id=event.chat_id, text=nudge.message, reason="chat inactive")
+    rt.redis.hset(window_key, "nudged", "1")
 
 
 def job_prefix(chat_id: str, thread_id: str) -> str:
@@ -88,8 +118,9 @@ def _window_key(rt: Runtime, thread_id: str) -> str:
 
 def _run(rt: Runtime, script: str, event: Event, at: float, ttl: int | None = None) -> None:
     after = rt.rules.nudge.after_seconds if rt.rules.nudge else 0
+    thread = event.thread_id
     rt.redis.register_script(script)(
-        keys=[_window_key(rt, event.thread_id), rt.scheduler.key],  # type: ignore[arg-type]
+        keys=[_window_key(rt, thread), rt.scheduler.key, f"{_window_key(rt, thread)}:waiting"],  # type: ignore[arg-type]
         args=[f"{at:.6f}", after, job_prefix(event.chat_id, event.thread_id),  # type: ignore[arg-type]
               ttl or rt.settings.chat_ttl_seconds],
     )

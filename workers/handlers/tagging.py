@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chathooks.events import Event, Kind, Role
-from chathooks.sources.livechat import thread_history
+from chathooks.sources.livechat import thread_history, users_of
+from workers.retry import attempts
 from workers.runtime import Runtime
 
 AUTHORS = (Role.CUSTOMER, Role.AGENT)
@@ -37,7 +40,7 @@ def thread_ended(event: Event, rt: Runtime) -> None:
         return
     chat = rt.outbound.get_chat(event.chat_id, event.thread_id)
     if chat and (chat.get("thread") or {}).get("id") == event.thread_id:
-        rt.state.remember_users(event.chat_id, (), rt.bot_ids)
+        rt.state.remember_users(event.chat_id, users_of(chat), rt.bot_ids)
         for past in thread_history(chat, rt.bot_ids):
             if past.kind is Kind.MESSAGE and past.text and past.author_role in AUTHORS:
                 rt.state.add_tags(event.thread_id, "matched", rt.rules.match_tags(past.text, past.author_role))
@@ -49,6 +52,12 @@ def apply(event: Event, rt: Runtime) -> None:
     chat_id, thread_id = event.chat_id, event.thread_id
     assert chat_id and thread_id
     pending = rt.state.tags(thread_id, "matched") - rt.state.tags(thread_id, "applied")
-    for tag in sorted(pending):
-        rt.once.run(f"tag:{thread_id}:{tag}", lambda tag=tag: rt.outbound.tag_thread(chat_id, thread_id, tag))
+    attempts(rt, *(_tag_once(rt, chat_id, thread_id, tag) for tag in sorted(pending)))
+
+
+def _tag_once(rt: Runtime, chat_id: str, thread_id: str, tag: str) -> Callable[[], None]:
+    def tag_it() -> None:
+        rt.once.run(f"tag:{thread_id}:{tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, tag))
         rt.state.add_tags(thread_id, "applied", [tag])
+
+    return tag_it

@@ -6,7 +6,7 @@ import pytest
 
 from chathooks.events import Event, Kind, Role
 from tests.unit.workers.conftest import (
-    CHAT_ID, THREAD_ID, deliver, events, records, retry_payloads, run_due, run_job, seed, tag_calls, jobs,
+    CHAT_ID, THREAD_ID, deliver, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
 )
 from workers.clients.http import OutboundError
 from workers.dispatch import REGISTRY, TABLE, dispatch, run_handler
@@ -219,7 +219,7 @@ def test_an_api_outage_on_chat_end_is_retried_until_the_tag_is_applied(live_rt, 
     seed(livechat)
     livechat.fail_next("tag_thread", status=503, times=2)
     deliver(live_rt, "chat_deactivated")
-    assert tag_calls(livechat) == ["order-status"]  # failed
+    assert tag_calls(livechat) == ["order-status", "refund"]  # both attempted, both refused
     (payload, _), = retry_payloads(live_rt)
     assert payload["handler"] == "tagging.thread_ended"
     assert payload["errors"][0]["type"] == "service_unavailable"

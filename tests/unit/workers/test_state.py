@@ -49,11 +49,11 @@ def test_roles_expire_with_the_chat(state, fake_redis, settings):
     assert CHAT_TTL - 5 < ttl(fake_redis, settings, "roles:C") <= CHAT_TTL
 
 
-def test_bot_ids_are_the_configured_one_and_any_added(state):
-    assert state.bot_ids(None) == frozenset()
-    assert state.bot_ids("b1") == frozenset({"b1"})
-    state.add_bot("b2")
-    assert state.bot_ids("b1") == frozenset({"b1", "b2"})
+def test_customer_names_are_remembered_per_chat(state):
+    state.remember_users("C", USERS, frozenset())
+    customer = next(u for u in USERS if u.type == "customer")
+    assert state.customer_name("C", customer.id) == customer.name
+    assert state.customer_name("other", customer.id) is None
 
 
 def test_ending_a_thread_marks_it_and_shortens_what_is_kept(state, fake_redis, settings):

@@ -113,16 +113,12 @@ def test_a_mailchimp_outage_is_retried_and_upserts_once(live_rt, mailchimp, cloc
     assert len(records(live_rt, "upsert_member", "sent")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a later email is upserted without the customer's name, which the chat "
-                                       "already told us (Jane Roe), so the new member has empty FNAME/LNAME")
 def test_a_later_form_email_is_upserted_with_the_customers_name(live_rt, mailchimp):
     deliver(live_rt, "incoming_chat", "incoming_event.filled_form")
     later = [p for p in puts(mailchimp) if p["email_address"] == "jane.roe@example.org"]
     assert later and later[0].get("merge_fields") == {"FNAME": "Jane", "LNAME": "Roe"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a dry-run upsert marks the live list's once-key done, so after "
-                                       "switching dry-run off the same email is never synced (for dedupe_ttl)")
 def test_a_dry_run_upsert_does_not_count_as_done_for_the_live_list(livechat, mailchimp, fake_redis):
     dry = live_settings(livechat, mailchimp, CHATHOOKS_DRY_RUN="1")
     assert dry.dry_run and dry.mailchimp is not None

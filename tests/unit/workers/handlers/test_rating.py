@@ -132,8 +132,6 @@ def test_a_failed_reply_is_retried_without_tagging_twice(live_rt, livechat, cloc
     assert tag_calls(livechat) == [RULES.rating.bad_tag]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: rating.react tags before replying, so a bad_tag the API refuses for good "
-                                       "dead-letters the whole reaction and the customer never gets the reply")
 def test_a_bad_tag_refused_for_good_does_not_stop_the_reply(live_rt, livechat):
     seed(livechat)
     livechat.fail_next("tag_thread", error_type="validation", message="tag bad-rating does not exist")

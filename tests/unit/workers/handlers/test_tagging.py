@@ -193,8 +193,6 @@ def test_a_tag_claimed_by_another_worker_is_retried_not_lost(dry_rt, fake_redis)
     assert [p["handler"] for p, _ in retry_payloads(dry_rt)] == ["tagging.thread_ended"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tagging.apply stops at the first tag the API refuses for good, so the "
-                                       "thread's other matched tags are never applied (and a replay fails the same way)")
 def test_a_tag_refused_for_good_does_not_keep_the_other_tags_off_the_thread(live_rt, livechat):
     seed(livechat)
     deliver(live_rt, "incoming_chat")
