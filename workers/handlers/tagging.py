@@ -52,7 +52,7 @@ def apply(event: Event, rt: Runtime) -> None:
     chat_id, thread_id = event.chat_id, event.thread_id
     assert chat_id and thread_id
     pending = rt.state.tags(thread_id, "matched") - rt.state.tags(thread_id, "applied")
-    attempts(rt, *(_tag_once(rt, chat_id, thread_id, tag) for tag in sorted(pending)))
+    attempts(*(_tag_once(rt, chat_id, thread_id, tag) for tag in sorted(pending)))
 
 
 def _tag_once(rt: Runtime, chat_id: str, thread_id: str, tag: str) -> Callable[[], None]:
