@@ -54,7 +54,7 @@ def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[list[Process]]:
-    """Started processes are stopped at teardown; their logs are printed if the test failed."""
+    """Started processes are stopped at teardown; their logs stay in the test's tmp_path."""
     started: list[Process] = []
     yield started
     for p in started:

@@ -62,7 +62,7 @@ def start_web(env: dict[str, str], log_dir: Path, workers: int = 2) -> tuple[Pro
         assert web.alive(), web.log()
         try:
             return requests.get(f"{url}/healthz", timeout=1).ok
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or slow to boot under load
             return False
 
     wait_for(up, timeout=30, what="gunicorn to answer /healthz")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import wait_for
 from tests.integration.beat import start_beat
-from tests.integration.conversation import Conversation, Step
+from tests.integration.conversation import BOT_ID, Conversation, Step
 from tests.integration.processes import Process, start_web, start_worker
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,8 @@ APOLOGY = "We apologise for the inconvenience, I'm checking the delivery status 
 
 READS = {"get_chat", "list_routing_statuses", "issue_bot_token"}  # never side effects
 LIVECHAT_WRITES = {"tag_thread", "send_event"}
+# Deterministic; CHATHOOKS_TEST_SHUFFLE_SEED tries another order.
+SHUFFLE_SEED = int(os.environ.get("CHATHOOKS_TEST_SHUFFLE_SEED", "20250901"))
 QUIET = 1.5  # seconds with nothing more arriving before the exact counts are asserted
 
 
@@ -73,10 +76,32 @@ def mailchimp() -> Iterator[FakeMailchimp]:
         yield fake
 
 
-def make_livechat(version: str) -> FakeLiveChat:
-    fake = FakeLiveChat(api_version=version).start()
-    assert fake.bot_id == Conversation().bot_id, "the fixtures' bot is FakeLiveChat's bot"
-    return fake
+@pytest.fixture
+def launch(request: pytest.FixtureRequest, pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path,
+           mailchimp: FakeMailchimp) -> Iterator[Callable[[str, int], tuple[System, FakeLiveChat]]]:
+    """``launch(version, after_seconds)``: FakeLiveChat, a rules file, and the pipeline's processes.
+
+    Everything started is stopped at teardown; the processes' logs are printed if the test failed.
+    """
+    fakes: list[FakeLiveChat] = []
+    systems: list[System] = []
+    failed_before = request.session.testsfailed
+
+    def launch(version: str, after_seconds: int) -> tuple[System, FakeLiveChat]:
+        lc = FakeLiveChat(api_version=version).start()
+        fakes.append(lc)
+        assert lc.bot_id == BOT_ID, "the fixtures' bot is FakeLiveChat's bot"
+        rules = write_rules(tmp_path / "rules.json", after_seconds)
+        system = System(automation_env(pipeline_env, lc, mailchimp, rules), tmp_path, processes)
+        systems.append(system)
+        return system, lc
+
+    yield launch
+    if request.session.testsfailed > failed_before:
+        for system in systems:
+            print(system.logs())
+    for lc in fakes:
+        lc.stop()
 
 
 def write_rules(path: Path, after_seconds: int) -> Path:
@@ -175,13 +200,12 @@ class System:
         return "\n".join(f"----- {p.name}\n{p.log()[-6000:]}" for p in self.processes)
 
 
-def happen(system: System, lc: FakeLiveChat, conv: Conversation, step: Step) -> str:
-    """LiveChat's state changes first, then its webhook arrives at the ingress; returns the ingress status."""
+def happen(system: System, lc: FakeLiveChat, conv: Conversation, step: Step) -> None:
+    """LiveChat's state changes first, then its webhook arrives at the ingress and is queued."""
     if conv.created_at is not None:
         mirror(lc, conv, step)
     status = system.post(step.body)["status"]
     assert status == "queued", (step.what, status)
-    return status
 
 
 def mirror(lc: FakeLiveChat, conv: Conversation, step: Step) -> None:
@@ -214,36 +238,38 @@ def sends(lc: FakeLiveChat, text: str | None = None) -> list[Request]:
     return [r for r in lc.calls("send_event") if text is None or r.json["event"].get("text") == text]
 
 
+def call_line(service: str, call: str, payload: Any) -> str:
+    return f"{service} {call} {json.dumps(payload, sort_keys=True)}"
+
+
 def signature(lc: FakeLiveChat, mc: FakeMailchimp, conv: Conversation) -> list[str]:
-    """Every side effect sent outside, one canonical line each (ids of the chat made symbolic), sorted."""
+    """Every side effect sent outside, one canonical line each (the chat's ids made symbolic), sorted."""
     lines = []
     for r in lc.calls():
         if r.route in READS:
             continue
         params = dict(r.json or {})
-        if r.route == "send_event":
+        if r.route == "send_event":  # custom_id is ours to choose (it names the once-guard)
             params["event"] = {k: v for k, v in params["event"].items() if k != "custom_id"}
-        lines.append(f"livechat {r.route} {json.dumps(params, sort_keys=True)}")
-    for r in mc.calls():
-        lines.append(f"mailchimp {r.method} {r.path} {json.dumps(r.json, sort_keys=True)}")
+        lines.append(call_line("livechat", r.route, params))
+    lines += [call_line("mailchimp", f"{r.method} {r.path}", r.json) for r in mc.calls()]
     return sorted(line.replace(conv.chat_id, "<chat>").replace(conv.thread_id, "<thread>") for line in lines)
 
 
 def expected_signature(conv: Conversation, mc: FakeMailchimp, nudge: bool) -> list[str]:
-    """The conversation's outbound calls: each tag once, one list upsert (+ member tags), one reply per signal."""
+    """The conversation's outbound calls: each tag once, one list upsert (+ member tags), one reply per rating."""
     member = f"/3.0/lists/{mc.list_id}/members/{hashlib.md5(conv.customer_email.lower().encode()).hexdigest()}"
     first, last = conv.customer_name.split()
-    lines = [f"livechat tag_thread {json.dumps({'chat_id': '<chat>', 'tag': tag, 'thread_id': '<thread>'}, sort_keys=True)}"
+    lines = [call_line("livechat", "tag_thread", {"chat_id": "<chat>", "thread_id": "<thread>", "tag": tag})
              for tag in EXPECTED_TAGS]
-    texts = [BAD] + ([NUDGE] if nudge else [])
-    lines += [f"livechat send_event " + json.dumps(
-        {"chat_id": "<chat>", "event": {"text": text, "type": "message", "visibility": "all"}}, sort_keys=True)
-        for text in texts]
-    upsert = {"email_address": conv.customer_email, "merge_fields": {"FNAME": first, "LNAME": last},
-              "status_if_new": "subscribed"}
-    lines.append(f"mailchimp PUT {member} {json.dumps(upsert, sort_keys=True)}")
-    tags = {"tags": [{"name": t, "status": "active"} for t in MEMBER_TAGS]}
-    lines.append(f"mailchimp POST {member}/tags {json.dumps(tags, sort_keys=True)}")
+    lines += [call_line("livechat", "send_event",
+                        {"chat_id": "<chat>", "event": {"type": "message", "text": text, "visibility": "all"}})
+              for text in [BAD] + ([NUDGE] if nudge else [])]
+    lines.append(call_line("mailchimp", f"PUT {member}", {
+        "email_address": conv.customer_email, "status_if_new": "subscribed",
+        "merge_fields": {"FNAME": first, "LNAME": last}}))
+    lines.append(call_line("mailchimp", f"POST {member}/tags",
+                           {"tags": [{"name": t, "status": "active"} for t in MEMBER_TAGS]}))
     return sorted(lines)
 
 
@@ -319,25 +345,11 @@ def posted_by_bot(lc: FakeLiveChat, conv: Conversation, text: str) -> dict[str, 
 
 
 @pytest.mark.parametrize("version", ["3.5", "3.6"])
-def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(
-        version, pipeline_env, processes, tmp_path, mailchimp):
+def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(version, launch, mailchimp):
     after = 3
-    lc = make_livechat(version)
-    try:
-        env = automation_env(pipeline_env, lc, mailchimp, write_rules(tmp_path / "rules.json", after))
-        system = System(env, tmp_path, processes)
-        conv = Conversation(version)
-        try:
-            run_conversation_in_real_time(system, lc, mailchimp, conv, after)
-        except BaseException:
-            print(system.logs())
-            raise
-    finally:
-        lc.stop()
+    system, lc = launch(version, after)
+    conv = Conversation(version)
 
-
-def run_conversation_in_real_time(system: System, lc: FakeLiveChat, mc: FakeMailchimp, conv: Conversation,
-                                  after: int) -> None:
     def now_happens(step: Step) -> None:
         happen(system, lc, conv, step)
 
@@ -349,18 +361,22 @@ def run_conversation_in_real_time(system: System, lc: FakeLiveChat, mc: FakeMail
     now_happens(conv.customer_says(FOLLOW_UP, time.time()))
 
     # The silence clock started at the first customer message (the bot's greeting does not count).
-    first_customer_message = epoch(conv.events[1]["created_at"])
-    assert conv.events[1]["text"] == OPENING and first_customer_message == pytest.approx(t0, abs=1e-5)
-    deadline = first_customer_message + after
-    wait_for(lambda: mc.calls("tags"), timeout=10, what="the list upsert")
+    assert conv.events[1]["text"] == OPENING
+    deadline = epoch(conv.events[1]["created_at"]) + after
+    wait_for(lambda: mailchimp.calls("tags"), timeout=10, what="the list upsert")
     wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the nudge")
     nudge = assert_nudged_in_time(lc, deadline)
 
-    # LiveChat reports the bot's own nudge; the customer writes again in the same silence window.
+    # LiveChat reports the bot's own nudge; the customer writes again. The nudge is no agent reply,
+    # so this is still the same silence window: no second nudge, even well past this message's
+    # own "deadline" (which would be due if the bot's message had closed the window).
     wait_for(lambda: bot_messages(lc, conv), timeout=5, what="the nudge stored")
     now_happens(conv.from_api(posted_by_bot(lc, conv, NUDGE)))
-    now_happens(conv.customer_says(IMPATIENT, time.time()))
+    impatient = time.time()
+    now_happens(conv.customer_says(IMPATIENT, impatient))
     now_happens(conv.agent_joins(time.time()))
+    time.sleep(max(impatient + after + 1.5 - time.time(), 0))
+    assert len(sends(lc, NUDGE)) == 1, "a second nudge in one silence window"
     now_happens(conv.agent_says(APOLOGY, time.time()))
 
     # The customer rates the chat bad: both signals arrive; one reply, one bad-rating tag.
@@ -376,11 +392,11 @@ def run_conversation_in_real_time(system: System, lc: FakeLiveChat, mc: FakeMail
     wait_for(lambda: len(lc.calls("tag_thread")) >= len(EXPECTED_TAGS), timeout=10, what="every tag applied")
     system.settle()
 
-    assert_outcome(system, lc, mc, conv, nudge=True)
+    assert_outcome(system, lc, mailchimp, conv, nudge=True)
     assert sends(lc, NUDGE) == [nudge]
 
 
-def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(pipeline_env, processes, tmp_path, mailchimp):
+def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(launch, mailchimp):
     """The conversation happened; LiveChat delivers every webhook 3 times, in a shuffled order.
 
     The nudge's timing is kept out: its rule's threshold (30 s) exceeds every silence in the
@@ -389,82 +405,28 @@ def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(pipeline_e
     answers the same whatever the order (whether a late rating is answered otherwise depends on
     when the chat really ended, which is a race, not ordering).
     """
-    lc = make_livechat("3.6")
-    try:
-        env = automation_env(pipeline_env, lc, mailchimp, write_rules(tmp_path / "rules.json", 30))
-        system = System(env, tmp_path, processes)
-        conv = Conversation("3.6")
-        t0 = time.time() - 10  # the same timeline as the real-time test, already over
-        steps = [conv.routing_status("accepting_chats"), conv.start(t0, OPENING),
-                 conv.bot_says(GREETING, t0 + 0.2), conv.customer_says(FOLLOW_UP, t0 + 0.6),
-                 conv.customer_says(IMPATIENT, t0 + 4.0), conv.agent_joins(t0 + 4.3),
-                 conv.agent_says(APOLOGY, t0 + 4.6), *conv.rated(0, t0 + 5.5), conv.deactivated()]
-        lc.seed_chat({**conv.chat(), "thread": {**conv.chat()["thread"], "active": True}})
+    system, lc = launch("3.6", 30)
+    conv = Conversation("3.6")
+    t0 = time.time() - 10  # the same timeline as the real-time test, already over
+    steps = [conv.routing_status("accepting_chats"), conv.start(t0, OPENING),
+             conv.bot_says(GREETING, t0 + 0.2), conv.customer_says(FOLLOW_UP, t0 + 0.6),
+             conv.customer_says(IMPATIENT, t0 + 4.0), conv.agent_joins(t0 + 4.3),
+             conv.agent_says(APOLOGY, t0 + 4.6), *conv.rated(0, t0 + 5.5)]
+    lc.seed_chat(conv.chat())
+    steps.append(conv.deactivated())
 
-        deliveries = [step for step in steps for _ in range(3)]
-        random.Random(20250901).shuffle(deliveries)
-        assert [d.action for d in deliveries] != [s.action for s in steps for _ in range(3)]
-        try:
-            statuses: dict[str, list[str]] = {}
-            for step in deliveries:
-                statuses.setdefault(step.what, []).append(system.post(step.body)["status"])
-            # The ingress queues each delivery once and answers its retries as duplicates.
-            assert all(s == ["queued", "duplicate", "duplicate"] for s in statuses.values()), statuses
-            wait_for(lambda: len(lc.calls("tag_thread")) >= len(EXPECTED_TAGS) and sends(lc, BAD),
-                     timeout=20, what="every tag and the rating reply")
-            system.settle()
-            assert_outcome(system, lc, mailchimp, conv, nudge=False)
-        except BaseException:
-            print(system.logs())
-            raise
-    finally:
-        lc.stop()
-
-
-def test_nudge_fires_once_when_the_worker_restarts_before_the_deadline(pipeline_env, processes, tmp_path, mailchimp):
-    after = 6
-    lc = make_livechat("3.6")
-    try:
-        env = automation_env(pipeline_env, lc, mailchimp, write_rules(tmp_path / "rules.json", after))
-        system = System(env, tmp_path, processes)
-        conv = Conversation("3.6")
-        try:
-            happen(system, lc, conv, conv.routing_status("accepting_chats"))
-            t0 = time.time()
-            happen(system, lc, conv, conv.start(t0, OPENING))
-            deadline = t0 + after
-            # The window is open (its deadline is in the scheduler) before the worker goes.
-            wait_for(lambda: any(m.startswith("nudge|") for m, _ in system.schedule()), timeout=10,
-                     what="the nudge scheduled")
-            assert [s for m, s in system.schedule() if m.startswith("nudge|")] == [pytest.approx(deadline, abs=1e-3)]
-
-            system.worker.signal(signal.SIGTERM)
-            system.worker.proc.wait(15)
-            happen(system, lc, conv, conv.customer_says(FOLLOW_UP, time.time()))  # queued while no worker runs
-            replacement = start_worker(env, tmp_path, name="worker-2")
-            processes.append(replacement)
-            assert time.time() < deadline - 0.5, "the replacement worker took too long to start for this test"
-
-            wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the nudge")
-            assert_nudged_in_time(lc, deadline)
-            time.sleep(1.5)  # another tick or two: still one nudge
-            happen(system, lc, conv, conv.from_api(posted_by_bot(lc, conv, NUDGE)))
-            happen(system, lc, conv, conv.agent_joins(time.time()))
-            happen(system, lc, conv, conv.agent_says(APOLOGY, time.time()))
-            happen(system, lc, conv, conv.deactivated())
-            wait_for(lambda: {r.json["tag"] for r in lc.calls("tag_thread")} == {"refund", "order-status",
-                                                                                 "urgent", "canned-apology"},
-                     timeout=10, what="the tags")
-            system.settle()
-            assert len(sends(lc)) == 1 and len(bot_messages(lc, conv)) == 1
-            assert len(mailchimp.calls("member")) == 1
-            assert system.dead_letters() == []
-        except BaseException:
-            print(system.logs())
-            raise
-    finally:
-        lc.stop()
-
+    deliveries = [step for step in steps for _ in range(3)]
+    random.Random(SHUFFLE_SEED).shuffle(deliveries)
+    assert [d.action for d in deliveries] != [s.action for s in steps for _ in range(3)]
+    statuses: dict[str, list[str]] = {}
+    for step in deliveries:
+        statuses.setdefault(step.what, []).append(system.post(step.body)["status"])
+    # The ingress queues each delivery once and answers its retries as duplicates.
+    assert all(s == ["queued", "duplicate", "duplicate"] for s in statuses.values()), statuses
+    wait_for(lambda: len(lc.calls("tag_thread")) >= len(EXPECTED_TAGS) and sends(lc, BAD),
+             timeout=20, what="every tag and the rating reply")
+    system.settle()
+    assert_outcome(system, lc, mailchimp, conv, nudge=False)
 
 
 def start_silence(system: System, lc: FakeLiveChat, conv: Conversation, after: int) -> float:
@@ -474,54 +436,66 @@ def start_silence(system: System, lc: FakeLiveChat, conv: Conversation, after: i
     return epoch(conv.events[1]["created_at"]) + after
 
 
-NUDGE_NOT_RETRIED = (
-    "BUG: run_job runs silence.fire outside the retry/dead-letter path (workers/tasks.py): an exception "
-    "from the nudge's send_event escapes the task, the job stays claimed in the scheduler for "
-    "LEASE_SECONDS (30 s) and is then fired again, forever, whatever the error"
-)
+def test_nudge_fires_once_when_the_worker_restarts_before_the_deadline(launch, mailchimp, processes, tmp_path):
+    after = 6
+    system, lc = launch("3.6", after)
+    conv = Conversation("3.6")
+    deadline = start_silence(system, lc, conv, after)
+    # The window is open (its deadline is in the scheduler) before the worker goes.
+    wait_for(lambda: any(m.startswith("nudge|") for m, _ in system.schedule()), timeout=10, what="the nudge scheduled")
+    assert [s for m, s in system.schedule() if m.startswith("nudge|")] == [pytest.approx(deadline, abs=1e-3)]
+
+    system.worker.signal(signal.SIGTERM)
+    system.worker.proc.wait(15)
+    happen(system, lc, conv, conv.customer_says(FOLLOW_UP, time.time()))  # queued while no worker runs
+    processes.append(start_worker(system.env, tmp_path, name="worker-2"))
+    assert time.time() < deadline - 0.5, "the replacement worker took too long to start for this test"
+
+    wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the nudge")
+    assert_nudged_in_time(lc, deadline)
+    happen(system, lc, conv, conv.from_api(posted_by_bot(lc, conv, NUDGE)))
+    time.sleep(1.5)  # another tick or two: still one nudge
+    happen(system, lc, conv, conv.agent_joins(time.time()))
+    happen(system, lc, conv, conv.agent_says(APOLOGY, time.time()))
+    happen(system, lc, conv, conv.deactivated())
+    wait_for(lambda: len(lc.calls("tag_thread")) >= 4, timeout=10, what="the tags")
+    system.settle()
+    assert sorted(r.json["tag"] for r in lc.calls("tag_thread")) == ["canned-apology", "order-status", "refund",
+                                                                     "urgent"]
+    assert len(sends(lc)) == 1 and len(bot_messages(lc, conv)) == 1
+    assert len(mailchimp.calls("member")) == 1
+    assert system.dead_letters() == []
 
 
-@pytest.mark.xfail(strict=True, reason=NUDGE_NOT_RETRIED + " - a 503 delays the nudge 30 s instead of 1-2 s")
-def test_nudge_whose_send_fails_once_is_retried_with_backoff(pipeline_env, processes, tmp_path, mailchimp):
+def test_nudge_whose_send_fails_once_is_retried_with_backoff(launch):
     """A 503 on the nudge's send_event is transient: retried per the retry policy (first retry after 1-2 s)."""
     after = 3
-    lc = make_livechat("3.5")
-    try:
-        env = automation_env(pipeline_env, lc, mailchimp, write_rules(tmp_path / "rules.json", after))
-        system = System(env, tmp_path, processes)
-        conv = Conversation("3.5")
-        lc.fail_next("send_event", error_type="service_unavailable")
-        deadline = start_silence(system, lc, conv, after)
-        wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the first nudge attempt")
-        first = sends(lc, NUDGE)[0]
-        assert deadline <= first.time <= deadline + 2.0
-        # Retry 2 waits 1-2 s (RetryPolicy), then up to a beat tick (1 s) to be picked up.
-        wait_for(lambda: len(sends(lc, NUDGE)) >= 2, timeout=6, what="the nudge retried with backoff")
-        assert sends(lc, NUDGE)[1].time - first.time <= 4.0
-        system.settle()
-        assert len(sends(lc, NUDGE)) == 2 and len(bot_messages(lc, conv)) == 1
-        assert system.dead_letters() == []
-    finally:
-        lc.stop()
+    system, lc = launch("3.5", after)
+    conv = Conversation("3.5")
+    lc.fail_next("send_event", error_type="service_unavailable")
+    deadline = start_silence(system, lc, conv, after)
+    wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the first nudge attempt")
+    first = sends(lc, NUDGE)[0]
+    assert deadline <= first.time <= deadline + 2.0
+    # Retry 2 waits 1-2 s (RetryPolicy), then up to a beat tick (1 s) to be picked up.
+    wait_for(lambda: len(sends(lc, NUDGE)) >= 2, timeout=6, what="the nudge retried with backoff")
+    assert sends(lc, NUDGE)[1].time - first.time <= 4.0
+    system.settle()
+    assert len(sends(lc, NUDGE)) == 2 and len(bot_messages(lc, conv)) == 1
+    assert system.dead_letters() == []
 
 
-@pytest.mark.xfail(strict=True, reason=NUDGE_NOT_RETRIED + " - a final error is retried every 30 s, never dead-lettered")
-def test_nudge_refused_for_good_is_dead_lettered_not_retried(pipeline_env, processes, tmp_path, mailchimp):
+def test_nudge_refused_for_good_is_dead_lettered_not_retried(launch):
     """``authorization`` is final (SPEC §6): one attempt, then the dead-letter store with the error."""
     after = 3
-    lc = make_livechat("3.5")
-    try:
-        env = automation_env(pipeline_env, lc, mailchimp, write_rules(tmp_path / "rules.json", after))
-        system = System(env, tmp_path, processes)
-        conv = Conversation("3.5")
-        lc.fail_next("send_event", error_type="authorization", times=100)
-        deadline = start_silence(system, lc, conv, after)
-        wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the nudge attempt")
-        wait_for(system.dead_letters, timeout=5, what="the nudge dead-lettered")
-        system.settle()
-        assert len(sends(lc, NUDGE)) == 1, "a final error was retried"
-        [item] = system.dead_letters()
-        assert item["errors"][-1]["type"] == "authorization"
-        assert conv.chat_id in json.dumps(item) and conv.thread_id in json.dumps(item)
-    finally:
-        lc.stop()
+    system, lc = launch("3.5", after)
+    conv = Conversation("3.5")
+    lc.fail_next("send_event", error_type="authorization", times=100)
+    deadline = start_silence(system, lc, conv, after)
+    wait_for(lambda: sends(lc, NUDGE), timeout=deadline - time.time() + 6, what="the nudge attempt")
+    wait_for(system.dead_letters, timeout=5, what="the nudge dead-lettered")
+    system.settle()
+    assert len(sends(lc, NUDGE)) == 1, "a final error was retried"
+    [item] = system.dead_letters()
+    assert item["errors"][-1]["type"] == "authorization"
+    assert conv.chat_id in json.dumps(item) and conv.thread_id in json.dumps(item)
