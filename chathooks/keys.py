@@ -16,7 +16,3 @@ class Keys:
 
     def timeline(self, chat_id: str) -> str:
         return f"{self.prefix}timeline:{chat_id}"
-
-    def pattern(self) -> str:
-        """Glob matching every key of this pipeline (for memory accounting and test cleanup)."""
-        return f"{self.prefix}*"
