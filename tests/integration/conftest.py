@@ -34,6 +34,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    yield
+    for proc in Process.started:
+        proc.stop()
+
+
 @pytest.fixture
 def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
     """Environment for one test's processes, under its own key prefix and queue; cleaned up after."""

@@ -25,12 +25,15 @@ def free_port() -> int:
 class Process:
     """A child process in its own process group, with its output in a log file."""
 
+    started: list[Process] = []  # every one, so the session can stop any a test left behind
+
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        Process.started.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -43,6 +46,8 @@ class Process:
             os.killpg(self.proc.pid, sig)
 
     def stop(self, timeout: float = 15.0) -> None:
+        if self._log.closed:
+            return
         self.signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
