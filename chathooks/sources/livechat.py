@@ -116,6 +116,10 @@ def _users(raw_users: list[dict[str, Any]]) -> tuple[User, ...]:
     return tuple(User(id=u["id"], type=u["type"], name=u.get("name"), email=u.get("email")) for u in raw_users)
 
 
+def _roles(users: tuple[User, ...], ctx: Context) -> dict[str, Role]:
+    return {u.id: r for u in users if (r := _role(u.type, u.id, ctx))}
+
+
 def users_of(chat: dict[str, Any]) -> tuple[User, ...]:
     """The users of a ``get_chat`` response (unvalidated API data: malformed entries are skipped)."""
     return _users([u for u in chat.get("users") or [] if isinstance(u, dict) and u.get("id") and u.get("type")])
@@ -125,7 +129,7 @@ def thread_history(chat: dict[str, Any], bot_ids: frozenset[str]) -> list[Event]
     """The events of a ``get_chat`` response's thread, normalised with their authors' roles."""
     thread = chat.get("thread") or {}
     ctx = Context(None, bot_ids)
-    roles = {u.id: r for u in users_of(chat) if (r := _role(u.type, u.id, ctx))}
+    roles = _roles(users_of(chat), ctx)
     events = (chat_event(ev, chat["id"], thread["id"], ctx, roles)
               for ev in thread.get("events") or [] if isinstance(ev, dict) and ev.get("id") and ev.get("type"))
     return [e for e in events if e is not None]
@@ -150,7 +154,10 @@ def _form_answers(fields: list[dict[str, Any]]) -> tuple[str | None, str | None]
 
 
 def chat_event(ev: dict[str, Any], chat_id: str, thread_id: str, ctx: Context, roles: dict[str, Role]) -> Event | None:
-    """One event of a thread (from ``incoming_event`` or a thread's history) as an Event."""
+    """One event of a thread (from ``incoming_event`` or a thread's history) as an Event.
+
+    ``roles`` maps the chat's users to roles where known; our own bot is recognised regardless.
+    """
     common = dict(chat_id=chat_id, thread_id=thread_id, time=ev.get("created_at"), raw=ev)
     key = f"{chat_id}:event:{ev['id']}"
     author = ev.get("author_id")
@@ -164,7 +171,7 @@ def chat_event(ev: dict[str, Any], chat_id: str, thread_id: str, ctx: Context, r
         if subtype == "rating.chat_rating_canceled":
             return _event(ctx, Kind.RATING_CANCELLED, key, author_role=Role.SYSTEM, **common)
         return None
-    role = roles.get(author) if author else None
+    role = Role.BOT if author in ctx.bot_ids else roles.get(author) if author else None
     if ev["type"] == "filled_form":
         email, name = _form_answers(ev.get("fields") or [])
         if email is None and name is None:
@@ -179,7 +186,7 @@ def chat_event(ev: dict[str, Any], chat_id: str, thread_id: str, ctx: Context, r
 def _incoming_chat(p: dict[str, Any], ctx: Context) -> list[Event]:
     chat, thread = p["chat"], p["chat"]["thread"]
     users = _users(chat["users"])
-    roles = {u.id: r for u in users if (r := _role(u.type, u.id, ctx))}
+    roles = _roles(users, ctx)
     customer = next((u for u in users if u.type == "customer"), None)
     summary = {k: v for k, v in thread.items() if k != "events"}
     started = _event(
@@ -194,24 +201,24 @@ def _incoming_chat(p: dict[str, Any], ctx: Context) -> list[Event]:
 
 def _incoming_event(p: dict[str, Any], ctx: Context) -> list[Event]:
     event = chat_event(p["event"], p["chat_id"], p["thread_id"], ctx, {})
-    if event is not None and event.author_id in ctx.bot_ids:
-        event = _with_role(event, Role.BOT)
     return [event] if event else []
 
 
-def _with_role(event: Event, role: Role) -> Event:
-    return Event.from_dict({**event.to_dict(), "author_role": role})
+def _thread_event(p: dict[str, Any], ctx: Context, kind: Kind, suffix: str, **fields: Any) -> Event:
+    """The single event of a thread-level action (``chat_id`` and ``thread_id`` in the payload)."""
+    return _event(ctx, kind, f"{p['chat_id']}:{p['thread_id']}:{suffix}",
+                  chat_id=p["chat_id"], thread_id=p["thread_id"], raw=p, **fields)
 
 
-def _thread(kind: Kind, suffix: Callable[[dict[str, Any]], str], **extra: Callable[[dict[str, Any]], Any]) -> Normaliser:
-    """Normaliser for thread-level actions that map to a single event."""
+def _chat_deactivated(p: dict[str, Any], ctx: Context) -> list[Event]:
+    return [_thread_event(p, ctx, Kind.CHAT_ENDED, "ended", author_id=p.get("user_id"))]
 
-    def normalise(p: dict[str, Any], ctx: Context) -> list[Event]:
-        values = {name: get(p) for name, get in extra.items()}
-        key = f"{p['chat_id']}:{p['thread_id']}:{suffix(p)}"
-        return [_event(ctx, kind, key, chat_id=p["chat_id"], thread_id=p["thread_id"], raw=p, **values)]
 
-    return normalise
+def _tag_change(kind: Kind) -> Normaliser:
+    return lambda p, ctx: [_thread_event(p, ctx, kind, f"{kind}:{p['tag']}", tag=p["tag"])]
+
+
+RATING = s.RatingScoreSchema()
 
 
 def _rating_updated(p: dict[str, Any], ctx: Context) -> list[Event]:
@@ -219,16 +226,16 @@ def _rating_updated(p: dict[str, Any], ctx: Context) -> list[Event]:
     if not rating or "score" not in rating:
         return []
     try:
-        score = s.RatingScoreSchema().load(rating)["score"]
+        score = RATING.load(rating)["score"]
     except ValidationError as exc:
         raise InvalidPayload({"payload": {"properties": {"rating": exc.messages}}}) from None
-    return _thread(Kind.RATED, lambda _: f"rated:{score}", rating=lambda _: score, author_role=lambda _: Role.SYSTEM)(p, ctx)
+    return [_thread_event(p, ctx, Kind.RATED, f"rated:{score}", rating=score, author_role=Role.SYSTEM)]
 
 
 def _rating_deleted(p: dict[str, Any], ctx: Context) -> list[Event]:
     if "score" not in p["properties"].get("rating", ()):
         return []
-    return _thread(Kind.RATING_CANCELLED, lambda _: "rating-cancelled", author_role=lambda _: Role.SYSTEM)(p, ctx)
+    return [_thread_event(p, ctx, Kind.RATING_CANCELLED, "rating-cancelled", author_role=Role.SYSTEM)]
 
 
 def _routing_status(p: dict[str, Any], ctx: Context) -> list[Event]:
@@ -263,14 +270,13 @@ ACTIONS: dict[str, ActionSpec] = {
     "incoming_event": ActionSpec(
         s.IncomingEventSchema(), lambda p: (p["chat_id"], p["event"]["id"]), _incoming_event),
     "chat_deactivated": ActionSpec(
-        s.ChatDeactivatedSchema(), lambda p: (p["chat_id"], p["thread_id"]),
-        _thread(Kind.CHAT_ENDED, lambda _: "ended", author_id=lambda p: p.get("user_id"))),
+        s.ChatDeactivatedSchema(), lambda p: (p["chat_id"], p["thread_id"]), _chat_deactivated),
     "thread_tagged": ActionSpec(
         s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
-        _thread(Kind.TAGGED, lambda p: f"tagged:{p['tag']}", tag=lambda p: p["tag"]), recurring=True),
+        _tag_change(Kind.TAGGED), recurring=True),
     "thread_untagged": ActionSpec(
         s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
-        _thread(Kind.UNTAGGED, lambda p: f"untagged:{p['tag']}", tag=lambda p: p["tag"]), recurring=True),
+        _tag_change(Kind.UNTAGGED), recurring=True),
     "thread_properties_updated": ActionSpec(
         s.ThreadPropertiesUpdatedSchema(), _properties_identity, _rating_updated, recurring=True),
     "thread_properties_deleted": ActionSpec(
