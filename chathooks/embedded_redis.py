@@ -17,10 +17,20 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded Redis server could not be started."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_open(port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts connections on this loopback port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def redis_server_executable() -> Path:
@@ -63,7 +73,7 @@ class EmbeddedRedis:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
-            self.port = _free_port()
+            self.port = free_port()
         with open(self.log_path, "ab") as log:
             # A session of its own: a terminal Ctrl-C must not stop Redis before the processes using it.
             self._process = subprocess.Popen(

@@ -10,6 +10,7 @@ class Keys:
         self.prefix = prefix
         self.metrics = f"{prefix}metrics"
         self.dead_letters = f"{prefix}dlq:index"
+        self.outbound = f"{prefix}outbound"  # the record of what the automations did
 
     def dedupe(self, delivery_id: str) -> str:
         return f"{self.prefix}dedupe:{delivery_id}"

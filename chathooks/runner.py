@@ -6,7 +6,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from chathooks.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from chathooks.embedded_redis import EmbeddedRedis, EmbeddedRedisError, port_open
 
 DEFAULT_REDIS_PORT = 6390  # not 6379: leave a system Redis alone
+DEV_SECRET_FILE = "dev-webhook-secret"
 STOP_TIMEOUT_SECONDS = 10.0
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.+)$")
 _COLOURS = ("36", "33", "32", "35", "34", "31")
@@ -133,14 +133,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 class Supervisor:
     """Starts each process in its own process group and stops them all together."""
 
@@ -187,7 +179,7 @@ class Supervisor:
             for child in self.children:
                 if child.process.poll() is not None:
                     return child
-            if on_ready is not None and _port_open(on_ready[0]):
+            if on_ready is not None and port_open(on_ready[0]):
                 self.output.lines("system", on_ready[1])
                 on_ready = None
         return None
@@ -251,7 +243,7 @@ def run(
 
 def _run(processes: dict[str, str], env: dict[str, str], var_dir: Path, stop_requested: threading.Event) -> int:
     if not env.get("LIVECHAT_WEBHOOK_SECRETS", "").strip():
-        secret_path = var_dir / "dev-webhook-secret"
+        secret_path = var_dir / DEV_SECRET_FILE
         env["LIVECHAT_WEBHOOK_SECRETS"] = ensure_dev_secret(secret_path)
         print(f"chathooks run: LIVECHAT_WEBHOOK_SECRETS unset; using the dev secret stored in {secret_path}")
 

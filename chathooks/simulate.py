@@ -21,8 +21,11 @@ from typing import Any, TextIO
 import redis
 import requests
 
+from chathooks.keys import Keys
 from chathooks.rules import load_rules
-from chathooks.runner import DEFAULT_REDIS_PORT
+from chathooks.runner import DEFAULT_REDIS_PORT, DEV_SECRET_FILE
+from chathooks.settings import Settings
+from workers.outbound import Outbound
 
 ORGANIZATION = "00000000-0000-4000-8000-00000000c4a7"
 AGENT = "agent.smith@example.com"
@@ -70,28 +73,19 @@ def conversation(secret: str, after_seconds: int, bot_id: str | None, now: float
     yield 1.5, body("chat_deactivated", {"chat_id": chat, "thread_id": thread, "user_id": AGENT})
 
 
-def webhook_secret(environ: Mapping[str, str], var_dir: Path) -> str:
-    configured = [s.strip() for s in environ.get("LIVECHAT_WEBHOOK_SECRETS", "").split(",") if s.strip()]
-    if configured:
-        return configured[0]
-    stored = var_dir / "dev-webhook-secret"
-    if stored.exists():
-        return stored.read_text().strip()
-    raise SystemExit("chathooks simulate: no LIVECHAT_WEBHOOK_SECRETS and no ./var/dev-webhook-secret "
-                     "(start the system with `make run` first)")
-
-
 def run(url: str, out: TextIO, environ: Mapping[str, str] | None = None, var_dir: Path = Path("var")) -> int:
-    env = os.environ if environ is None else environ
-    secret = webhook_secret(env, var_dir)
-    rules = load_rules(env.get("CHATHOOKS_RULES") or None)
+    env = dict(os.environ if environ is None else environ)
+    # Unset REDIS_URL means the embedded Redis that `make run` starts.
+    env.setdefault("REDIS_URL", f"redis://127.0.0.1:{env.get('CHATHOOKS_REDIS_PORT') or DEFAULT_REDIS_PORT}/0")
+    settings = Settings.from_env(env)
+    secret = _webhook_secret(settings, var_dir)
+    rules = load_rules(settings.rules_path)
     after = rules.nudge.after_seconds if rules.nudge else 0
     endpoint = url.rstrip("/") + "/webhooks/livechat"
     chat_id = None
     with requests.Session() as http:
-        if env.get("INGRESS_BASIC_AUTH"):
-            http.auth = tuple(env["INGRESS_BASIC_AUTH"].split(":", 1))  # type: ignore[assignment]
-        for pause, body in conversation(secret, after, env.get("LIVECHAT_BOT_ID"), time.time()):
+        http.auth = settings.ingress_basic_auth
+        for pause, body in conversation(secret, after, settings.livechat.bot_id, time.time()):
             time.sleep(pause)
             chat_id = chat_id or body["payload"].get("chat", {}).get("id")
             response = http.post(endpoint, json=body, timeout=10)
@@ -99,18 +93,28 @@ def run(url: str, out: TextIO, environ: Mapping[str, str] | None = None, var_dir
             if response.status_code != 200:
                 return 1
     time.sleep(2.5)
-    return _report(env, chat_id, out)
+    _report(settings, chat_id, out)
+    return 0
 
 
-def _report(env: Mapping[str, str], chat_id: str | None, out: TextIO) -> int:
+def _webhook_secret(settings: Settings, var_dir: Path) -> str:
+    if settings.webhook_secrets:
+        return settings.webhook_secrets[0]
+    stored = var_dir / DEV_SECRET_FILE
+    if stored.exists():
+        return stored.read_text().strip()
+    raise SystemExit(f"chathooks simulate: no LIVECHAT_WEBHOOK_SECRETS and no {stored} "
+                     "(start the system with `make run` first)")
+
+
+def _report(settings: Settings, chat_id: str | None, out: TextIO) -> None:
     """Print the outbound actions the workers recorded for the simulated chat."""
-    url = env.get("REDIS_URL") or f"redis://127.0.0.1:{env.get('CHATHOOKS_REDIS_PORT', DEFAULT_REDIS_PORT)}/0"
-    key = f"{env.get('CHATHOOKS_KEY_PREFIX') or 'chathooks:'}outbound"
+    client = redis.Redis.from_url(settings.redis_url)
     try:
-        records = [json.loads(r) for r in reversed(redis.Redis.from_url(url).lrange(key, 0, -1))]
+        records = Outbound(settings, client, Keys(settings.key_prefix).outbound).records()
     except redis.RedisError as exc:
-        print(f"(cannot read what the workers did from {url}: {exc})", file=out)
-        return 0
+        print(f"(cannot read what the workers did: {exc})", file=out)
+        return
     print(f"\nWhat the workers did for chat {chat_id}:", file=out)
     mine = [r for r in records if r.get("chat_id") == chat_id or str(r.get("email", "")).endswith(
         f"+{(chat_id or '').lower()}@example.org")]
@@ -119,4 +123,3 @@ def _report(env: Mapping[str, str], chat_id: str | None, out: TextIO) -> int:
         print(f"  {r['outcome']:<8} {r['action']:<16} {json.dumps(detail, sort_keys=True)}", file=out)
     if not mine:
         print("  nothing yet — are the worker and beat running?", file=out)
-    return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from chathooks.keys import Keys
 from chathooks.rules import MarketingRule
 from chathooks.settings import Settings
 from workers.clients.livechat import LiveChatClient, RedisTokenCache
@@ -42,7 +43,7 @@ class Outbound:
             cache = RedisTokenCache(client, f"{settings.key_prefix}bot-token:")
             livechat = LiveChatClient(settings.livechat, token_cache=cache)
         mailchimp = MailchimpClient(settings.mailchimp) if settings.mailchimp else None
-        return cls(settings, client, f"{settings.key_prefix}outbound", livechat, mailchimp)
+        return cls(settings, client, Keys(settings.key_prefix).outbound, livechat, mailchimp)
 
     # --- writes -------------------------------------------------------------------------
 

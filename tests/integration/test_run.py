@@ -11,8 +11,9 @@ import pytest
 import redis
 import requests
 
+from chathooks.embedded_redis import free_port
 from tests.helpers import fixture, wait_for
-from tests.integration.processes import Process, free_port
+from tests.integration.processes import Process
 
 pytestmark = pytest.mark.integration
 

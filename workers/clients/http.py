@@ -68,11 +68,7 @@ class OutboundError(Exception):
         return f"{self.service} {self.method}: {self.type} ({', '.join(facts)}): {self.message}"
 
     def __repr__(self) -> str:
-        return (
-            f"OutboundError(service={self.service!r}, method={self.method!r}, type={self.type!r}, "
-            f"status={self.status!r}, transient={self.transient!r}, retry_after={self.retry_after!r}, "
-            f"message={self.message!r})"
-        )
+        return f"OutboundError({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record of the error (for the dead-letter store)."""
@@ -85,19 +81,6 @@ class OutboundError(Exception):
             "transient": self.transient,
             "retry_after": self.retry_after,
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OutboundError:
-        """Rebuild an error recorded with ``to_dict``."""
-        return cls(
-            data["service"],
-            data["method"],
-            data["type"],
-            data["message"],
-            status=data.get("status"),
-            transient=bool(data.get("transient")),
-            retry_after=data.get("retry_after"),
-        )
 
 
 @dataclass(frozen=True)

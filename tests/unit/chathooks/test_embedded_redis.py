@@ -3,19 +3,11 @@ import socket
 import pytest
 import redis
 
-from chathooks.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from chathooks.embedded_redis import EmbeddedRedis, EmbeddedRedisError, port_open
 
 
 def _client(server: EmbeddedRedis) -> redis.Redis:
     return redis.Redis.from_url(server.url, socket_timeout=2)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_starts_answers_and_stops(tmp_path):
@@ -27,7 +19,7 @@ def test_starts_answers_and_stops(tmp_path):
     finally:
         server.stop()
     assert not server.running
-    assert not _port_open(server.port)
+    assert not port_open(server.port)
 
 
 def test_port_zero_picks_a_free_port_and_explicit_port_is_used(tmp_path):
@@ -70,7 +62,7 @@ def test_kill_stops_without_shutdown(tmp_path):
     server = EmbeddedRedis(tmp_path).start()
     server.kill()
     assert not server.running
-    assert not _port_open(server.port)
+    assert not port_open(server.port)
     server.start()  # same dir and port still usable afterwards
     try:
         assert _client(server).ping()
