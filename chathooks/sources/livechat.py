@@ -82,8 +82,9 @@ def to_delivery(envelope: dict[str, Any], settings: Settings, received_at: float
     if not events:
         return None
     received_at = received_at if received_at is not None else time.time()
-    stamp = datetime.fromtimestamp(received_at, UTC).isoformat().replace("+00:00", "Z")
-    events = [e if e.time else replace(e, time=stamp) for e in events]
+    if not all(e.time for e in events):  # e.g. chat_deactivated: the receive time stands in
+        stamp = datetime.fromtimestamp(received_at, UTC).isoformat().replace("+00:00", "Z")
+        events = [e if e.time else replace(e, time=stamp) for e in events]
     identity = "\x1f".join((organization or "", action, *spec.identity(payload)))
     return Delivery(
         id=hashlib.blake2b(identity.encode(), digest_size=16).hexdigest(),
