@@ -396,7 +396,8 @@ def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(versio
     assert sends(lc, NUDGE) == [nudge]
 
 
-def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(launch, mailchimp):
+@pytest.mark.parametrize("version", ["3.5", "3.6"])
+def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(version, launch, mailchimp):
     """The conversation happened; LiveChat delivers every webhook 3 times, in a shuffled order.
 
     The nudge's timing is kept out: its rule's threshold (30 s) exceeds every silence in the
@@ -405,8 +406,8 @@ def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(launch, ma
     answers the same whatever the order (whether a late rating is answered otherwise depends on
     when the chat really ended, which is a race, not ordering).
     """
-    system, lc = launch("3.6", 30)
-    conv = Conversation("3.6")
+    system, lc = launch(version, 30)
+    conv = Conversation(version)
     t0 = time.time() - 10  # the same timeline as the real-time test, already over
     steps = [conv.routing_status("accepting_chats"), conv.start(t0, OPENING),
              conv.bot_says(GREETING, t0 + 0.2), conv.customer_says(FOLLOW_UP, t0 + 0.6),
