@@ -18,7 +18,8 @@ from workers.once import Busy
 class RetryPolicy:
     """Attempt n (n ≥ 2) waits ``base·2^(n-2)`` capped at ``cap``, jittered to between half and all of it.
 
-    Defaults give 2, 4, 8, 16, 32, 64, 128, 256 s: eight attempts in about nine minutes.
+    Defaults wait up to 2, 4, 8, 16, 32, 64 and 128 s before attempts 2–8: eight attempts within about four
+    minutes, each wait far below the broker's visibility timeout because no wait is ever held by the broker.
     """
 
     base: float = 2.0
