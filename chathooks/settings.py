@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 API_VERSIONS = ("3.5", "3.6")
@@ -60,8 +61,12 @@ class Settings:
     chat_ttl_seconds: int = 7 * 24 * 3600
     ended_chat_ttl_seconds: int = 24 * 3600
     timeline_max_events: int = 500
+    task_time_limit_seconds: int = 120
     visibility_timeout_seconds: int = 600
     redis_timeout_seconds: float = 2.0
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    retry_max_attempts: int = 8
 
     @property
     def scheduled_queue(self) -> str:
@@ -131,7 +136,50 @@ class Settings:
             dry_run=dry_run,
             key_prefix=get("CHATHOOKS_KEY_PREFIX") or cls.key_prefix,
             queue=get("CHATHOOKS_QUEUE") or cls.queue,
+            **_tuning(get),
         )
+
+
+# Operational tuning: optional, each a positive number; the defaults suit production.
+_INTS = {
+    "CHATHOOKS_DEDUPE_TTL": "dedupe_ttl_seconds",
+    "CHATHOOKS_STATE_DEDUPE_TTL": "state_dedupe_ttl_seconds",
+    "CHATHOOKS_CHAT_TTL": "chat_ttl_seconds",
+    "CHATHOOKS_ENDED_CHAT_TTL": "ended_chat_ttl_seconds",
+    "CHATHOOKS_TASK_TIME_LIMIT": "task_time_limit_seconds",
+    "CHATHOOKS_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
+    "CHATHOOKS_RETRY_ATTEMPTS": "retry_max_attempts",
+}
+_FLOATS = {
+    "CHATHOOKS_RETRY_BASE": "retry_base_seconds",
+    "CHATHOOKS_RETRY_CAP": "retry_cap_seconds",
+}
+
+
+def _tuning(get: Callable[[str], str | None]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, attr in _INTS.items():
+        if (value := get(name)) is not None:
+            values[attr] = _positive_int(value, name, 0)
+    for name, attr in _FLOATS.items():
+        if (value := get(name)) is not None:
+            values[attr] = _positive_float(value, name)
+    limit = values.get("task_time_limit_seconds", Settings.task_time_limit_seconds)
+    visibility = values.get("visibility_timeout_seconds", Settings.visibility_timeout_seconds)
+    if visibility <= limit:
+        # Otherwise Redis would hand a running task to a second worker.
+        raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed CHATHOOKS_TASK_TIME_LIMIT ({limit})")
+    return values
+
+
+def _positive_float(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return number
 
 
 def _url(value: str, name: str, schemes: tuple[str, ...]) -> str:

@@ -12,13 +12,7 @@ from kombu import Queue
 from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
-# Every task is far shorter than this; a message whose worker vanished is redelivered after
-# the broker's visibility timeout, which must stay above it (see Settings.visibility_timeout_seconds).
-TASK_TIME_LIMIT = 120
-
-
 def celery_config(settings: Settings) -> dict[str, Any]:
-    assert settings.visibility_timeout_seconds > TASK_TIME_LIMIT
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
@@ -43,8 +37,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "chathooks-tick": {"task": "chathooks.tick", "schedule": 1.0,
                                "options": {"queue": settings.scheduled_queue, "expires": 5}},
         },
-        "task_time_limit": TASK_TIME_LIMIT,
-        "task_soft_time_limit": TASK_TIME_LIMIT - 20,
+        # Below the visibility timeout (Settings checks it), so Redis never hands a running task
+        # to a second worker; the soft limit leaves the task time to release its claims.
+        "task_time_limit": settings.task_time_limit_seconds,
+        "task_soft_time_limit": settings.task_time_limit_seconds - max(1, settings.task_time_limit_seconds // 6),
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,

@@ -53,6 +53,8 @@ class Runtime:
             scheduler=Scheduler(client, p),
             outbound=outbound or Outbound.build(settings, client),
             dead_letters=DeadLetters(client, p),
+            retry=overrides.pop("retry", None) or RetryPolicy(
+                settings.retry_base_seconds, settings.retry_cap_seconds, settings.retry_max_attempts),
             **overrides,
         )
 

@@ -66,3 +66,22 @@ def test_mailchimp_data_centre_comes_from_the_key():
 def test_broker_sharing_state_redis(broker, shares):
     s = Settings.from_env({"REDIS_URL": "redis://localhost:6379/0", "CELERY_BROKER_URL": broker})
     assert s.broker_shares_state_redis is shares
+
+
+def test_operational_tuning_from_the_environment():
+    s = Settings.from_env({"CHATHOOKS_ENDED_CHAT_TTL": "5", "CHATHOOKS_RETRY_BASE": "0.2",
+                           "CHATHOOKS_RETRY_ATTEMPTS": "3", "CHATHOOKS_TASK_TIME_LIMIT": "10",
+                           "CHATHOOKS_VISIBILITY_TIMEOUT": "15", "CHATHOOKS_INSECURE_DEV": "1"})
+    assert (s.ended_chat_ttl_seconds, s.retry_base_seconds, s.retry_max_attempts) == (5, 0.2, 3)
+    assert (s.task_time_limit_seconds, s.visibility_timeout_seconds) == (10, 15)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"CHATHOOKS_CHAT_TTL": "0"}, "CHATHOOKS_CHAT_TTL"),
+    ({"CHATHOOKS_RETRY_BASE": "nan"}, "CHATHOOKS_RETRY_BASE"),
+    ({"CHATHOOKS_RETRY_CAP": "-1"}, "CHATHOOKS_RETRY_CAP"),
+    ({"CHATHOOKS_VISIBILITY_TIMEOUT": "100"}, "CHATHOOKS_VISIBILITY_TIMEOUT"),
+])
+def test_bad_tuning_names_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env)
