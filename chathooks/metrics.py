@@ -48,6 +48,8 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             "chathooks_webhooks_duplicates", "Deliveries answered as duplicates (not queued)", labels=["source"]),
         "ignored": CounterMetricFamily(
             "chathooks_webhooks_ignored", "Valid deliveries with no automation (not queued)", labels=["source"]),
+        "processed": CounterMetricFamily(
+            "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran", labels=["source"]),
     }
     rejected = CounterMetricFamily("chathooks_webhooks_rejected", "Requests rejected, by reason", labels=["reason"])
     seen_reasons = set()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis
 from celery import Celery
 
 from chathooks.events import Event, Role
 from chathooks.keys import Keys
+from chathooks.metrics import Metrics
 from chathooks.redis_client import connect
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
@@ -57,6 +59,10 @@ class Runtime:
                 settings.retry_base_seconds, settings.retry_cap_seconds, settings.retry_max_attempts),
             **overrides,
         )
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.redis, self.keys)
 
     @property
     def bot_ids(self) -> frozenset[str]:

@@ -55,6 +55,8 @@ def test_n_webhooks_in_n_events_recorded_duplicates_once(web, worker, pipeline_e
     # Counted by two gunicorn workers into one shared set of figures.
     assert metric(web, "chathooks_webhooks_queued_total", source="livechat") == len(bodies)
     assert metric(web, "chathooks_webhooks_duplicates_total", source="livechat") == len(bodies[::4])
+    # Every queued delivery was processed once by the workers: the ledger balances.
+    assert metric(web, "chathooks_deliveries_processed_total", source="livechat") == len(bodies)
 
 
 def test_concurrent_retries_of_one_delivery_queue_it_once(web, worker, pipeline_env, redis_url):
