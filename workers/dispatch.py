@@ -58,17 +58,23 @@ def dispatch(events: Iterable[Event], rt: Runtime) -> None:
             run_handler(name, event, rt)
 
 
-def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: list[dict[str, Any]] | None = None) -> None:
+def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: list[dict[str, Any]] | None = None,
+                *, replays: int = 0, job: str | None = None) -> None:
+    """Run handler ``name`` on ``event``: on failure, schedule the next attempt or dead-letter it.
+
+    ``errors`` are the earlier attempts', ``replays`` how often an operator replayed it. ``job`` is the
+    scheduled job this run comes from: the next attempt or the dead letter replaces it in one transaction.
+    """
     try:
         REGISTRY[name](event, rt)
     except Exception as exc:
         errors = [*(errors or []), describe(exc)]
         if is_transient(exc) and attempt < rt.retry.max_attempts:
             delay = rt.retry.delay(attempt + 1, retry_after(exc))
-            payload = {"handler": name, "event": event.to_dict(), "attempt": attempt + 1, "errors": errors}
-            rt.scheduler.schedule(retry_job(payload), rt.clock() + delay)
+            retry = retry_job(name, event.to_dict(), attempt + 1, errors, replays)
+            rt.scheduler.schedule(retry, rt.clock() + delay, replacing=job)
             log.warning("%s failed on %s (attempt %d), retrying in %.1fs: %s", name, event.key, attempt, delay, exc)
         else:
-            item = rt.dead_letters.add(event.to_dict(), name, errors)
+            item = rt.dead_letters.add(event.to_dict(), name, errors, replays, job)
             log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
                       name, event.key, attempt, item, exc)

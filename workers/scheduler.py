@@ -31,8 +31,20 @@ def job(kind: str, *parts: str) -> str:
     return "|".join((kind, *parts))
 
 
-def retry_job(payload: dict[str, Any]) -> str:
+def retry_job(handler: str, event: dict[str, Any], attempt: int, errors: list[dict[str, Any]],
+              replays: int = 0) -> str:
+    """The job that runs ``handler`` on ``event`` (a dict) again as ``attempt``.
+
+    ``errors`` are the earlier attempts', ``replays`` how often an operator replayed it from the
+    dead-letter store. The payload is canonical JSON, so the same retry scheduled twice is one job.
+    """
+    payload = {"handler": handler, "event": event, "attempt": attempt, "errors": errors, "replays": replays}
     return job("retry", json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+def retry_payload(member: str) -> dict[str, Any]:
+    """The payload of a ``retry_job`` (jobs scheduled before replays were counted have none: 0)."""
+    return {"replays": 0, **json.loads(member.partition("|")[2])}
 
 
 def parse(member: str) -> tuple[str, list[str]]:
@@ -46,8 +58,13 @@ class Scheduler:
         self.key = f"{prefix}schedule"
         self._claim = client.register_script(_CLAIM_DUE)
 
-    def schedule(self, member: str, due: float) -> None:
-        self._redis.zadd(self.key, {member: due})
+    def schedule(self, member: str, due: float, replacing: str | None = None) -> None:
+        """Add ``member`` (or move it) to ``due``; the job it is ``replacing`` goes in the same transaction."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.key, {member: due})
+            if replacing not in (None, member):
+                pipe.zrem(self.key, replacing)
+            pipe.execute()
 
     def cancel(self, member: str) -> None:
         self._redis.zrem(self.key, member)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from celery import shared_task
@@ -12,7 +11,7 @@ from chathooks.queue_message import PROCESS_DELIVERY
 from workers.dispatch import dispatch, run_handler
 from workers.handlers import silence
 from workers.runtime import runtime_for
-from workers.scheduler import parse
+from workers.scheduler import parse, retry_payload
 
 TICK = "chathooks.tick"
 RUN_JOB = "chathooks.run_job"
@@ -21,7 +20,9 @@ RUN_JOB = "chathooks.run_job"
 @shared_task(name=PROCESS_DELIVERY, bind=True)
 def process_delivery(self, message: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     """Handle one queued delivery (see ``Delivery.to_message``)."""
-    dispatch(Delivery.events_of(message), runtime_for(self.app))
+    rt = runtime_for(self.app)
+    dispatch(Delivery.events_of(message), rt)
+    rt.metrics.count(f"processed:{message['source']}")
 
 
 @shared_task(name=TICK, bind=True, ignore_result=True)
@@ -41,6 +42,7 @@ def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
     if kind == "nudge":
         dispatch([silence.deadline(*parts)], rt)
     elif kind == "retry":
-        payload = json.loads(parts[0])
-        run_handler(payload["handler"], Event.from_dict(payload["event"]), rt, payload["attempt"], payload["errors"])
+        retry = retry_payload(member)
+        run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
+                    replays=retry["replays"], job=member)
     rt.scheduler.complete(member)

@@ -13,6 +13,7 @@ from workers.dispatch import REGISTRY, TABLE, dispatch, run_handler
 from workers.once import Busy
 from workers.retry import RetryPolicy
 from workers.runtime import Runtime
+from workers.scheduler import retry_job
 
 EVENT = Event(key="livechat:C1:event:1", source="livechat", kind=Kind.MESSAGE, chat_id="C1", thread_id="T1",
               author_id="u1", author_role=Role.CUSTOMER, text="hello", time="2025-09-01T10:00:00.000000Z")
@@ -210,6 +211,25 @@ def test_a_bad_rating_survives_the_retry_round_trip(dry_rt, monkeypatch, clock):
     dispatch([rated], dry_rt)
     run_due(dry_rt, clock.advance(2))
     assert h.seen == [rated, rated]
+
+
+def test_a_failing_jobs_retry_replaces_it_in_one_step(handler, dry_rt, clock):
+    handler(transient())
+    old = retry_job("test.handler", EVENT.to_dict(), 2, [], replays=1)
+    dry_rt.scheduler.schedule(old, clock.now)
+    run_handler("test.handler", EVENT, dry_rt, 2, [], replays=1, job=old)
+    (payload, _), = retry_payloads(dry_rt)  # the old job is gone without being completed
+    assert (payload["attempt"], payload["replays"]) == (3, 1)
+
+
+def test_a_failing_job_is_replaced_by_its_dead_letter_in_one_step(handler, dry_rt, clock):
+    handler(permanent())
+    old = retry_job("test.handler", EVENT.to_dict(), 1, [], replays=2)
+    dry_rt.scheduler.schedule(old, clock.now)
+    run_handler("test.handler", EVENT, dry_rt, replays=2, job=old)
+    assert jobs(dry_rt, "retry") == []
+    (item,) = dry_rt.dead_letters.list()
+    assert (item["replays"], item["attempts"]) == (2, 1)
 
 
 # --- against the fake API ------------------------------------------------------------------

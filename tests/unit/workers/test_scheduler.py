@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workers.scheduler import LEASE_SECONDS, Scheduler, job, parse, retry_job
+from workers.scheduler import LEASE_SECONDS, Scheduler, job, parse, retry_job, retry_payload
 
 NOW = 1_756_720_800.0
 
@@ -73,20 +73,38 @@ def test_nudge_job_round_trips_through_parse():
     assert parse(member) == ("nudge", ["RX8QK2MZ1A", "RX8QK2NB7C", "1756720801.104937"])
 
 
-def test_retry_job_round_trips_through_parse_even_with_separators_in_it():
-    payload = {"handler": "tagging.thread_ended", "attempt": 2,
-               "event": {"key": "livechat:C:T:ended", "text": "a|b|c"},
-               "errors": [{"type": "internal", "message": "upstream | down"}]}
-    kind, parts = parse(retry_job(payload))
+def test_retry_job_round_trips_through_retry_payload_even_with_separators_in_it():
+    event = {"key": "livechat:C:T:ended", "text": "a|b|c"}
+    errors = [{"type": "internal", "message": "upstream | down"}]
+    member = retry_job("tagging.thread_ended", event, 2, errors, replays=1)
+    kind, parts = parse(member)
     assert kind == "retry"
     assert len(parts) == 1
-    assert json.loads(parts[0]) == payload
+    assert retry_payload(member) == json.loads(parts[0]) == {
+        "handler": "tagging.thread_ended", "event": event, "attempt": 2, "errors": errors, "replays": 1}
 
 
-def test_retry_job_is_canonical_so_the_same_payload_is_one_job():
-    a = {"handler": "h", "attempt": 2, "event": {"key": "k"}, "errors": []}
-    b = {"errors": [], "event": {"key": "k"}, "attempt": 2, "handler": "h"}
-    assert retry_job(a) == retry_job(b)
+def test_a_retry_job_from_before_replays_were_counted_has_none():
+    member = job("retry", json.dumps({"handler": "h", "event": {"key": "k"}, "attempt": 2, "errors": []}))
+    assert retry_payload(member)["replays"] == 0
+
+
+def test_retry_job_is_canonical_so_the_same_retry_is_one_job():
+    a, b = {"key": "k", "kind": "message"}, {"kind": "message", "key": "k"}
+    assert retry_job("h", a, 2, []) == retry_job("h", b, 2, [])
+
+
+def test_scheduling_a_job_in_place_of_another_swaps_them_at_once(scheduler):
+    scheduler.schedule("old", NOW)
+    scheduler.schedule("new", NOW + 5, replacing="old")
+    assert scheduler.due_at("old") is None
+    assert scheduler.due_at("new") == NOW + 5
+
+
+def test_rescheduling_a_job_in_place_of_itself_keeps_it(scheduler):
+    scheduler.schedule("a", NOW)
+    scheduler.schedule("a", NOW + 5, replacing="a")
+    assert scheduler.due_at("a") == NOW + 5
 
 
 def test_keys_live_under_the_prefix(scheduler, settings):
