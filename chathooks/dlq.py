@@ -74,7 +74,8 @@ def show(store: DeadLetters, item_id: str, as_json: bool, out: TextIO, err: Text
 
 def replay(store: DeadLetters, target: str | Filter, out: TextIO, err: TextIO) -> int:
     """Replay one item by id, or every item matching a filter."""
-    return _take(store, store.replay, target, "replayed", out, err)
+    return _take(store, store.replay, target, "replayed", out, err,
+                 note=" (scheduled now: a worker runs it at beat's next tick, or once they run)")
 
 
 def purge(store: DeadLetters, target: str | Filter, out: TextIO, err: TextIO) -> int:
@@ -83,7 +84,7 @@ def purge(store: DeadLetters, target: str | Filter, out: TextIO, err: TextIO) ->
 
 
 def _take(store: DeadLetters, take: Callable[[str, Filter], Item | None], target: str | Filter, verb: str,
-          out: TextIO, err: TextIO) -> int:
+          out: TextIO, err: TextIO, note: str = "") -> int:
     if isinstance(target, str):
         item = take(target, EVERYTHING)
         if item is None:
@@ -98,7 +99,6 @@ def _take(store: DeadLetters, take: Callable[[str, Filter], Item | None], target
     for item in done:
         event = item["event"]
         out.write(f"{verb} {item['id']} ({item['handler']} on {event['kind']}, chat {event.get('chat_id') or '-'})\n")
-    note = ": each runs as soon as a worker is running" if verb == "replayed" else ""
     out.write(f"{len(done)} {verb}{note}\n")
     return 0
 
