@@ -10,7 +10,8 @@ import json
 import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -31,6 +32,7 @@ class Request:
     json: Any  # None when the body is empty or not JSON
     time: float
     route: str
+    client: tuple[str, int]  # the caller's address (to tell which process sent it)
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,18 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do instead of (or before) answering normally."""
+    """What to do instead of (or before) answering normally.
+
+    By default the request is handled late (after ``delay``) or, with ``close``, never. With
+    ``process`` it is handled at once and only its answer is late or lost: the server did the
+    work, the client cannot know.
+    """
 
     reply: Reply | None = None  # answer this instead of calling handle()
     delay: float = 0.0  # sleep first (to make clients time out)
     close: bool = False  # then drop the connection without answering
+    process: bool = False  # handle the request before the delay (and the close)
+    when: Callable[[Request], bool] | None = None  # only for requests this accepts (default: any)
 
 
 class FakeHTTPServer:
@@ -57,7 +66,7 @@ class FakeHTTPServer:
         self.lock = threading.RLock()
         self.errors: list[BaseException] = []  # exceptions raised by handle(): bugs in the fake
         self._requests: list[Request] = []
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._faults: dict[str, list[Fault]] = defaultdict(list)
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -116,7 +125,7 @@ class FakeHTTPServer:
             return [r for r in self._requests if route is None or r.route == route]
 
     def inject(self, route: str, fault: Fault, times: int = 1) -> None:
-        """Apply ``fault`` to the next ``times`` requests on ``route`` ("*" matches every route)."""
+        """Apply ``fault`` to the next ``times`` requests on ``route`` ("*" matches every route) it accepts."""
         with self.lock:
             self._faults[route].extend([fault] * times)
 
@@ -139,8 +148,10 @@ class FakeHTTPServer:
         with self.lock:
             self._requests.append(request)
             for key in (request.route, "*"):
-                if self._faults.get(key):
-                    return self._faults[key].popleft()
+                faults = self._faults.get(key) or []
+                for n, fault in enumerate(faults):
+                    if fault.when is None or fault.when(request):
+                        return faults.pop(n)
         return None
 
     def _answer(self, request: Request) -> Reply:
@@ -198,15 +209,17 @@ class _Handler(BaseHTTPRequestHandler):
             json=payload,
             time=time.time(),
             route="",
+            client=self.client_address[:2],
         )
         request = replace(request, route=fake.route(request))
-        fault = fake._receive(request)
-        if fault and fault.delay:
+        fault = fake._receive(request) or Fault()
+        reply = fault.reply or (fake._answer(request) if fault.process else None)
+        if fault.delay:
             fake._stopping.wait(fault.delay)
-        if fault and fault.close:
+        if fault.close:
             self.close_connection = True
             return
-        self._send(fault.reply if fault and fault.reply else fake._answer(request))
+        self._send(reply or fake._answer(request))
 
     def _send(self, reply: Reply) -> None:
         if reply.body is None:

@@ -179,11 +179,14 @@ class FakeLiveChat(FakeHTTPServer):
         close: bool = False,
         times: int = 1,
         message: str | None = None,
+        process: bool = False,
+        chat_id: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` ("*" for any) fail.
+        """Make the next ``times`` calls of ``method`` ("*" for any), on ``chat_id`` if given, fail.
 
         With ``error_type`` or ``status``: answer that error (status or type inferred from
         the other). ``delay`` alone: answer normally, late. ``close``: drop the connection.
+        ``process``: carry the call out first, so only its answer is late or lost.
         """
         reply = None
         if error_type or status or not (delay or close):
@@ -191,7 +194,8 @@ class FakeLiveChat(FakeHTTPServer):
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             body = {"error": {"type": error_type, "message": message or f"injected {error_type}"}}
             reply = Reply(status or ERROR_STATUS.get(error_type, 500), body, headers)
-        self.inject(method, Fault(reply, delay or 0.0, close), times)
+        when = None if chat_id is None else (lambda r: isinstance(r.json, dict) and r.json.get("chat_id") == chat_id)
+        self.inject(method, Fault(reply, delay or 0.0, close, process, when), times)
 
     # Protocol
 

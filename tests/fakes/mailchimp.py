@@ -37,6 +37,11 @@ class ApiError(Exception):
         self.status, self.detail, self.errors = status, detail, errors
 
 
+def member_hash(email: str) -> str:
+    """The member id Mailchimp derives from an address."""
+    return hashlib.md5(email.lower().encode()).hexdigest()
+
+
 def invalid(field: str, message: str, detail: str = "Invalid Resource") -> ApiError:
     return ApiError(400, detail, [{"field": field, "message": message}])
 
@@ -92,8 +97,9 @@ class FakeMailchimp(FakeHTTPServer):
         delay: float | None = None,
         close: bool = False,
         times: int = 1,
+        email: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls on ``route`` ("member", "tags" or "*") fail.
+        """Make the next ``times`` calls on ``route`` ("member", "tags" or "*"), for ``email`` if given, fail.
 
         Answers a problem with ``status``; pass ``status=None`` with ``delay`` for a late normal answer.
         """
@@ -101,7 +107,8 @@ class FakeMailchimp(FakeHTTPServer):
         if status is not None and not close:
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             reply = problem(status, detail or f"injected {status}", headers=headers)
-        self.inject(route, Fault(reply, delay or 0.0, close), times)
+        when = None if email is None else (lambda r: f"/members/{member_hash(email)}" in r.path)
+        self.inject(route, Fault(reply, delay or 0.0, close, when=when), times)
 
     # Protocol
 
@@ -145,7 +152,7 @@ class FakeMailchimp(FakeHTTPServer):
         email = body.get("email_address")
         if not isinstance(email, str) or "@" not in email:
             raise invalid("email_address", "This value should be a valid email.")
-        if hashlib.md5(email.lower().encode()).hexdigest() != subscriber_hash:
+        if member_hash(email) != subscriber_hash:
             raise ApiError(400, "The subscriber hash in the URL does not match the email address.")
         for name in ("status_if_new", "status"):
             if name in body and body[name] not in STATUSES:

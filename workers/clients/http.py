@@ -35,7 +35,8 @@ class OutboundError(Exception):
     """A failed outbound call, classified so that callers know whether a retry can help.
 
     ``transient`` errors (timeouts, dropped connections, 429, 5xx, rate limits) may succeed
-    later, after ``retry_after`` seconds when the server said so; the others are final.
+    later, after ``retry_after`` seconds when the server said so (or, after a read timeout, as
+    long as the client waited); the others are final.
     """
 
     def __init__(
@@ -174,6 +175,9 @@ class JsonHttp:
             )
         # The requests exception holds the prepared request, Authorization header included,
         # so it is described in the message and not chained.
+        except requests.ReadTimeout as exc:
+            # The server got the request and may still carry it out: give it as long again before a retry.
+            raise self._failure(label, "timeout", exc, hide, retry_after=self.read_timeout) from None
         except requests.Timeout as exc:
             raise self._failure(label, "timeout", exc, hide) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -202,11 +206,16 @@ class JsonHttp:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
+    @property
+    def read_timeout(self) -> float:
+        return self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+
     def _failure(
-        self, label: str, kind: str, exc: Exception, hide: tuple[str, ...], *, transient: bool = True
+        self, label: str, kind: str, exc: Exception, hide: tuple[str, ...], *, transient: bool = True,
+        retry_after: float | None = None,
     ) -> OutboundError:
         message = _redact(f"{type(exc).__name__}: {exc}", hide)
-        return OutboundError(self.service, label, kind, message, transient=transient)
+        return OutboundError(self.service, label, kind, message, transient=transient, retry_after=retry_after)
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:

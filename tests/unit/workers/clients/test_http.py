@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.fakes.http_server import FakeHTTPServer, Fault, Reply, Request
+from tests.helpers import wait_for
 from workers.clients.http import ErrorInfo, JsonHttp, OutboundError, json_body, parse_retry_after, status_type
 
 SECRET = "s3cr3t-api-key"
@@ -141,6 +142,13 @@ def test_read_timeout_is_transient(server):
     assert time.monotonic() - started < 0.45
 
 
+def test_after_a_read_timeout_the_retry_waits_as_long_again(server):
+    server.inject("*", Fault(delay=0.5))
+    assert fail(client(timeout=(1.0, 0.2)), server).retry_after == 0.2
+    server.inject("*", Fault(delay=0.5))
+    assert fail(client(timeout=0.3), server).retry_after == 0.3
+
+
 def test_closed_connection_is_transient(server):
     server.inject("*", Fault(close=True))
     error = fail(client(), server)
@@ -194,6 +202,53 @@ def test_faults_are_per_route_in_order_and_counted(server):
             statuses.append(exc.status)
     assert statuses == [503, 418, 503, 200, 200]
     assert [r.route for r in server.recorded("POST /a")] == ["POST /a"] * 3
+
+
+def test_a_fault_applies_only_to_the_requests_it_accepts(server):
+    server.inject("*", Fault(Reply(503), when=lambda r: r.json == {"n": 2}))
+    http = client()
+    assert http.call("POST", f"{server.url}/x", label="x", json={"n": 1})["json"] == {"n": 1}
+    with pytest.raises(OutboundError):
+        http.call("POST", f"{server.url}/x", label="x", json={"n": 2})
+    assert http.call("POST", f"{server.url}/x", label="x", json={"n": 2})["json"] == {"n": 2}
+
+
+class Counting(Echo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.handled: list[str] = []
+
+    def handle(self, request: Request) -> Reply:
+        self.handled.append(request.path)
+        return super().handle(request)
+
+
+@pytest.mark.parametrize(("fault", "handled"), [
+    (Fault(close=True), []),  # dropped unseen
+    (Fault(close=True, process=True), ["/x"]),  # done, answer lost
+    (Fault(delay=0.5, close=True), []),
+    (Fault(delay=0.5, process=True), ["/x"]),  # done at once, answered too late
+])
+def test_a_processed_fault_carries_the_request_out_before_holding_or_dropping_the_answer(fault, handled):
+    with Counting() as fake:
+        fake.inject("*", fault)
+        fail(client(timeout=(1.0, 0.2)), fake)
+        assert fake.handled == handled
+
+
+def test_a_delayed_request_is_carried_out_late(server):
+    with Counting() as fake:
+        fake.inject("*", Fault(delay=0.3))
+        fail(client(timeout=(1.0, 0.1)), fake)
+        assert fake.handled == []
+        wait_for(lambda: fake.handled == ["/x"], timeout=5, what="the late request handled")
+
+
+def test_requests_record_the_callers_address(server):
+    client().call("POST", f"{server.url}/x", label="x")
+    [request] = server.recorded()
+    host, port = request.client
+    assert host == "127.0.0.1" and port > 0
 
 
 def test_reply_headers_and_handler_crashes_are_visible(server):
