@@ -4,6 +4,11 @@ A side effect is claimed under a key with a short lease before it runs and marke
 after. A rerun (duplicate delivery, redelivered task, replay) finds it done and skips it.
 If the worker died holding the lease, the claim lapses and a later attempt may run it; a
 failed attempt releases the claim at once so the retry is not held up.
+
+A claim also leaves a marker that an attempt was made, removed only when the effect is
+marked done. The next claim then knows an earlier attempt may have done the effect without
+recording it (it crashed, timed out or lost the answer after the API acted), and asks the
+caller's ``already`` check before repeating it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,18 @@ import redis
 T = TypeVar("T")
 
 DONE = b"done"
+
+# KEYS: claim, attempt marker. ARGV: token, lease (ms), marker ttl (s).
+# Returns 0 done, 1 claimed, 2 claimed after an unfinished attempt; nil when held elsewhere.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held == 'done' then return 0 end
+if held then return nil end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local tried = redis.call('EXISTS', KEYS[2])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+return 1 + tried
+"""
 
 # Release only our own claim: a lapsed lease may already belong to another worker.
 _RELEASE = """
@@ -32,11 +49,12 @@ class Busy(Exception):
 
 
 class Once:
-    def __init__(self, client: redis.Redis, prefix: str, lease_seconds: int = 60, done_ttl: int = 30 * 24 * 3600):
+    def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600):
         self._redis = client
         self._prefix = prefix
-        self._lease = lease_seconds
+        self._lease_ms = int(lease_seconds * 1000)
         self._done_ttl = done_ttl
+        self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
 
     def key(self, name: str) -> str:
@@ -45,17 +63,28 @@ class Once:
     def done(self, name: str) -> bool:
         return self._redis.get(self.key(name)) == DONE
 
-    def run(self, name: str, effect: Callable[[], T], done_ttl: int | None = None) -> tuple[bool, T | None]:
-        """Run ``effect`` unless already done; returns (ran, result). Raises Busy if claimed elsewhere."""
-        key, token = self.key(name), uuid.uuid4().hex
-        if not self._redis.set(key, token, nx=True, ex=self._lease):
-            if self._redis.get(key) == DONE:
-                return False, None
+    def run(self, name: str, effect: Callable[[], T], done_ttl: int | None = None, *,
+            already: Callable[[], bool] | None = None) -> tuple[bool, T | None]:
+        """Run ``effect`` unless already done; returns (ran, result). Raises Busy if claimed elsewhere.
+
+        ``already`` is asked only when an earlier attempt may have done the effect unrecorded; when it
+        says the effect is there, it is marked done instead of repeated.
+        """
+        key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
+        ttl = done_ttl or self._done_ttl
+        claimed = self._claim(keys=[key, marker], args=[token, self._lease_ms, ttl])
+        if claimed is None:
             raise Busy(name)
+        if claimed == 0:
+            return False, None
         try:
-            result = effect()
+            if claimed == 2 and already is not None and already():
+                ran, result = False, None
+            else:
+                ran, result = True, effect()
         except BaseException:
             self._release(keys=[key], args=[token])
             raise
-        self._redis.set(key, DONE, ex=done_ttl or self._done_ttl)
-        return True, result
+        with self._redis.pipeline() as pipe:
+            pipe.set(key, DONE, ex=ttl).delete(marker).execute()
+        return ran, result

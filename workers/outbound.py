@@ -17,6 +17,7 @@ import redis
 from chathooks.keys import Keys
 from chathooks.rules import MarketingRule
 from chathooks.settings import Settings
+from workers.clients.http import DEFAULT_TIMEOUT
 from workers.clients.livechat import LiveChatClient, RedisTokenCache
 from workers.clients.mailchimp import MailchimpClient, split_name
 
@@ -24,6 +25,16 @@ log = logging.getLogger("chathooks.outbound")
 
 RECORD_LIMIT = 1000
 RECORD_TTL = 24 * 3600
+# A handler makes a few calls in a row (routing status, get_chat, a send): each must fail well inside the task's
+# time limit, as a retried timeout, rather than have the limit end the whole task.
+CALLS_PER_TASK = 4
+
+
+def client_timeout(settings: Settings) -> tuple[float, float]:
+    """Connect and read timeouts for the API clients: the defaults, shortened to fit the task time limit."""
+    share = settings.task_time_limit_seconds / CALLS_PER_TASK
+    connect, read = DEFAULT_TIMEOUT
+    return min(connect, share), min(read, share)
 
 
 class Outbound:
@@ -38,11 +49,11 @@ class Outbound:
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis) -> Outbound:
-        livechat = None
+        livechat, timeout = None, client_timeout(settings)
         if settings.livechat.has_credentials:
             cache = RedisTokenCache(client, f"{settings.key_prefix}bot-token:")
-            livechat = LiveChatClient(settings.livechat, token_cache=cache)
-        mailchimp = MailchimpClient(settings.mailchimp) if settings.mailchimp else None
+            livechat = LiveChatClient(settings.livechat, timeout=timeout, token_cache=cache)
+        mailchimp = MailchimpClient(settings.mailchimp, timeout=timeout) if settings.mailchimp else None
         return cls(settings, client, Keys(settings.key_prefix).outbound, livechat, mailchimp)
 
     # --- writes -------------------------------------------------------------------------
@@ -76,6 +87,16 @@ class Outbound:
 
     def get_chat(self, chat_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
         return self._livechat.get_chat(chat_id, thread_id) if self._livechat else None
+
+    def sent(self, chat_id: str, custom_id: str) -> bool:
+        """Whether the chat's latest thread holds an event with ``custom_id`` (a send that landed)."""
+        thread = (self.get_chat(chat_id) or {}).get("thread") or {}
+        return any(e.get("custom_id") == custom_id for e in thread.get("events") or ())
+
+    def tagged(self, chat_id: str, thread_id: str, tag: str) -> bool:
+        """Whether LiveChat shows ``tag`` on the thread."""
+        thread = (self.get_chat(chat_id, thread_id) or {}).get("thread") or {}
+        return tag in (thread.get("tags") or ())
 
     def routing_status(self, agent_id: str) -> str | None:
         if self._livechat is None:

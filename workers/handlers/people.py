@@ -44,4 +44,6 @@ def send_as_bot(rt: Runtime, chat_id: str, once_name: str, text: str) -> None:
     if reason:
         rt.outbound.record("send_event", "skipped", chat_id=chat_id, text=text, reason=reason)
         return
-    rt.once.run(once_name, lambda: rt.outbound.send_message(chat_id, text, custom_id=once_name))
+    # The once name is the event's custom_id, so a retry can tell whether a crashed attempt's send landed.
+    rt.once.run(once_name, lambda: rt.outbound.send_message(chat_id, text, custom_id=once_name),
+                already=lambda: rt.outbound.sent(chat_id, once_name))

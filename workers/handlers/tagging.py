@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 
 from chathooks.events import Event, Kind, Role
 from chathooks.sources.livechat import thread_history, users_of
@@ -52,12 +52,11 @@ def apply(event: Event, rt: Runtime) -> None:
     chat_id, thread_id = event.chat_id, event.thread_id
     assert chat_id and thread_id
     pending = rt.state.tags(thread_id, "matched") - rt.state.tags(thread_id, "applied")
-    attempts(*(_tag_once(rt, chat_id, thread_id, tag) for tag in sorted(pending)))
+    attempts(*(partial(tag_once, rt, chat_id, thread_id, tag) for tag in sorted(pending)))
 
 
-def _tag_once(rt: Runtime, chat_id: str, thread_id: str, tag: str) -> Callable[[], None]:
-    def tag_it() -> None:
-        rt.once.run(f"tag:{thread_id}:{tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, tag))
-        rt.state.add_tags(thread_id, "applied", [tag])
-
-    return tag_it
+def tag_once(rt: Runtime, chat_id: str, thread_id: str, tag: str) -> None:
+    """Tag the thread once; after an unfinished attempt, only if LiveChat does not show the tag yet."""
+    rt.once.run(f"tag:{thread_id}:{tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, tag),
+                already=lambda: rt.outbound.tagged(chat_id, thread_id, tag))
+    rt.state.add_tags(thread_id, "applied", [tag])

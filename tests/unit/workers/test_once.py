@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -112,6 +113,71 @@ def test_a_stale_worker_failing_does_not_release_the_claim_that_replaced_its_own
     with pytest.raises(RuntimeError):
         once.run("x", effect)
     assert fake_redis.get(once.key("x")) == b"new-owner-token"
+
+
+# --- after an unfinished attempt: ask whether the effect is already there ------------------
+# ``already`` checks are Effects too: they count their calls and answer their result.
+
+
+def test_a_first_attempt_does_not_ask_already(once):
+    already = Effect(True)
+    assert once.run("x", Effect(), already=already) == (True, "result")
+    assert already.calls == 0
+
+
+def test_after_a_failed_attempt_already_decides_whether_the_effect_runs_again(once):
+    with pytest.raises(RuntimeError):  # e.g. a timeout: the API may have acted
+        once.run("x", Effect(error=RuntimeError("timed out")))
+    there, effect = Effect(True), Effect()
+    assert once.run("x", effect, already=there) == (False, None)
+    assert (there.calls, effect.calls) == (1, 0)
+    assert once.done("x")
+
+    with pytest.raises(RuntimeError):
+        once.run("y", Effect(error=RuntimeError("refused")))
+    missing, effect = Effect(False), Effect()
+    assert once.run("y", effect, already=missing) == (True, "result")
+    assert (missing.calls, effect.calls) == (1, 1)
+
+
+def test_a_claim_taken_over_from_a_worker_that_died_asks_already(settings, fake_redis):
+    once = Once(fake_redis, settings.key_prefix, lease_seconds=0.05)
+    hanging, resume = threading.Event(), threading.Event()
+
+    def dies_mid_effect() -> None:  # never returns while the test runs: no done, no release
+        hanging.set()
+        resume.wait(5)
+
+    holder = threading.Thread(target=once.run, args=("x", dies_mid_effect), daemon=True)
+    holder.start()
+    assert hanging.wait(5)
+    with pytest.raises(Busy):
+        once.run("x", Effect(), already=Effect(True))
+    time.sleep(0.1)  # the lease lapses
+    there, effect = Effect(True), Effect()
+    assert once.run("x", effect, already=there) == (False, None)
+    assert (there.calls, effect.calls) == (1, 0)
+    resume.set()
+    holder.join(5)
+
+
+def test_a_failing_check_releases_the_claim_and_is_asked_again_next_time(once):
+    with pytest.raises(RuntimeError):
+        once.run("x", Effect(error=RuntimeError("timed out")))
+    with pytest.raises(ConnectionError):
+        once.run("x", Effect(), already=Effect(error=ConnectionError("get_chat failed")))
+    there = Effect(True)
+    assert once.run("x", Effect(), already=there) == (False, None)
+    assert there.calls == 1
+
+
+def test_done_leaves_only_the_done_key_and_a_failure_leaves_a_marker_that_expires(once, fake_redis):
+    with pytest.raises(RuntimeError):
+        once.run("x", Effect(error=RuntimeError("boom")), done_ttl=120)
+    [marker] = fake_redis.keys("*")
+    assert 110 < fake_redis.ttl(marker) <= 120
+    once.run("x", Effect(), done_ttl=120)
+    assert fake_redis.keys("*") == [once.key("x").encode()]
 
 
 def test_keys_live_under_the_prefix(once, settings):

@@ -10,8 +10,8 @@ from chathooks.rules import MarketingRule
 from tests.conftest import make_settings
 from tests.unit.workers.conftest import BOT_ID, CHAT_ID, THREAD_ID, live_outbound, live_settings, seed
 from workers import outbound as outbound_module
-from workers.clients.http import OutboundError
-from workers.outbound import Outbound
+from workers.clients.http import DEFAULT_TIMEOUT, OutboundError
+from workers.outbound import Outbound, client_timeout
 
 RULE = MarketingRule(status_if_new="pending", tags=("livechat", "vip"))
 
@@ -123,6 +123,25 @@ def test_live_reads(live, livechat):
     assert live.routing_status("unknown-bot") is None
 
 
+def test_sent_finds_our_event_in_the_chat_by_its_custom_id(live, livechat):
+    assert not live.sent(CHAT_ID, "nudge:T:1")
+    live.send_message(CHAT_ID, "hi", custom_id="nudge:T:1")
+    assert live.sent(CHAT_ID, "nudge:T:1")
+    assert not live.sent(CHAT_ID, "nudge:T:2")
+
+
+def test_tagged_reads_the_threads_tags(live, livechat):
+    assert not live.tagged(CHAT_ID, THREAD_ID, "refund")
+    live.tag_thread(CHAT_ID, THREAD_ID, "refund")
+    assert live.tagged(CHAT_ID, THREAD_ID, "refund")
+    assert not live.tagged(CHAT_ID, THREAD_ID, "order-status")
+
+
+def test_without_credentials_nothing_is_known_to_be_sent_or_tagged(dry):
+    assert not dry.sent(CHAT_ID, "nudge:T:1")
+    assert not dry.tagged(CHAT_ID, THREAD_ID, "refund")
+
+
 def test_routing_status_spelled_with_a_space_is_normalised(live, livechat):
     livechat.routing_statuses[BOT_ID] = "accepting chats"
     assert live.routing_status(BOT_ID) == "accepting_chats"
@@ -154,6 +173,26 @@ def test_build_is_dry_run_without_credentials_and_live_with_them(livechat, fake_
     assert not out.dry_run
     seed(livechat)
     assert out.get_chat(CHAT_ID)["id"] == CHAT_ID
+
+
+def test_client_timeouts_are_the_defaults_shortened_to_fit_the_task_time_limit():
+    assert client_timeout(make_settings()) == DEFAULT_TIMEOUT  # 120 s: room for the defaults
+    short = make_settings(CHATHOOKS_TASK_TIME_LIMIT="5", CHATHOOKS_VISIBILITY_TIMEOUT="8")
+    assert client_timeout(short) == (1.25, 1.25)
+
+
+def test_build_gives_both_clients_the_timeouts(livechat, mailchimp, fake_redis):
+    settings = live_settings(livechat, mailchimp, CHATHOOKS_TASK_TIME_LIMIT="4", CHATHOOKS_VISIBILITY_TIMEOUT="8")
+    seed(livechat)
+    livechat.fail_next("get_chat", delay=1.5)
+    out = Outbound.build(settings, fake_redis)
+    with pytest.raises(OutboundError) as info:
+        out.get_chat(CHAT_ID)
+    assert (info.value.type, info.value.retry_after) == ("timeout", 1.0)
+    mailchimp.fail_next("member", status=None, delay=1.5)
+    with pytest.raises(OutboundError) as info:
+        out.upsert_member("jane@example.org", None, RULE)
+    assert info.value.type == "timeout"
 
 
 def test_the_record_is_bounded_newest_kept_oldest_first(dry, fake_redis, dry_settings, monkeypatch):

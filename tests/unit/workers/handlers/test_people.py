@@ -8,6 +8,7 @@ from chathooks.events import Event, Kind, Role
 from tests.unit.workers.conftest import (
     AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, THREAD_ID, deliver, events, records, seed, sent_events,
 )
+from workers.clients.http import OutboundError
 from workers.handlers import people
 
 
@@ -117,6 +118,34 @@ def test_send_as_bot_sends_once_per_name(live_rt, livechat):
     people.send_as_bot(live_rt, CHAT_ID, "rating:T:0", "Sorry!")
     assert [e["event"]["text"] for e in sent_events(livechat)] == ["Thanks!", "Sorry!"]
     assert sent_events(livechat)[0]["event"]["custom_id"] == "rating:T:1"
+
+
+def bot_events(livechat, custom_id: str) -> list[dict]:
+    return [e for e in livechat.chat(CHAT_ID)["thread"]["events"] if e.get("custom_id") == custom_id]
+
+
+def test_a_send_that_landed_before_its_answer_was_lost_is_not_sent_again(live_rt, livechat):
+    seed(livechat)
+    livechat.fail_next("send_event", close=True, process=True)  # LiveChat posted it; the answer never came
+    with pytest.raises(OutboundError) as caught:
+        people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+    assert caught.value.transient
+    assert not livechat.calls("get_chat"), "a first attempt sends without looking"
+
+    people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")  # the retry finds it by its custom_id
+    assert len(sent_events(livechat)) == 1 and len(bot_events(livechat, "nudge:T:1")) == 1
+    assert len(livechat.calls("get_chat")) == 1
+    assert live_rt.once.done("nudge:T:1")
+
+
+def test_a_send_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
+    seed(livechat)
+    livechat.fail_next("send_event", close=True)
+    with pytest.raises(OutboundError):
+        people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+    people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+    assert len(sent_events(livechat)) == 2 and len(bot_events(livechat, "nudge:T:1")) == 1
+    assert live_rt.once.done("nudge:T:1")
 
 
 def test_send_as_bot_records_a_skip_when_the_bot_may_not_act(live_rt, livechat):

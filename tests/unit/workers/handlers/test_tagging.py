@@ -10,6 +10,7 @@ from tests.helpers import FIXTURES
 from tests.unit.workers.conftest import (
     AGENT_ID, CHAT_ID, CUSTOMER_ID, THREAD_ID, chat_event, deliver, events, records, retry_payloads, seed, tag_calls,
 )
+from workers.clients.http import OutboundError
 from workers.dispatch import dispatch
 from workers.handlers import tagging
 from workers.once import Busy
@@ -191,6 +192,27 @@ def test_a_tag_claimed_by_another_worker_is_retried_not_lost(dry_rt, fake_redis)
     dispatch([ended], dry_rt)
     assert len(dry_rt.dead_letters) == 0
     assert [p["handler"] for p, _ in retry_payloads(dry_rt)] == ["tagging.thread_ended"]
+
+
+def test_a_tag_that_landed_before_its_answer_was_lost_is_not_sent_again(live_rt, livechat):
+    seed(livechat)
+    livechat.fail_next("tag_thread", close=True, process=True)
+    with pytest.raises(OutboundError):
+        tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+    tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+    assert tag_calls(livechat) == ["refund"]
+    assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
+    assert live_rt.state.tags(THREAD_ID, "applied") == {"refund"}
+
+
+def test_a_tag_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
+    seed(livechat)
+    livechat.fail_next("tag_thread", status=503)
+    with pytest.raises(OutboundError):
+        tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+    tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+    assert tag_calls(livechat) == ["refund", "refund"]
+    assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
 
 
 def test_a_tag_refused_for_good_does_not_keep_the_other_tags_off_the_thread(live_rt, livechat):
