@@ -9,7 +9,8 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.metrics = f"{prefix}metrics"
-        self.dead_letters = f"{prefix}dlq:index"
+        self.dead_letters = f"{prefix}dlq:index"  # item id → time dead-lettered (what /metrics counts)
+        self.dead_letter_items = f"{prefix}dlq:items"
         self.outbound = f"{prefix}outbound"  # the record of what the automations did
 
     def dedupe(self, delivery_id: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from chathooks.keys import Keys
 from workers.scheduler import Scheduler, retry_job
 
 Item = dict[str, Any]
@@ -58,8 +59,9 @@ EVERYTHING = Filter()
 class DeadLetters:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
-        self.items = f"{prefix}dlq:items"
-        self.index = f"{prefix}dlq:index"  # id → time dead-lettered (what /metrics counts)
+        keys = Keys(prefix)
+        self.items = keys.dead_letter_items
+        self.index = keys.dead_letters
         self._scheduler = Scheduler(client, prefix)
         self._take = client.register_script(_TAKE)
 

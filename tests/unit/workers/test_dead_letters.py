@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from chathooks.keys import Keys
 from tests.unit.workers.conftest import CHAT_ID, deliver, jobs, retry_payloads, run_due, seed, tag_calls
 from tests.unit.workers.test_dispatch import EVENT as MESSAGE
 from tests.unit.workers.test_dispatch import Handler, permanent, transient
@@ -85,10 +84,6 @@ def test_adding_the_failed_job_completes_it_in_the_same_transaction(dlq, schedul
 def test_empty_store(dlq):
     assert len(dlq) == 0 and dlq.list() == [] and dlq.get("nope") is None
     assert dlq.replay("nope") is None and dlq.purge("nope") is None
-
-
-def test_the_index_is_the_key_metrics_count(dlq, settings):
-    assert dlq.index == Keys(settings.key_prefix).dead_letters
 
 
 def test_items_never_expire(dlq, fake_redis):
