@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 
 from chathooks.events import Delivery, Event, Kind, Role, User
 from chathooks.settings import Settings
 from chathooks.sources import livechat_schemas as s
+from chathooks.sources.fast_load import FastLoader
 
 SOURCE = "livechat"
 
@@ -47,13 +48,13 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    schema: Schema
+    schema: FastLoader
     identity: Callable[[dict[str, Any]], tuple[str, ...]]
     normalise: Normaliser
     recurring: bool = False  # state that may legitimately repeat: short dedupe window
 
 
-ENVELOPE = s.EnvelopeSchema()
+ENVELOPE = FastLoader(s.EnvelopeSchema())
 
 
 def load_envelope(body: dict[str, Any]) -> dict[str, Any]:
@@ -267,27 +268,28 @@ def _properties_identity(p: dict[str, Any]) -> tuple[str, ...]:
 
 ACTIONS: dict[str, ActionSpec] = {
     "incoming_chat": ActionSpec(
-        s.IncomingChatSchema(), lambda p: (p["chat"]["id"], p["chat"]["thread"]["id"]), _incoming_chat),
+        FastLoader(s.IncomingChatSchema()), lambda p: (p["chat"]["id"], p["chat"]["thread"]["id"]), _incoming_chat),
     "incoming_event": ActionSpec(
-        s.IncomingEventSchema(), lambda p: (p["chat_id"], p["event"]["id"]), _incoming_event),
+        FastLoader(s.IncomingEventSchema()), lambda p: (p["chat_id"], p["event"]["id"]), _incoming_event),
     "chat_deactivated": ActionSpec(
-        s.ChatDeactivatedSchema(), lambda p: (p["chat_id"], p["thread_id"]), _chat_deactivated),
+        FastLoader(s.ChatDeactivatedSchema()), lambda p: (p["chat_id"], p["thread_id"]), _chat_deactivated),
     "thread_tagged": ActionSpec(
-        s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
+        FastLoader(s.ThreadTagSchema()), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
         _tag_change(Kind.TAGGED), recurring=True),
     "thread_untagged": ActionSpec(
-        s.ThreadTagSchema(), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
+        FastLoader(s.ThreadTagSchema()), lambda p: (p["chat_id"], p["thread_id"], p["tag"]),
         _tag_change(Kind.UNTAGGED), recurring=True),
     "thread_properties_updated": ActionSpec(
-        s.ThreadPropertiesUpdatedSchema(), _properties_identity, _rating_updated, recurring=True),
+        FastLoader(s.ThreadPropertiesUpdatedSchema()), _properties_identity, _rating_updated, recurring=True),
     "thread_properties_deleted": ActionSpec(
-        s.ThreadPropertiesDeletedSchema(), _properties_identity, _rating_deleted, recurring=True),
+        FastLoader(s.ThreadPropertiesDeletedSchema()), _properties_identity, _rating_deleted, recurring=True),
     "routing_status_set": ActionSpec(
-        s.RoutingStatusSetSchema(), lambda p: (p["agent_id"], _status(p)), _routing_status, recurring=True),
+        FastLoader(s.RoutingStatusSetSchema()), lambda p: (p["agent_id"], _status(p)), _routing_status,
+        recurring=True),
     "user_added_to_chat": ActionSpec(
-        s.UserAddedSchema(), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user"]["id"]), _user_added,
+        FastLoader(s.UserAddedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user"]["id"]), _user_added,
         recurring=True),
     "user_removed_from_chat": ActionSpec(
-        s.UserRemovedSchema(), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]), _user_removed,
+        FastLoader(s.UserRemovedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]), _user_removed,
         recurring=True),
 }
