@@ -1,38 +1,60 @@
-"""The Celery protocol-2 message, built without a Celery app (the ingress hot path)."""
+"""The Celery protocol-2 message, built without a Celery app (the ingress hot path).
+
+Every message of one task and queue has the same envelope but for four values, so the
+envelope is serialised once into a template and each message fills it in by concatenation.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import re
 import socket
 import uuid
 from typing import Any
 
 PROCESS_DELIVERY = "chathooks.process_delivery"
 
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_SLOT = re.compile(r"@@(\w+)@@")
+
 
 def celery_message(task: str, args: list[Any], queue: str, task_id: str | None = None) -> str:
     """The JSON envelope kombu's Redis transport stores for a protocol-2 task message."""
     task_id = task_id or str(uuid.uuid4())
-    body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    return json.dumps({
+    body = json.dumps([args, {}, _EMBED])
+    values = {
         "body": base64.b64encode(body.encode()).decode(),
+        "id": task_id,
+        "argsrepr": f"<{len(body)} bytes>",
+        "tag": str(uuid.uuid4()),
+    }
+    # The template alternates literal text and slot names (odd positions).
+    return "".join(values[part] if i % 2 else part for i, part in enumerate(_template(task, queue)))
+
+
+@functools.cache
+def _template(task: str, queue: str) -> tuple[str, ...]:
+    envelope = {
+        "body": "@@body@@",
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
+            "lang": "py", "task": task, "id": "@@id@@", "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-            "root_id": task_id, "parent_id": None, "argsrepr": f"<{len(body)} bytes>", "kwargsrepr": "{}",
+            "root_id": "@@id@@", "parent_id": None, "argsrepr": "@@argsrepr@@", "kwargsrepr": "{}",
             "origin": ORIGIN, "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None,
             "stamps": {},
         },
         "properties": {
-            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+            "correlation_id": "@@id@@", "reply_to": "", "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+            "body_encoding": "base64", "delivery_tag": "@@tag@@",
         },
-    })
+    }
+    return tuple(_SLOT.split(json.dumps(envelope)))
 
 
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
