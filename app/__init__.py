@@ -17,8 +17,9 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
 
     settings = settings or Settings.from_env()
     settings.require_secrets()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.ingress_max_bytes
+    app = Flask(__name__, static_folder=None)
+    # One byte over the limit may be read, so a chunked body of exactly the limit is told apart from a larger one.
+    app.config["MAX_CONTENT_LENGTH"] = settings.ingress_max_bytes + 1
     app.json.sort_keys = False
     app.extensions["chathooks"] = Ingress.build(settings, redis_client)
     app.register_blueprint(livechat.bp)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from flask import Flask, Request, current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from chathooks.broker import Broker
 from chathooks.events import Delivery
@@ -106,17 +109,111 @@ def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         raise Rejection(415, "unsupported_media_type", "Content-Type must be application/json")
     if request.content_length is not None and request.content_length > max_bytes:
         raise Rejection(413, "too_large", f"body larger than {max_bytes} bytes")
-    data = request.get_data(cache=False)
+    try:
+        data = request.get_data(cache=False)
+    except ClientDisconnected:  # fewer bytes arrived than Content-Length announced
+        raise Rejection(400, "bad_json", "body shorter than its Content-Length",
+                        {"body": ["incomplete body"]}) from None
     if len(data) > max_bytes:  # chunked bodies carry no Content-Length
         raise Rejection(413, "too_large", f"body larger than {max_bytes} bytes")
+    return parse_json_object(data)
+
+
+MAX_DEPTH = 32  # LiveChat nests about 10 deep; anything far deeper is hostile and would exhaust recursion later
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """Strict JSON, as I-JSON (RFC 7493) asks: UTF-8, unique keys, finite numbers, no unpaired surrogates;
+    and an object nested at most ``MAX_DEPTH`` levels.
+
+    Raises a 400 Rejection with the problem under ``fields``: at the offending field where it has one.
+    """
+    if not data:
+        raise _bad_json({"body": ["empty body"]})
     try:
-        body = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise Rejection(400, "bad_json", "body is not valid UTF-8 JSON",
-                        {"body": [str(exc)[:200] if isinstance(exc, ValueError) else "nested too deeply"]}) from None
+        text = data.decode()
+        body = _DECODER.decode(text)
+    except RecursionError:
+        raise _bad_json({"body": [f"nested deeper than {MAX_DEPTH} levels"]}) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and the decoder hooks below
+        raise _bad_json({"body": [str(exc)[:200]]}) from None
     if not isinstance(body, dict):
         raise Rejection(400, "bad_json", "body must be a JSON object", {"body": ["expected an object"]})
+    # Only bodies that could break these rules pay for a walk: fewer brackets than MAX_DEPTH cannot nest
+    # deeper, and unpaired surrogates can only come from \uD800-\uDFFF escapes.
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise _bad_json({"body": [f"nested deeper than {MAX_DEPTH} levels"]})
+    if _SURROGATE_ESCAPE.search(text) and (path := _unpaired_surrogate(body)) is not None:
+        raise _bad_json(_at(path, "unpaired UTF-16 surrogate: not valid Unicode"))
     return body
+
+
+def _bad_json(fields: dict[str, Any]) -> Rejection:
+    return Rejection(400, "bad_json", "body is not valid JSON", fields)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key[:100]!r}")
+            seen.add(key)
+    return obj
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {literal[:50]}")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether containers nest deeper than ``limit``, level by level so no recursion can run out."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [child for v in level for child in (v.values() if isinstance(v, dict) else v)
+                 if isinstance(child, (dict, list))]
+        if not level:
+            return False
+    return True
+
+
+def _unpaired_surrogate(value: Any) -> tuple[str | int, ...] | None:
+    """Where an unpaired surrogate is: the path of the string holding one, or of the object whose key does."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return path
+        elif isinstance(v, dict):
+            if any(_SURROGATE.search(k) for k in v):
+                return path
+            stack.extend(((*path, k), child) for k, child in v.items())
+        elif isinstance(v, list):
+            stack.extend(((*path, i), child) for i, child in enumerate(v))
+    return None
+
+
+def _at(path: tuple[str | int, ...], message: str) -> dict[str, Any]:
+    """A field-level error nested along ``path``, as marshmallow nests them."""
+    error: Any = [message]
+    for part in reversed(path):
+        error = {part: error}
+    return error if path else {"body": error}
 
 
 def count_rejection(reason: str) -> None:

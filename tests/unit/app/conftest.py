@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,3 +18,16 @@ def app(settings: Settings, fake_redis) -> Flask:  # type: ignore[no-untyped-def
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+QueueState = Callable[[], tuple[int, frozenset[bytes]]]
+
+
+def queue_state_of(fake_redis, settings: Settings) -> QueueState:  # type: ignore[no-untyped-def]
+    """What the ingress has durably claimed: the queue's length and the dedupe keys."""
+    return lambda: (fake_redis.llen(settings.queue), frozenset(fake_redis.keys(f"{settings.key_prefix}dedupe:*")))
+
+
+@pytest.fixture
+def queue_state(fake_redis, settings: Settings) -> QueueState:  # type: ignore[no-untyped-def]
+    return queue_state_of(fake_redis, settings)
