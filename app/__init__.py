@@ -12,7 +12,7 @@ from chathooks.settings import Settings
 
 def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Flask:
     """Create and configure an instance of the ingress application."""
-    from app import livechat, ops
+    from app import livechat, openapi, ops
     from app.ingress import Ingress, register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app.extensions["chathooks"] = Ingress.build(settings, redis_client)
     app.register_blueprint(livechat.bp)
     app.register_blueprint(ops.bp)
+    app.extensions["chathooks.openapi"] = openapi.document(settings)
     register_error_handlers(app)
     logging.getLogger("chathooks").setLevel(logging.INFO)
     return app

@@ -1,9 +1,9 @@
-"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+"""Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document."""
 
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from app.ingress import current_ingress
@@ -37,6 +37,11 @@ def prometheus() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(list(metrics.families(counters, depths, dead))))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> dict[str, object]:
+    return current_app.extensions["chathooks.openapi"]
 
 
 class _Snapshot:
