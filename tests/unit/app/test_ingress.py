@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import json
@@ -278,7 +279,8 @@ def mutated_fixture(draw: st.DrawFn, source: str) -> dict[str, Any]:
         if how == "remove":
             del parent[key]
         elif how == "swap":
-            parent[key] = draw(st.sampled_from([v for v in ONE_OF_EACH_TYPE if type(v) is not type(parent[key])]))
+            other_types = [v for v in ONE_OF_EACH_TYPE if type(v) is not type(parent[key])]
+            parent[key] = copy.deepcopy(draw(st.sampled_from(other_types)))  # later mutations must not change it
         else:
             parent[key] = draw(JSON_VALUES)
     return body
