@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app = Flask(__name__, static_folder=None)
     # One byte over the limit may be read, so a chunked body of exactly the limit is told apart from a larger one.
     app.config["MAX_CONTENT_LENGTH"] = settings.ingress_max_bytes + 1
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # Flask's own OPTIONS answer is an empty HTML page
     app.json.sort_keys = False
     app.extensions["chathooks"] = Ingress.build(settings, redis_client)
     app.register_blueprint(livechat.bp)

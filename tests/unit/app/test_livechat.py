@@ -204,6 +204,8 @@ def test_unknown_route_and_method_answer_json(client):
     assert client.get("/webhooks/livechat").is_json
     assert client.get("/nope").status_code == 404
     assert client.get("/nope").is_json
+    assert client.options("/webhooks/livechat").status_code == 405
+    assert client.options("/webhooks/livechat").is_json
 
 
 REJECTED_WITH_A_SECRET = [
