@@ -65,7 +65,9 @@ class Event:
     raw: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Set fields only; ``raw`` is shared, not copied (it is only ever serialised)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["users"] = [asdict(u) for u in self.users]
         return {k: v for k, v in data.items() if v not in (None, (), [], {})}
 
     @classmethod
