@@ -13,6 +13,7 @@ caller's ``already`` check before repeating it.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -83,7 +84,10 @@ class Once:
             else:
                 ran, result = True, effect()
         except BaseException:
-            self._release(keys=[key], args=[token])
+            # Best effort: the effect's own exception (a worker's shutdown, say) must not be replaced by
+            # Redis being down too; an unreleased claim still lapses with its lease.
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[key], args=[token])
             raise
         with self._redis.pipeline() as pipe:
             pipe.set(key, DONE, ex=ttl).delete(marker).execute()

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from workers.once import DONE, Busy, Once
 from workers.retry import is_transient
@@ -93,6 +94,17 @@ def test_a_failed_effect_releases_the_claim_at_once(once, fake_redis, error):
     assert not once.done("x")
     retry = Effect("second time")
     assert once.run("x", retry) == (True, "second time")
+
+
+def test_a_release_that_fails_does_not_hide_the_effects_own_exception(once, fake_redis, monkeypatch):
+    def redis_gone(**_: object) -> None:
+        raise redis.ConnectionError("down")
+
+    monkeypatch.setattr(once, "_release", redis_gone)
+    # e.g. the worker cancelling the task when it lost the broker: Celery must see that, not Redis's error
+    with pytest.raises(SystemExit):
+        once.run("x", Effect(error=SystemExit(1)))
+    assert fake_redis.get(once.key("x")) not in (None, DONE)  # left to lapse with its lease
 
 
 def test_a_lapsed_lease_lets_a_later_attempt_run(once, fake_redis):
