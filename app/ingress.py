@@ -29,11 +29,12 @@ class Rejection(Exception):
     """A request we refuse: answered as JSON with ``status`` and counted under ``reason``."""
 
     def __init__(self, status: int, reason: str, error: str, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, countable: bool = True) -> None:
         super().__init__(error)
         self.status, self.reason, self.error = status, reason, error
         self.details = details
         self.headers = headers or {}
+        self.countable = countable  # False when Redis, where the counters live, is what failed
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error}
@@ -94,8 +95,10 @@ class Ingress:
             queued = self.enqueuer.enqueue(delivery)
         except QueueUnavailable as exc:
             log.error("delivery %s not queued: %s", delivery.id, exc)
-            raise Rejection(503, "unavailable", "queue unavailable, nothing was queued; retry later",
-                            headers={"Retry-After": "5"}) from None
+            # A timed-out write may still land when Redis recovers; then the retry is answered "duplicate".
+            raise Rejection(503, "unavailable", "queue unavailable; retry later (a retry is deduplicated)",
+                            headers={"Retry-After": "5"},
+                            countable=not isinstance(exc.__cause__, redis.RedisError)) from None
         return {"status": "queued" if queued else "duplicate", "id": delivery.id}
 
 
@@ -228,7 +231,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Rejection)
     def rejected(exc: Rejection):  # type: ignore[no-untyped-def]
-        count_rejection(exc.reason)
+        if exc.countable:
+            count_rejection(exc.reason)
         return exc.body(), exc.status, exc.headers
 
     @app.errorhandler(HTTPException)

@@ -106,7 +106,7 @@ def _livechat(settings: Settings) -> dict[str, Any]:
                                                "schema": {"type": "string"}}}),
             "413": _json(f"body larger than {settings.ingress_max_bytes} bytes (INGRESS_MAX_BYTES)", _ref("Error")),
             "415": _json("Content-Type is not JSON", _ref("Error")),
-            "503": _json("Redis or the broker unreachable: nothing was queued", _ref("Error"),
+            "503": _json("Redis or the broker unreachable: retry (a retry is deduplicated)", _ref("Error"),
                          {"Retry-After": {"required": True, "schema": {"type": "integer"}}}),
         },
     }

@@ -8,11 +8,15 @@ from redis.retry import Retry
 
 
 def connect(url: str, timeout: float) -> redis.Redis:
-    """A client with short socket timeouts and one quick retry (covers a dropped idle connection)."""
+    """A client with short socket timeouts and one quick retry of a dropped connection.
+
+    Timeouts are not retried: a hung Redis would otherwise cost several timeouts per command
+    (the command's retries times the connection handshake's).
+    """
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1, supported_errors=(redis.ConnectionError,)),
         health_check_interval=30,
     )

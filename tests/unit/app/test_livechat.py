@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import logging
+import socket
+import threading
 
 import pytest
 
@@ -251,3 +254,30 @@ def test_secret_never_reaches_logs_or_queue(client, fake_redis, settings, caplog
     assert SECRET not in caplog.text
     assert all(SECRET.encode() not in raw for raw in fake_redis.lrange(settings.queue, 0, -1))
     assert all(SECRET.encode() not in fake_redis.dump(k) for k in fake_redis.keys("*"))
+
+
+def test_a_hung_redis_costs_one_timeout_not_several(settings):
+    """A Redis that accepts connections but never answers (frozen, overloaded): one attempt, then 503.
+
+    Timeouts are not retried, and the counters (in that same Redis) are not tried after it failed.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    hung = connect(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", timeout=0.2)
+    try:
+        response = post(create_app(settings, redis_client=hung).test_client(), fixture("incoming_event"))
+        assert response.status_code == 503
+        assert len(accepted) == 1
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
