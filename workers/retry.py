@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from workers.clients.http import OutboundError
 from workers.once import Busy
@@ -50,11 +51,13 @@ def describe(exc: BaseException) -> dict[str, Any]:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OutboundError):
         return exc.transient
-    return isinstance(exc, (Busy, redis.ConnectionError, redis.TimeoutError))
+    # A soft time limit means the task ran long (a slow API, say): worth another attempt.
+    return isinstance(exc, (Busy, SoftTimeLimitExceeded, redis.ConnectionError, redis.TimeoutError))
 
 
 def retry_after(exc: BaseException) -> float | None:
-    return exc.retry_after if isinstance(exc, OutboundError) else None
+    """The least wait the failure asks for: an API's Retry-After, or what is left of another worker's claim."""
+    return exc.retry_after if isinstance(exc, (OutboundError, Busy)) else None
 
 
 def attempts(*effects: Callable[[], None]) -> None:

@@ -51,7 +51,9 @@ class Runtime:
             rules=rules or load_rules(settings.rules_path),
             state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
             # Dry-run effects were never sent: they must not count as done once live.
-            once=Once(client, p + ("dry-run:" if settings.dry_run else ""), done_ttl=settings.dedupe_ttl_seconds),
+            # The lease outlasts any task, so a claim is never taken over while its effect may still run.
+            once=Once(client, p + ("dry-run:" if settings.dry_run else ""), lease_seconds=settings.task_time_limit_seconds,
+                      done_ttl=settings.dedupe_ttl_seconds),
             scheduler=Scheduler(client, p),
             outbound=outbound or Outbound.build(settings, client),
             dead_letters=DeadLetters(client, p),

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import redis
 from celery import shared_task
+from celery.exceptions import Reject
 
 from chathooks.events import Delivery, Event
 from chathooks.queue_message import PROCESS_DELIVERY
@@ -17,11 +22,27 @@ TICK = "chathooks.tick"
 RUN_JOB = "chathooks.run_job"
 
 
+@contextmanager
+def redelivered_if_redis_fails() -> Iterator[None]:
+    """Redis failing mid-task (a restart, a failover) puts the message back instead of dropping it.
+
+    Handlers' own failures never get here (``run_handler`` retries or dead-letters them); a failed
+    task's message would otherwise be rejected for good, which on Redis deletes it. Rerunning the whole
+    delivery is safe: every side effect is guarded.
+    """
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        time.sleep(1)  # no tight redelivery loop while Redis is away
+        raise Reject(exc, requeue=True) from exc
+
+
 @shared_task(name=PROCESS_DELIVERY, bind=True)
 def process_delivery(self, message: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     """Handle one queued delivery (see ``Delivery.to_message``)."""
     rt = runtime_for(self.app)
-    dispatch(Delivery.events_of(message), rt)
+    with redelivered_if_redis_fails():
+        dispatch(Delivery.events_of(message), rt)
     rt.metrics.count(f"processed:{message['source']}")
 
 

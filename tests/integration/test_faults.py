@@ -33,7 +33,6 @@ from tests.integration.test_automations import (  # noqa: F401 (launch and mailc
     BAD, BAD_TAG, OPENING, System, bot_messages, happen, launch, mailchimp, sends,
 )
 from tests.integration.test_pipeline import message, metric, recorded
-from workers.once import Once
 
 pytestmark = pytest.mark.integration
 
@@ -114,15 +113,6 @@ def pool_process_of(worker: Process, client: tuple[str, int]) -> psutil.Process:
     raise AssertionError(f"no pool process of {worker.name} holds a connection from {client}")
 
 
-def lapse_dead_claims(system: System, *once_names: str) -> None:
-    """Claims a dead task left unfinished lapse now, not after the runtime's 60 s lease (longer than these
-    tests' retries: the retried work would be dead-lettered as Busy before the lease ran out)."""
-    once = Once(system.redis, system.prefix)
-    for name in once_names:
-        if not once.done(name):
-            system.redis.pexpire(once.key(name), 100)
-
-
 # --- 1. workers killed mid-task --------------------------------------------------------------
 
 
@@ -130,11 +120,11 @@ def test_a_pool_process_killed_mid_send_is_requeued_and_the_reply_sent_once(fast
     """The child dies after LiveChat posted the bot's reply, before the answer came back (the crash window).
 
     The master requeues the message (task_reject_on_worker_lost); the rerun finds the reply claimed,
-    tags the thread and is retried. The dead claim lapses (the test cuts the runtime's 60 s lease
-    short); the retry takes it over, finds the reply in get_chat by its custom_id and marks it done
-    instead of sending it again.
+    tags the thread and is retried once the dead claim's lease (the task time limit) has run out; the
+    retry takes the claim over, finds the reply in get_chat by its custom_id and marks it done instead
+    of sending it again.
     """
-    fast["CHATHOOKS_RETRY_ATTEMPTS"] = "6"  # retries left when the test makes the dead claim lapse
+    fast["CHATHOOKS_RETRY_ATTEMPTS"] = "4"  # the retry held off by the dead claim waits for its lease
     system, lc = launch("3.6", NEVER)
     conv = seeded(lc)
     lc.fail_next("send_event", delay=NEVER, process=True, chat_id=conv.chat_id)
@@ -145,7 +135,6 @@ def test_a_pool_process_killed_mid_send_is_requeued_and_the_reply_sent_once(fast
     wait_for(lambda: tag_calls(lc, conv)[BAD_TAG], timeout=20, what="the requeued delivery to run again")
     wait_for(lambda: any(m.startswith("retry|") for m, _ in system.schedule()), timeout=10,
              what="the reply, still claimed by the dead process, to be retried")
-    lapse_dead_claims(system, f"rating:{conv.thread_id}:0")
     system.settle()
 
     assert send_calls(lc, conv) == [held]
@@ -195,8 +184,8 @@ def test_redis_restarted_mid_stream_loses_nothing_and_repeats_nothing(fast, own_
     The worker cancels its running tasks and kombu puts what it held back on the queue as the
     connection drops; what it could not put back waits in kombu's unacked hash until a worker restores
     it after the visibility timeout (here a second worker, at its start: the running one sweeps only
-    every 100 s with kombu's defaults). A cancelled task may leave a claim held for the runtime's 60 s
-    lease: the test makes it lapse, and the handler's retries (spread over ~12-25 s here) take it over.
+    every 100 s with kombu's defaults). A cancelled task may leave a claim held for its lease (the task
+    time limit); the handler's retry waits that out and takes it over.
     """
     fast["CHATHOOKS_RETRY_ATTEMPTS"] = "15"
     system, lc = launch("3.6", NEVER)
@@ -213,7 +202,6 @@ def test_redis_restarted_mid_stream_loses_nothing_and_repeats_nothing(fast, own_
              what="the running worker to handle what was queued after the restart")
 
     time.sleep(max(restarted + VISIBILITY + 0.5 - time.time(), 0))
-    lapse_dead_claims(system, *(f"upsert:{mailchimp.list_id}:{member_hash(c.customer_email)}" for c in convs))
     processes.append(start_worker(system.env, tmp_path, name="worker-2"))
     wait_for(lambda: len(mailchimp.members()) == len(convs), timeout=20, what="every customer on the list")
     system.settle()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chathooks.events import Event
 from workers.handlers.people import send_as_bot
+from workers.handlers.tagging import tag_once
 from workers.retry import attempts
 from workers.runtime import Runtime
 
@@ -23,8 +24,7 @@ def react(event: Event, rt: Runtime) -> None:
 
     def tag() -> None:
         if bad and rule.bad_tag:
-            rt.once.run(f"tag:{thread_id}:{rule.bad_tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, rule.bad_tag))
-            rt.state.add_tags(thread_id, "applied", [rule.bad_tag])
+            tag_once(rt, chat_id, thread_id, rule.bad_tag)
 
     attempts(reply, tag)
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from workers.clients.http import OutboundError
 from workers.once import Busy
@@ -83,6 +84,7 @@ def test_default_policy_makes_eight_attempts():
     (Busy("tag:T:x"), True),
     (redis.ConnectionError("down"), True),
     (redis.TimeoutError("slow"), True),
+    (SoftTimeLimitExceeded(), True),
     (ValueError("a bug"), False),
     (KeyError("a bug"), False),
 ])
@@ -90,10 +92,12 @@ def test_what_is_transient(exc, transient):
     assert is_transient(exc) is transient
 
 
-def test_retry_after_comes_from_outbound_errors_only():
+def test_retry_after_comes_from_the_api_or_the_lease_that_holds_the_work():
     assert retry_after(error(retry_after=30)) == 30
     assert retry_after(error()) is None
+    assert retry_after(Busy("x", 12.5)) == 12.5
     assert retry_after(Busy("x")) is None
+    assert retry_after(ValueError("a bug")) is None
 
 
 def test_describe_an_outbound_error():
