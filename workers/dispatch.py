@@ -8,6 +8,7 @@ from typing import Any
 
 from chathooks.events import Event, Kind
 from workers.handlers import marketing, people, rating, silence, tagging, timeline
+from workers.once import Busy
 from workers.retry import describe, is_transient, retry_after
 from workers.runtime import Runtime
 from workers.scheduler import retry_job
@@ -69,7 +70,8 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
         REGISTRY[name](event, rt)
     except Exception as exc:
         errors = [*(errors or []), describe(exc)]
-        if is_transient(exc) and attempt < rt.retry.max_attempts:
+        # A claim held elsewhere lapses within its lease at the latest, so waiting on it spends no attempt.
+        if is_transient(exc) and (attempt < rt.retry.max_attempts or isinstance(exc, Busy)):
             delay = rt.retry.delay(attempt + 1, retry_after(exc))
             retry = retry_job(name, event.to_dict(), attempt + 1, errors, replays)
             rt.scheduler.schedule(retry, rt.clock() + delay, replacing=job)

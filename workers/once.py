@@ -48,10 +48,6 @@ class Busy(Exception):
 
     transient = True
 
-    def __init__(self, name: str, retry_after: float | None = None) -> None:
-        super().__init__(name)
-        self.retry_after = retry_after  # what is left of the holder's lease: no sooner can we run
-
 
 class Once:
     def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600):
@@ -79,8 +75,7 @@ class Once:
         ttl = done_ttl or self._done_ttl
         claimed = self._claim(keys=[key, marker], args=[token, self._lease_ms, ttl])
         if claimed is None:
-            left_ms = self._redis.pttl(key)
-            raise Busy(name, left_ms / 1000 if left_ms and left_ms > 0 else None)
+            raise Busy(name)
         if claimed == 0:
             return False, None
         try:

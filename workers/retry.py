@@ -56,8 +56,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """The least wait the failure asks for: an API's Retry-After, or what is left of another worker's claim."""
-    return exc.retry_after if isinstance(exc, (OutboundError, Busy)) else None
+    return exc.retry_after if isinstance(exc, OutboundError) else None
 
 
 def attempts(*effects: Callable[[], None]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,8 +12,12 @@ import pytest
 import redis
 
 from chathooks.embedded_redis import EmbeddedRedis
+from tests.fakes.livechat import FakeLiveChat
+from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import SECRET
+from tests.integration.conversation import BOT_ID
 from tests.integration.processes import Process, start_web, start_worker
+from tests.integration.system import System, automation_env, write_rules
 
 TEST_DB = os.environ.get("CHATHOOKS_TEST_REDIS_DB", "13")
 
@@ -80,3 +84,40 @@ def worker(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Pat
     proc = start_worker(pipeline_env, tmp_path)
     processes.append(proc)
     return proc
+
+
+# --- the world: fakes, rules, processes ------------------------------------------------------
+
+
+@pytest.fixture
+def mailchimp() -> Iterator[FakeMailchimp]:
+    with FakeMailchimp() as fake:
+        yield fake
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest, pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path,
+           mailchimp: FakeMailchimp) -> Iterator[Callable[[str, int], tuple[System, FakeLiveChat]]]:
+    """``launch(version, after_seconds)``: FakeLiveChat, a rules file, and the pipeline's processes.
+
+    Everything started is stopped at teardown; the processes' logs are printed if the test failed.
+    """
+    fakes: list[FakeLiveChat] = []
+    systems: list[System] = []
+    failed_before = request.session.testsfailed
+
+    def launch(version: str, after_seconds: int) -> tuple[System, FakeLiveChat]:
+        lc = FakeLiveChat(api_version=version).start()
+        fakes.append(lc)
+        assert lc.bot_id == BOT_ID, "the fixtures' bot is FakeLiveChat's bot"
+        rules = write_rules(tmp_path / "rules.json", after_seconds)
+        system = System(automation_env(pipeline_env, lc, mailchimp, rules), tmp_path, processes)
+        systems.append(system)
+        return system, lc
+
+    yield launch
+    if request.session.testsfailed > failed_before:
+        for system in systems:
+            print(system.logs())
+    for lc in fakes:
+        lc.stop()

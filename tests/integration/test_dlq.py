@@ -23,8 +23,13 @@ from tests.fakes.livechat import FakeLiveChat
 from tests.helpers import wait_for
 from tests.integration.conversation import Conversation
 from tests.integration.processes import ROOT, Process, start_worker
-from tests.integration.test_automations import (  # noqa: F401 (launch and mailchimp are fixtures)
-    NUDGE, System, bot_messages, happen, launch, mailchimp, sends, start_silence,
+from tests.integration.system import (
+    NUDGE,
+    System,
+    bot_messages,
+    happen,
+    sends,
+    start_silence,
 )
 
 pytestmark = pytest.mark.integration

@@ -29,10 +29,18 @@ from tests.fakes.mailchimp import member_hash
 from tests.helpers import wait_for
 from tests.integration.conversation import Conversation
 from tests.integration.processes import Process, start_worker
-from tests.integration.test_automations import (  # noqa: F401 (launch and mailchimp are fixtures)
-    BAD, BAD_TAG, OPENING, System, bot_messages, happen, launch, mailchimp, sends,
+from tests.integration.system import (
+    BAD,
+    BAD_TAG,
+    OPENING,
+    System,
+    bot_messages,
+    happen,
+    message,
+    metric,
+    recorded,
+    sends,
 )
-from tests.integration.test_pipeline import message, metric, recorded
 
 pytestmark = pytest.mark.integration
 
@@ -119,12 +127,11 @@ def pool_process_of(worker: Process, client: tuple[str, int]) -> psutil.Process:
 def test_a_pool_process_killed_mid_send_is_requeued_and_the_reply_sent_once(fast, launch):
     """The child dies after LiveChat posted the bot's reply, before the answer came back (the crash window).
 
-    The master requeues the message (task_reject_on_worker_lost); the rerun finds the reply claimed,
-    tags the thread and is retried once the dead claim's lease (the task time limit) has run out; the
-    retry takes the claim over, finds the reply in get_chat by its custom_id and marks it done instead
+    The master requeues the message (task_reject_on_worker_lost); the rerun tags the thread and, while
+    the dead claim's lease (the task time limit) lasts, is held off and retried. Whoever comes after the
+    lease takes the claim over, finds the reply in get_chat by its custom_id and marks it done instead
     of sending it again.
     """
-    fast["CHATHOOKS_RETRY_ATTEMPTS"] = "4"  # the retry held off by the dead claim waits for its lease
     system, lc = launch("3.6", NEVER)
     conv = seeded(lc)
     lc.fail_next("send_event", delay=NEVER, process=True, chat_id=conv.chat_id)
@@ -133,8 +140,8 @@ def test_a_pool_process_killed_mid_send_is_requeued_and_the_reply_sent_once(fast
     pool_process_of(system.worker, held.client).kill()
 
     wait_for(lambda: tag_calls(lc, conv)[BAD_TAG], timeout=20, what="the requeued delivery to run again")
-    wait_for(lambda: any(m.startswith("retry|") for m, _ in system.schedule()), timeout=10,
-             what="the reply, still claimed by the dead process, to be retried")
+    wait_for(lambda: system.redis.get(f"{system.prefix}once:rating:{conv.thread_id}:0") == b"done", timeout=30,
+             what="the reply's claim taken over and found done")
     system.settle()
 
     assert send_calls(lc, conv) == [held]

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from chathooks.embedded_redis import EmbeddedRedis
-from tests.helpers import fixture, wait_for
+from tests.helpers import wait_for
 from tests.integration.processes import start_web, start_worker
+from tests.integration.system import message, metric, recorded
 
 pytestmark = pytest.mark.integration
-
-
-def message(chat: int, n: int) -> dict:
-    body = copy.deepcopy(fixture("incoming_event"))
-    body["payload"]["chat_id"] = f"CHAT{chat:04d}"
-    body["payload"]["event"]["id"] = f"CHAT{chat:04d}_T_{n}"
-    body["payload"]["event"]["text"] = f"message {n} in chat {chat}"
-    return body
-
-
-def recorded(client: redis.Redis, prefix: str) -> int:
-    return sum(client.zcard(k) for k in client.scan_iter(f"{prefix}timeline:*"))
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=5).text):
-        for s in family.samples:
-            if s.name == name and s.labels == labels:
-                return s.value
-    raise KeyError(name)
 
 
 def test_n_webhooks_in_n_events_recorded_duplicates_once(web, worker, pipeline_env, redis_url):

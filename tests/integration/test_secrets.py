@@ -36,7 +36,7 @@ from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import wait_for
 from tests.integration.conversation import Conversation, Step
 from tests.integration.processes import Process
-from tests.integration.test_automations import APOLOGY, OPENING, System, automation_env, happen, write_rules
+from tests.integration.system import APOLOGY, OPENING, System, automation_env, happen, write_rules
 
 pytestmark = pytest.mark.integration
 

@@ -194,6 +194,16 @@ def test_the_last_attempt_dead_letters_even_when_transient(handler, settings, fa
     assert len(item["errors"]) == 4
 
 
+def test_waiting_on_a_claim_held_elsewhere_spends_no_attempt(handler, settings, fake_redis, clock):
+    rt = Runtime.build(settings, fake_redis, retry=RetryPolicy(max_attempts=2), clock=clock)
+    h = handler(Busy("tag:T:x"), Busy("tag:T:x"), Busy("tag:T:x"))
+    run_handler("test.handler", EVENT, rt)
+    for _ in range(4):
+        run_due(rt, clock.advance(rt.retry.cap))
+    assert len(h.seen) == 4  # three times held elsewhere, then the claim had lapsed and it ran
+    assert jobs(rt, "retry") == [] and rt.dead_letters.list() == []
+
+
 def test_run_handler_at_the_last_attempt_dead_letters_with_the_earlier_errors(handler, dry_rt):
     handler(transient())
     earlier = [{"type": "internal", "transient": True}] * (dry_rt.retry.max_attempts - 1)

@@ -79,12 +79,11 @@ def test_busy_while_another_worker_holds_the_lease(once, fake_redis):
     assert fake_redis.get(once.key("x")) == b"other-worker-token"  # the other claim is untouched
 
 
-def test_busy_is_transient_and_retried_once_the_holders_lease_runs_out(once, fake_redis):
+def test_busy_is_transient_so_the_work_is_retried(once, fake_redis):
     fake_redis.set(once.key("x"), "other-worker-token", ex=60)
     with pytest.raises(Busy) as info:
         once.run("x", Effect())
     assert is_transient(info.value)
-    assert 59 < info.value.retry_after <= 60
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])

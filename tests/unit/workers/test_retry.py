@@ -92,12 +92,10 @@ def test_what_is_transient(exc, transient):
     assert is_transient(exc) is transient
 
 
-def test_retry_after_comes_from_the_api_or_the_lease_that_holds_the_work():
+def test_retry_after_comes_from_outbound_errors_only():
     assert retry_after(error(retry_after=30)) == 30
     assert retry_after(error()) is None
-    assert retry_after(Busy("x", 12.5)) == 12.5
     assert retry_after(Busy("x")) is None
-    assert retry_after(ValueError("a bug")) is None
 
 
 def test_describe_an_outbound_error():
