@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ class JsonHttp:
         secrets: Iterable[str | None] = (),
     ) -> Any:
         """Send one JSON request; return the decoded body (None when empty) or raise OutboundError."""
-        hide = self._secrets + tuple(s for s in secrets if s)
+        hide = self._secrets + tuple(s for s in secrets if s) + _basic_credential(auth)
         try:
             # No redirects: following a 301/302 would silently turn the POST into a bodiless GET.
             response = self.session.request(
@@ -216,6 +217,11 @@ class JsonHttp:
     ) -> OutboundError:
         message = _redact(f"{type(exc).__name__}: {exc}", hide)
         return OutboundError(self.service, label, kind, message, transient=transient, retry_after=retry_after)
+
+
+def _basic_credential(auth: tuple[str, str] | None) -> tuple[str, ...]:
+    """The Authorization header's token for ``auth``: an upstream error echoing the header must not carry it."""
+    return (base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii"),) if auth else ()
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 import time
@@ -259,3 +260,11 @@ def test_reply_headers_and_handler_crashes_are_visible(server):
     with Broken() as broken:
         error = fail(client(), broken)
         assert error.status == 500 and isinstance(broken.errors[0], KeyError)
+
+
+def test_basic_credentials_echoed_upstream_never_reach_the_error(server):
+    token = base64.b64encode(b"chathooks:key-us21").decode()
+    server.inject("*", Fault(Reply(401, {"message": f"bad Authorization: Basic {token}"})))
+    error = fail(client(), server, auth=("chathooks", "key-us21"))
+    for text in (str(error), repr(error), json.dumps(error.to_dict())):
+        assert token not in text and "key-us21" not in text
