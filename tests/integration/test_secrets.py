@@ -63,10 +63,6 @@ SECRETS = {
     "guessed Basic password": GUESSED_PASSWORD,
 }
 
-# Not fixed yet (workers/clients/http.py): an upstream error that echoes the Authorization header
-# is redacted of the Mailchimp key, not of the base64 Basic credential that carries it.
-KNOWN_LEAKS = {"Mailchimp API key (base64)"}
-
 
 def base64_forms(secret: str) -> set[str]:
     """The base64 text that ``secret`` becomes wherever it sits in an encoded byte string.
@@ -277,10 +273,7 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
     allowed = {w for w in haystacks if w.startswith("AOF") or is_token_cache(w, system.prefix, lc.bot_id)}
     leaks = findings({w: t for w, t in haystacks.items() if w not in allowed}, SECRETS | bot_tokens)
     leaks += findings({w: t for w, t in haystacks.items() if w in allowed}, SECRETS)
-    unknown = [leak for leak in leaks if leak.partition(": ")[2] not in KNOWN_LEAKS]
-    assert not unknown, "secrets found:\n" + "\n".join(leaks)
-    if leaks:
-        pytest.xfail("known leak, to fix in workers/clients: " + "; ".join(leaks))
+    assert not leaks, "secrets found:\n" + "\n".join(leaks)
 
 
 def is_token_cache(where: str, prefix: str, bot_id: str) -> bool:
