@@ -20,7 +20,7 @@ RUN pip install . && rm -rf build *.egg-info
 # gunicorn reads gunicorn.conf.py from the working directory.
 COPY Procfile gunicorn.conf.py ./
 
-USER chathooks
+USER 10001:10001
 
 EXPOSE 8000 5555
 

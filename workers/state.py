@@ -61,15 +61,19 @@ class ChatState:
     def end_thread(self, chat_id: str, thread_id: str) -> None:
         """Mark the thread ended and shorten the life of everything kept about it."""
         with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._thread(thread_id, "ended"), "1", ex=self.ended_ttl)
+            pipe.set(self.ended_key(thread_id), "1", ex=self.ended_ttl)
             for part in ("matched", "applied"):
                 pipe.expire(self._thread(thread_id, part), self.ended_ttl)
             pipe.expire(self._roles(chat_id), self.ended_ttl)
             pipe.expire(self._names(chat_id), self.ended_ttl)
             pipe.execute()
 
+    def ended_key(self, thread_id: str) -> str:
+        """Exists while the thread is known to have ended (for the ended chat's TTL)."""
+        return self._thread(thread_id, "ended")
+
     def has_ended(self, thread_id: str) -> bool:
-        return bool(self._redis.exists(self._thread(thread_id, "ended")))
+        return bool(self._redis.exists(self.ended_key(thread_id)))
 
     def add_tags(self, thread_id: str, part: str, tags: Iterable[str]) -> None:
         """``part`` is "matched" (rules matched) or "applied" (known to be on the thread)."""

@@ -62,8 +62,6 @@ def test_the_image_runs_as_a_non_root_user(dockerfile):
     assert uid_of(user, dockerfile) != 0
 
 
-@pytest.mark.xfail(strict=True, reason="Dockerfile says USER chathooks: Kubernetes' runAsNonRoot can only verify "
-                                       "a numeric user (USER 10001:10001)")
 def test_the_image_user_is_numeric_so_orchestrators_can_verify_it(dockerfile):
     assert re.fullmatch(r"[1-9]\d*(:\d+)?", run_as(dockerfile))
 

@@ -27,12 +27,24 @@ def record(event: Event, rt: Runtime) -> None:
         "tag": event.tag,
     }
     member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True)
-    key = rt.keys.timeline(event.chat_id)
-    with rt.redis.pipeline(transaction=True) as pipe:
-        pipe.zadd(key, {member: epoch(event.time) or 0.0})
-        pipe.zremrangebyrank(key, 0, -rt.settings.timeline_max_events - 1)
-        pipe.expire(key, rt.settings.chat_ttl_seconds)
-        pipe.execute()
+    ended = rt.state.ended_key(event.thread_id) if event.thread_id else rt.keys.timeline(event.chat_id)
+    rt.redis.register_script(_RECORD)(
+        keys=[rt.keys.timeline(event.chat_id), ended],
+        args=[epoch(event.time) or 0.0, member, rt.settings.timeline_max_events,
+              rt.settings.chat_ttl_seconds, rt.settings.ended_chat_ttl_seconds],
+    )
+
+
+# Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating
+# or a tag that arrives after the end included), the ended chat's shorter TTL.
+# KEYS: timeline, the thread's ended marker. ARGV: score, entry, max entries, chat TTL, ended TTL.
+_RECORD = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+local ttl = ARGV[4]
+if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[5] end
+redis.call('EXPIRE', KEYS[1], ttl)
+"""
 
 
 def read(rt: Runtime, chat_id: str) -> list[dict]:

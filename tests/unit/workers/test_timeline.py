@@ -31,3 +31,16 @@ def test_events_without_a_chat_are_not_recorded(settings, fake_redis):
     rt = Runtime.build(settings, fake_redis)
     timeline.record(Event(key="k", source="livechat", kind=Kind.ROUTING_STATUS, status="accepting_chats"), rt)
     assert fake_redis.keys("*") == []
+
+
+def test_once_the_thread_ends_the_timeline_keeps_the_ended_chats_ttl(settings, fake_redis):
+    rt = Runtime.build(settings, fake_redis)
+    key = rt.keys.timeline("C1")
+    timeline.record(event(1, "2025-09-01T10:00:01.000000Z"), rt)
+    assert fake_redis.ttl(key) > settings.ended_chat_ttl_seconds
+    rt.state.end_thread("C1", "T1")
+    rated_late = Event(key="livechat:C1:rated", source="livechat", kind=Kind.RATED, chat_id="C1", thread_id="T1",
+                       rating=1, time="2025-09-01T10:05:00.000000Z")
+    timeline.record(rated_late, rt)
+    assert 0 < fake_redis.ttl(key) <= settings.ended_chat_ttl_seconds
+    assert len(timeline.read(rt, "C1")) == 2
