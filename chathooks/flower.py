@@ -23,6 +23,12 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def has_basic_auth(value: str | None) -> bool:
+    """``user:password`` pairs, comma-separated as Flower takes them, each with both halves."""
+    pairs = [p.strip() for p in (value or "").split(",")]
+    return bool(value) and all(user and password for user, _, password in (p.partition(":") for p in pairs))
+
+
 def flower_command(environ: Mapping[str, str]) -> list[str]:
     """The ``celery ... flower`` argv for FLOWER_PORT and FLOWER_ADDRESS.
 
@@ -44,7 +50,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     """Exec Flower; return 2 (without starting it) when it would be reachable beyond localhost unauthenticated."""
     env = os.environ if environ is None else environ
     address = env.get("FLOWER_ADDRESS") or DEFAULT_ADDRESS
-    if not env.get("FLOWER_BASIC_AUTH") and not is_loopback(address):
+    if not has_basic_auth(env.get("FLOWER_BASIC_AUTH")) and not is_loopback(address):
         print(
             f"chathooks flower: refusing to listen on {address} without authentication; "
             "set FLOWER_BASIC_AUTH=user:password or FLOWER_ADDRESS=127.0.0.1",

@@ -33,7 +33,11 @@ def test_non_loopback_addresses(address):
     assert not is_loopback(address)
 
 
-@pytest.mark.parametrize("env", [{}, {"FLOWER_ADDRESS": "0.0.0.0"}, {"FLOWER_ADDRESS": "::"}])
+@pytest.mark.parametrize("env", [
+    {}, {"FLOWER_ADDRESS": "0.0.0.0"}, {"FLOWER_ADDRESS": "::"}, {"FLOWER_ADDRESS": "10.0.0.5"},
+    {"FLOWER_BASIC_AUTH": ""}, {"FLOWER_BASIC_AUTH": "ops"}, {"FLOWER_BASIC_AUTH": "ops:"},
+    {"FLOWER_BASIC_AUTH": "ops:pw,:pw2"},
+])
 def test_refuses_beyond_localhost_without_basic_auth(env, execs, capsys):
     assert main(env) == 2
     assert execs == []
