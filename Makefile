@@ -5,10 +5,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench install clean
 
-$(STAMP): pyproject.toml
+# The bench extra too: `make test` runs the benchmark's smoke test, which draws its chart.
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,6 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# B1-B5 (SPEC §9) into bench/results/; installs wrk (Debian's package) when root, else uses the Python load generator.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

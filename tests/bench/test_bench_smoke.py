@@ -1,0 +1,34 @@
+"""``python -m bench --smoke`` runs every benchmark end to end (tiny counts, no speed assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    figures = results["figures"]
+    assert set(figures) == {"B1", "B2", "B3", "B4", "B5"}
+    for key in ("B1", "B2", "B3", "B4"):
+        value = figures[key]["value"]
+        assert 0 < value["min"] <= value["median"] <= value["max"], key
+        assert figures[key]["goal"] and isinstance(figures[key]["met"], bool)
+    assert figures["B5"]["value"]["median"] > 0
+    assert figures["B5"]["returned_to_baseline"] is True
+    assert {"cpu", "cores", "memory_gib"} <= set(results["machine"])
+    for component in ("python", "flask", "celery", "kombu", "redis", "redis server", "gunicorn", "load generator"):
+        assert results["versions"][component], component
+    assert (tmp_path / "ingress.png").read_bytes().startswith(b"\x89PNG")
+    assert "B1" in done.stdout and "B5" in done.stdout
