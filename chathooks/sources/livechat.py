@@ -290,6 +290,6 @@ ACTIONS: dict[str, ActionSpec] = {
         FastLoader(s.UserAddedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user"]["id"]), _user_added,
         recurring=True),
     "user_removed_from_chat": ActionSpec(
-        FastLoader(s.UserRemovedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]), _user_removed,
-        recurring=True),
+        FastLoader(s.UserRemovedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]),
+        _user_removed, recurring=True),
 }
