@@ -44,6 +44,8 @@ class _Job:
     token: str = ""
     until: float = 0.0
     interval: float = 0.0  # seconds between one thread's requests at a fixed rate
+    first: int = 0  # the global number of this process's first thread, of ``connections`` in all
+    connections: int = 1
 
 
 class PythonLoad:
@@ -59,8 +61,10 @@ class PythonLoad:
         host, port = _address(url)
         token, start = uuid.uuid4().hex[:12], time.time() + 0.5
         interval = connections / rate if rate else 0.0
+        shares = _split(connections)
         jobs = [_Job(host, port, start, threads, template=template, token=f"{token}-{p}", until=start + seconds,
-                     interval=interval) for p, threads in enumerate(_split(connections))]
+                     interval=interval, first=sum(shares[:p]), connections=connections)
+                for p, threads in enumerate(shares)]
         return _run(jobs, start)
 
     def replay(self, url: str, bodies: list[str], connections: int) -> LoadResult:
@@ -111,8 +115,8 @@ def _process(job: _Job) -> _Tally:
 
 def _client(job: _Job, number: int, replay: Iterator[str] | None, tally: _Tally, lock: threading.Lock) -> None:
     time.sleep(max(0.0, job.start_at - time.time()))
-    # Threads of one process start their schedules spread over one interval.
-    due = time.time() + job.interval * number / max(1, job.threads)
+    # Every thread's schedule starts at its own point of one interval, so no two send together.
+    due = time.time() + job.interval * (job.first + number) / job.connections
     sent = 0
     while True:
         if replay is not None:

@@ -62,7 +62,7 @@ def chart(path: Path, figures: dict[str, Figure]) -> None:
     b1, b2 = figures["B1"], figures["B2"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     for ax, figure, suffix, ylabel in ((left, b1, "rps", "requests/s (saturated)"),
-                                       (right, b2, "p99 ms", f"p99 ms at {b2.details['rate_rps']} req/s")):
+                                       (right, b2, "p99 ms", f"p99 ms at {b2.details['rate_rps']:.0f} requests/s")):
         spreads = [figure.sides[f"bare {suffix}"], figure.sides[f"ingress {suffix}"]]
         medians = [s.median for s in spreads]
         errors = [[m - s.min for m, s in zip(medians, spreads)], [s.max - m for m, s in zip(medians, spreads)]]
