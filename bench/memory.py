@@ -93,6 +93,9 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:
             "chats": plan.memory_chats, "messages_per_chat": plan.memory_messages,
             "ttl_seconds": {"chat_and_dedupe": plan.chat_ttl, "ended_chat_and_state_dedupe": plan.ended_ttl},
             "keys": {"baseline": baseline.keys, "tracked": tracked.keys, "ended": ended.keys, "after": after.keys},
+            "bytes_per_chat_by_family": {
+                name: round((size - baseline.families.get(name, (0, 0))[1]) / plan.memory_chats)
+                for name, (_, size) in sorted(tracked.families.items())},
             "returned_to_baseline": after.keys <= baseline.keys and set(after.families) <= set(baseline.families),
             "seconds_to_baseline_after_end": round(back - ended_at, 1),
             "snapshots": {"baseline": baseline.to_dict(), "tracked": tracked.to_dict(), "after": after.to_dict()},
