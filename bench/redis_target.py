@@ -56,7 +56,7 @@ class Namespace:
 
     def clean(self, client: redis.Redis) -> None:
         """Delete this namespace's keys and the broker's bindings for its queues."""
-        for pattern in (f"{self.prefix}*", f"_kombu.binding.{self.prefix}*"):
+        for pattern in (f"{self.prefix}*", f"_kombu.binding*{self.prefix}*"):
             batch = list(client.scan_iter(pattern, count=1000))
             for i in range(0, len(batch), 1000):
                 client.delete(*batch[i:i + 1000])
