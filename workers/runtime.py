@@ -38,6 +38,7 @@ class Runtime:
     dead_letters: DeadLetters
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
+    _last_role: tuple[tuple[str, str | None, str | None] | None, Role | None] = field(default=(None, None), repr=False)
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None, *, rules: Rules | None = None,
@@ -71,7 +72,20 @@ class Runtime:
         return frozenset(filter(None, (self.settings.livechat.bot_id,)))
 
     def author_role(self, event: Event) -> Role | None:
-        """Customer, agent or bot: from the event, what we remember of the chat, or ``get_chat``."""
+        """Customer, agent or bot: from the event, what we remember of the chat, or ``get_chat``.
+
+        Several handlers ask about the same event in turn; the last answer found is kept for them.
+        """
+        asked = (event.key, event.chat_id, event.author_id)
+        last_asked, last_role = self._last_role
+        if last_asked == asked:
+            return last_role
+        role = self._find_author_role(event)
+        if role is not None:
+            self._last_role = (asked, role)
+        return role
+
+    def _find_author_role(self, event: Event) -> Role | None:
         if event.author_role in (Role.BOT, Role.SYSTEM) or event.author_id is None:
             return event.author_role
         if event.author_id in self.bot_ids:

@@ -44,6 +44,16 @@ def test_author_role_uses_the_event_then_what_we_remember(dry_rt):
     assert dry_rt.author_role(message(CUSTOMER_ID)) is Role.CUSTOMER
 
 
+def test_the_handlers_of_one_event_look_its_author_up_once(dry_rt, monkeypatch):
+    deliver(dry_rt, "incoming_chat")
+    lookups = []
+    remembered = dry_rt.state.role
+    monkeypatch.setattr(dry_rt.state, "role", lambda *a: lookups.append(a) or remembered(*a))
+    event = message(CUSTOMER_ID)
+    assert [dry_rt.author_role(event) for _ in range(3)] == [Role.CUSTOMER] * 3
+    assert len(lookups) == 1
+
+
 def test_author_role_asks_get_chat_once_and_remembers(live_rt, livechat):
     seed(livechat)
     assert live_rt.author_role(message(AGENT_ID)) is Role.AGENT
