@@ -90,13 +90,14 @@ class Outbound:
 
     def sent(self, chat_id: str, custom_id: str) -> bool:
         """Whether the chat's latest thread holds an event with ``custom_id`` (a send that landed)."""
-        thread = (self.get_chat(chat_id) or {}).get("thread") or {}
-        return any(e.get("custom_id") == custom_id for e in thread.get("events") or ())
+        return any(e.get("custom_id") == custom_id for e in self._thread(chat_id).get("events") or ())
 
     def tagged(self, chat_id: str, thread_id: str, tag: str) -> bool:
         """Whether LiveChat shows ``tag`` on the thread."""
-        thread = (self.get_chat(chat_id, thread_id) or {}).get("thread") or {}
-        return tag in (thread.get("tags") or ())
+        return tag in (self._thread(chat_id, thread_id).get("tags") or ())
+
+    def _thread(self, chat_id: str, thread_id: str | None = None) -> dict[str, Any]:
+        return (self.get_chat(chat_id, thread_id) or {}).get("thread") or {}
 
     def routing_status(self, agent_id: str) -> str | None:
         if self._livechat is None:

@@ -66,9 +66,6 @@ class Scheduler:
                 pipe.zrem(self.key, replacing)
             pipe.execute()
 
-    def cancel(self, member: str) -> None:
-        self._redis.zrem(self.key, member)
-
     def complete(self, member: str) -> None:
         self._redis.zrem(self.key, member)
 

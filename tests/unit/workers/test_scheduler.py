@@ -48,12 +48,6 @@ def test_complete_removes_the_job(scheduler):
     assert scheduler.claim_due(NOW + 10 * LEASE_SECONDS) == []
 
 
-def test_cancel_removes_a_job_before_it_is_due(scheduler):
-    scheduler.schedule("a", NOW + 60)
-    scheduler.cancel("a")
-    assert scheduler.claim_due(NOW + 120) == []
-
-
 def test_claim_due_takes_only_due_jobs_up_to_the_limit_in_due_order(scheduler):
     for n in range(5):
         scheduler.schedule(f"job{n}", NOW + n)
