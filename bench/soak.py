@@ -28,7 +28,6 @@ import queue
 import random
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -38,13 +37,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import redis
 import yaml
-from importlib.resources import files
 
+from bench.checks import BenchError, wait_until
+from bench.load import percentile
 from chathooks.embedded_redis import EmbeddedRedis
 from chathooks.events import Delivery
 from chathooks.keys import Keys
@@ -366,18 +367,23 @@ class Timelines:
         return {json.loads(m)["key"] for m in self.redis.zrange(KEYS.timeline(chat.conv.chat_id), 0, -1)}
 
 
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
+def held_within(done: Callable[[], bool], what: str, timeout: float, interval: float) -> bool:
+    """Whether ``done`` came to hold within ``timeout`` seconds: the report records a timeout, a check fails on it."""
+    try:
+        wait_until(done, what, timeout, interval)
+    except BenchError:
+        return False
     return True
 
 
 # --- side effects (dry-run records in the worker's log) ------------------------------------
 
 _EFFECT = re.compile(r"\] (dry-run|sent) (tag_thread|send_event|upsert_member) (\{.*\})\s*$")
+_EFFECT_KEY: dict[str, Callable[[dict[str, Any]], tuple[str, ...]]] = {
+    "tag_thread": lambda p: ("tag", p["thread_id"], p["tag"]),
+    "send_event": lambda p: ("send", p["custom_id"]),
+    "upsert_member": lambda p: ("upsert", p["email"].lower()),
+}
 
 
 def side_effects(worker_log: str) -> Counter[tuple[str, ...]]:
@@ -385,10 +391,7 @@ def side_effects(worker_log: str) -> Counter[tuple[str, ...]]:
     effects: Counter[tuple[str, ...]] = Counter()
     for line in worker_log.splitlines():
         if match := _EFFECT.search(line):
-            params = json.loads(match[3])
-            effects[{"tag_thread": lambda p: ("tag", p["thread_id"], p["tag"]),
-                     "send_event": lambda p: ("send", p["custom_id"]),
-                     "upsert_member": lambda p: ("upsert", p["email"].lower())}[match[2]](params)] += 1
+            effects[_EFFECT_KEY[match[2]](json.loads(match[3]))] += 1
     return effects
 
 
@@ -518,7 +521,7 @@ def _soak(opts: Options, redis_url: str, work: Path) -> dict[str, Any]:
             return (c.get("processed:livechat", 0) >= c.get("queued:livechat", 0) and watch.depth() == 0
                     and watch.scheduled() == 0 and timelines.all_found())
 
-        drained_in_time = wait_until(drained, timeout=max(60.0, posts / 20))
+        drained_in_time = held_within(drained, "the workers to drain", max(60.0, posts / 20), interval=0.5)
         drain_s = time.monotonic() - load_started
         timelines.checker.stop()
         timelines.check()
@@ -528,8 +531,8 @@ def _soak(opts: Options, redis_url: str, work: Path) -> dict[str, Any]:
               f"queued {drain_s:.1f}s after the first post; waiting for the TTLs")
 
         ttl_started = time.monotonic()
-        wait_until(lambda: watch.chat_keys() <= baseline["chat_keys"], timeout=max(opts.ttls.values()) + 30,
-                   interval=1)
+        held_within(lambda: watch.chat_keys() <= baseline["chat_keys"], "chat keys back to baseline",
+                    max(opts.ttls.values()) + 30, interval=1)
         ttl_s = time.monotonic() - ttl_started
         watch.sampler.stop()
         after = watch.snapshot()
@@ -577,7 +580,7 @@ def _report(opts: Options, chats: list[Chat], answers: list[Answer], counters: d
         "used_memory back to baseline (but the fixed keys)": grown <= MEMORY_SLACK,
     }
     latencies = sorted(a.ms for a in answers if a.status == 200)
-    report = {
+    return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "ok": all(checks.values()),
         "checks": checks,
@@ -602,14 +605,13 @@ def _report(opts: Options, chats: list[Chat], answers: list[Answer], counters: d
             memory["peak"]["used_memory"] - baseline["used_memory"], len(chats))},
         "series": series,
     }
-    return report
 
 
 def _latency(sorted_ms: list[float]) -> dict[str, float]:
-    if len(sorted_ms) < 2:
+    if not sorted_ms:
         return {}
-    p99 = statistics.quantiles(sorted_ms, n=100, method="inclusive")[98]
-    return {"p50": round(statistics.median(sorted_ms), 1), "p99": round(p99, 1), "max": round(sorted_ms[-1], 1)}
+    return {"p50": round(percentile(sorted_ms, 50), 1), "p99": round(percentile(sorted_ms, 99), 1),
+            "max": round(sorted_ms[-1], 1)}
 
 
 def _rate(n: float, seconds: float) -> float:
