@@ -1,7 +1,8 @@
 """Real processes for benchmarks and soaks: gunicorn servers and Celery workers, each in its own group.
 
-Reusable outside ``bench``: ``Process`` stops the whole process group (gunicorn's and Celery's
-children included), and the ``start_*`` helpers return only once the process serves.
+Reusable outside ``bench`` (the end-to-end tests build on it): ``Process`` stops the whole process
+group (gunicorn's and Celery's children included), and the ``start_*`` helpers return only once the
+process serves.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from chathooks.embedded_redis import free_port
 
@@ -25,13 +27,16 @@ class ProcessError(RuntimeError):
 
 
 class Process:
-    """A child process in a session of its own, with its output in ``log_dir/<name>.log``."""
+    """A child process in a session of its own, with its output in ``log_dir/<name>.log``.
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    ``env`` is the whole environment: nothing of the caller's is inherited.
+    """
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
@@ -44,11 +49,11 @@ class Process:
         """SIGTERM the group (warm shutdown), SIGKILL it if it lingers."""
         if self._log.closed:
             return
-        self._signal(signal.SIGTERM)
+        self.signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
+            self.signal(signal.SIGKILL)
             self.proc.wait(5)
         self._log.close()
 
@@ -62,7 +67,8 @@ class Process:
                 raise ProcessError(f"{self.name}: no {what} within {timeout:.0f}s:\n{self._tail()}")
             time.sleep(0.05)
 
-    def _signal(self, sig: int) -> None:
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the whole group, if the process still runs."""
         if self.alive():
             try:
                 os.killpg(self.proc.pid, sig)
@@ -73,33 +79,41 @@ class Process:
         return "\n".join(self.log().splitlines()[-lines:])
 
 
-def start_gunicorn(app: str, env: dict[str, str], log_dir: Path, name: str, workers: int = 2) -> tuple[Process, str]:
+P = TypeVar("P", bound=Process)
+
+
+def start_gunicorn(app: str, env: dict[str, str], log_dir: Path, name: str, workers: int = 2, *,
+                   timeout: float = 60.0, cls: type[P] = Process) -> tuple[P, str]:  # type: ignore[assignment]
     """gunicorn serving ``app`` (e.g. ``app:create_app()``) on a free loopback port, with the repo's
-    gunicorn.conf.py and sync workers; returns once ``GET /healthz`` answers 200."""
+    gunicorn.conf.py and sync workers; returns once ``GET /healthz`` answers 200.
+
+    ``cls``: the ``Process`` class to start it as (a subclass may, say, record or adapt ``env``).
+    """
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "sync", app]
-    web = Process(name, argv, env, log_dir)
-    try:
-        web.wait_until(lambda: _healthy(port), "answer on /healthz")
-    except BaseException:
-        web.stop()
-        raise
+    web = ready(cls(name, argv, env, log_dir), lambda: _healthy(port), "answer on /healthz", timeout)
     return web, f"http://127.0.0.1:{port}"
 
 
 def start_celery_worker(env: dict[str, str], log_dir: Path, name: str, app: str = "workers",
-                        concurrency: int = 2) -> Process:
-    """``celery -A <app> worker`` with the Procfile's flags; returns once it logs that it is ready."""
+                        concurrency: int = 2, *, options: Sequence[str] = (), timeout: float = 60.0,
+                        cls: type[P] = Process) -> P:  # type: ignore[assignment]
+    """``celery -A <app> worker`` with the Procfile's flags and ``options``; returns once it logs that it is ready."""
     argv = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=INFO", "-E",
-            f"--concurrency={concurrency}", f"--hostname={name}@%h"]
-    worker = Process(name, argv, env, log_dir)
+            f"--concurrency={concurrency}", f"--hostname={name}@%h", *options]
+    worker = cls(name, argv, env, log_dir)
+    return ready(worker, lambda: " ready." in worker.log(), "ready line", timeout)
+
+
+def ready(proc: P, check: Callable[[], bool], what: str, timeout: float = 60.0) -> P:
+    """``proc`` once ``check`` passes (see ``Process.wait_until``); if it does not, ``proc`` is stopped."""
     try:
-        worker.wait_until(lambda: " ready." in worker.log(), "ready line")
+        proc.wait_until(check, what, timeout)
     except BaseException:
-        worker.stop()
+        proc.stop()
         raise
-    return worker
+    return proc
 
 
 def _healthy(port: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.helpers import wait_for
+from bench.processes import ready
 from tests.integration.processes import Process
 
 
@@ -17,10 +17,4 @@ def start_beat(env: dict[str, str], log_dir: Path, name: str = "beat") -> Proces
     schedule = log_dir / f"{name}-schedule"
     beat = Process(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel=INFO",
                           "--schedule", str(schedule)], env, log_dir)
-
-    def started() -> bool:
-        assert beat.alive(), beat.log()
-        return "beat: Starting..." in beat.log()
-
-    wait_for(started, timeout=30, what=f"celery {name} to start")
-    return beat
+    return ready(beat, lambda: "beat: Starting..." in beat.log(), "start", timeout=30)
