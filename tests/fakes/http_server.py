@@ -129,6 +129,23 @@ class FakeHTTPServer:
         with self.lock:
             self._faults[route].extend([fault] * times)
 
+    def fail(
+        self,
+        route: str,
+        reply: Reply | None,
+        retry_after: float | str | None = None,
+        delay: float | None = None,
+        close: bool = False,
+        times: int = 1,
+        process: bool = False,
+        when: Callable[[Request], bool] | None = None,
+    ) -> None:
+        """``inject`` the fault a fake's ``fail_next`` describes: ``reply`` (None: the normal answer),
+        with a ``Retry-After`` header when ``retry_after`` is given, late by ``delay``, or ``close``."""
+        if reply is not None and retry_after is not None:
+            reply = replace(reply, headers={**reply.headers, "Retry-After": str(retry_after)})
+        self.inject(route, Fault(reply, delay or 0.0, close, process, when), times)
+
     def reset_faults(self) -> None:
         with self.lock:
             self._faults.clear()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chathooks.settings import LiveChatSettings
-from tests.fakes.http_server import FakeHTTPServer, Fault, Reply, Request
+from tests.fakes.http_server import FakeHTTPServer, Reply, Request
 
 ERROR_STATUS = {
     "validation": 400,
@@ -191,11 +191,10 @@ class FakeLiveChat(FakeHTTPServer):
         reply = None
         if error_type or status or not (delay or close):
             error_type = error_type or _TYPE_BY_STATUS.get(status or 500, "internal")
-            headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             body = {"error": {"type": error_type, "message": message or f"injected {error_type}"}}
-            reply = Reply(status or ERROR_STATUS.get(error_type, 500), body, headers)
+            reply = Reply(status or ERROR_STATUS.get(error_type, 500), body)
         when = None if chat_id is None else (lambda r: isinstance(r.json, dict) and r.json.get("chat_id") == chat_id)
-        self.inject(method, Fault(reply, delay or 0.0, close, process, when), times)
+        self.fail(method, reply, retry_after, delay, close, times, process, when)
 
     # Protocol
 

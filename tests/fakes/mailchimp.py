@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from chathooks.settings import MailchimpSettings
-from tests.fakes.http_server import FakeHTTPServer, Fault, Reply, Request
+from tests.fakes.http_server import FakeHTTPServer, Reply, Request
 
 STATUSES = frozenset({"subscribed", "unsubscribed", "cleaned", "pending", "transactional"})
 MERGE_FIELDS = frozenset({"FNAME", "LNAME"})
@@ -46,9 +46,7 @@ def invalid(field: str, message: str, detail: str = "Invalid Resource") -> ApiEr
     return ApiError(400, detail, [{"field": field, "message": message}])
 
 
-def problem(
-    status: int, detail: str, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
-) -> Reply:
+def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> Reply:
     body: dict[str, Any] = {
         "type": "https://mailchimp.com/developer/marketing/docs/errors/",
         "title": TITLES.get(status, "Error"),
@@ -58,7 +56,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    return Reply(status, body, headers or {}, content_type="application/problem+json")
+    return Reply(status, body, content_type="application/problem+json")
 
 
 class FakeMailchimp(FakeHTTPServer):
@@ -105,10 +103,9 @@ class FakeMailchimp(FakeHTTPServer):
         """
         reply = None
         if status is not None and not close:
-            headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-            reply = problem(status, detail or f"injected {status}", headers=headers)
+            reply = problem(status, detail or f"injected {status}")
         when = None if email is None else (lambda r: f"/members/{member_hash(email)}" in r.path)
-        self.inject(route, Fault(reply, delay or 0.0, close, when=when), times)
+        self.fail(route, reply, retry_after, delay, close, times, when=when)
 
     # Protocol
 
