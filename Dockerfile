@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY chathooks ./chathooks
 COPY app ./app
 COPY workers ./workers
+COPY cli ./cli
 RUN pip install . && rm -rf build *.egg-info
 
 # gunicorn reads gunicorn.conf.py from the working directory.

@@ -12,7 +12,7 @@ from chathooks.settings import Settings
 
 def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Flask:
     """Create and configure an instance of the ingress application."""
-    from app import livechat, openapi, ops
+    from app import openapi, ops, webhooks
     from app.ingress import Ingress, register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -23,9 +23,10 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # Flask's own OPTIONS answer is an empty HTML page
     app.json.sort_keys = False
     app.extensions["chathooks"] = Ingress.build(settings, redis_client)
-    app.register_blueprint(livechat.bp)
+    for source in webhooks.SOURCES:
+        app.register_blueprint(source.bp)
     app.register_blueprint(ops.bp)
-    app.extensions["chathooks.openapi"] = openapi.document(settings)
+    app.extensions["chathooks.openapi"] = openapi.document(settings, webhooks.SOURCES)
     register_error_handlers(app)
     logging.getLogger("chathooks").setLevel(logging.INFO)
     return app

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
+from chathooks.platforms.base import InvalidPayload
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
 from chathooks.redis_client import connect
 from chathooks.settings import Settings
@@ -74,9 +76,12 @@ class Ingress:
         matches = [hmac.compare_digest(given, s.encode()) for s in self.settings.webhook_secrets]
         return any(matches) or (self.settings.insecure_dev and not self.settings.webhook_secrets)
 
-    def check_basic_auth(self, request: Request) -> None:
+    def check_basic_auth(self, request: Request, *, required: str | None = None) -> None:
+        """HTTP Basic against INGRESS_BASIC_AUTH when set; unset, a route that ``required`` it answers 403."""
         expected = self.settings.ingress_basic_auth
         if expected is None:
+            if required is not None:
+                raise Rejection(403, "not_configured", f"INGRESS_BASIC_AUTH is not set: {required}")
             return
         auth = request.authorization
         ok = (
@@ -88,6 +93,17 @@ class Ingress:
         if not ok:
             raise Rejection(401, "bad_basic_auth", "HTTP Basic authentication required",
                             headers={"WWW-Authenticate": 'Basic realm="chathooks", charset="UTF-8"'})
+
+    def accept(self, source: str, normalise: Callable[[], Delivery | None]) -> dict[str, str]:
+        """Normalise a verified webhook and queue it once; nothing to automate is answered ``ignored``."""
+        try:
+            delivery = normalise()
+        except InvalidPayload as exc:
+            raise Rejection(400, "invalid_payload", "invalid webhook", exc.errors) from None
+        if delivery is None:
+            self.metrics.count(f"received:{source}", f"ignored:{source}")
+            return {"status": "ignored"}
+        return self.queue(delivery)
 
     def queue(self, delivery: Delivery) -> dict[str, str]:
         """Durably queue once; the reply body says which happened."""

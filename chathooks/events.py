@@ -20,6 +20,8 @@ class Kind(StrEnum):
     ROUTING_STATUS = "routing_status"
     USER_ADDED = "user_added"
     USER_REMOVED = "user_removed"
+    VISITOR_QUEUED = "visitor_queued"  # a visitor waits in the queue; no chat yet
+    LEAD = "lead"  # contact details from outside a chat (a ticket's requester)
     SILENCE_DEADLINE = "silence_deadline"  # internal: a silence window's nudge is due
 
 
@@ -28,6 +30,7 @@ class Role(StrEnum):
     AGENT = "agent"
     BOT = "bot"
     SYSTEM = "system"
+    INTERNAL = "internal"  # an agents-only note (a supervisor's whisper): never matched, never a reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ class Settings:
     mailchimp: MailchimpSettings | None = None
     rules_path: str | None = None
     flower_basic_auth: str | None = None
-    dry_run: bool = True
+    dry_run: bool = True  # the whole system: forced, or no platform has credentials
+    dry_run_flag: bool | None = None  # CHATHOOKS_DRY_RUN, when set
     key_prefix: str = "chathooks:"
     queue: str = "chathooks.events"
     # LiveChat retries for about a minute; ids that name one delivery are kept far longer.
@@ -82,12 +83,17 @@ class Settings:
         """True when the broker is the same Redis database as the pipeline state."""
         return self.broker_is_redis and _same_redis(self.broker_url, self.redis_url)
 
+    def platform_dry_run(self, has_credentials: bool) -> bool:
+        """Whether a platform's actions are only recorded: CHATHOOKS_DRY_RUN when set, else no credentials."""
+        return self.dry_run_flag if self.dry_run_flag is not None else not has_credentials
+
     def require_secrets(self) -> None:
-        """The ingress refuses to start without a webhook secret (unless in insecure dev mode)."""
-        if not self.webhook_secrets and not self.insecure_dev:
+        """The ingress refuses to start when no source can verify its webhooks (unless in insecure dev mode)."""
+        if not (self.webhook_secrets or self.ingress_basic_auth or self.insecure_dev):
             raise ConfigError(
                 "LIVECHAT_WEBHOOK_SECRETS is not set: the ingress needs at least one "
-                "accepted secret_key (set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
+                "accepted secret_key, or INGRESS_BASIC_AUTH for LiveChat v2 webhooks "
+                "(set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
             )
 
     @classmethod
@@ -120,7 +126,8 @@ class Settings:
             raise ConfigError("LIVECHAT_ACCOUNT_ID and LIVECHAT_PAT must be set together")
 
         dry_run_flag = get("CHATHOOKS_DRY_RUN")
-        dry_run = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else not livechat.has_credentials
+        forced = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else None
+        dry_run = forced if forced is not None else not livechat.has_credentials
 
         return cls(
             redis_url=redis_url,
@@ -134,6 +141,7 @@ class Settings:
             rules_path=get("CHATHOOKS_RULES"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH"),
             dry_run=dry_run,
+            dry_run_flag=forced,
             key_prefix=get("CHATHOOKS_KEY_PREFIX") or cls.key_prefix,
             queue=get("CHATHOOKS_QUEUE") or cls.queue,
             **_tuning(get),

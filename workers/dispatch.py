@@ -42,12 +42,15 @@ TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.USER_REMOVED: ("timeline.record",),
     Kind.MESSAGE: ("timeline.record", "tagging.match", "silence.observe"),
     Kind.FORM_FILLED: ("timeline.record", "marketing.sync"),
-    Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "tagging.thread_ended"),
+    Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "tagging.thread_ended",
+                      "marketing.sync"),
     Kind.TAGGED: ("timeline.record", "tagging.tagged"),
     Kind.UNTAGGED: ("timeline.record", "tagging.untagged"),
     Kind.RATED: ("timeline.record", "rating.react"),
     Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled"),
     Kind.ROUTING_STATUS: ("people.routing_status",),
+    Kind.VISITOR_QUEUED: ("timeline.record",),
+    Kind.LEAD: ("marketing.sync",),
     Kind.SILENCE_DEADLINE: ("silence.fire",),
 }
 

@@ -1,8 +1,11 @@
 """Everything the automations do to the outside world, live or dry-run, and the record of it.
 
-In dry-run mode (no LiveChat credentials, or CHATHOOKS_DRY_RUN=1) writes — tags, messages,
-list upserts — are logged and recorded instead of sent; reads (``get_chat``, routing status)
-still use the API when credentials exist, and answer "unknown" (None) when they don't.
+Chats are acted on through the platform they came from (``Chats``, over the platform's
+``ChatAPI``); the marketing list is a destination beside them. A platform with no credentials
+for it (or every platform, with CHATHOOKS_DRY_RUN=1) is dry-run: its writes — tags, bot
+messages — are logged and recorded instead of sent. Reads still use the API when credentials
+exist, and answer "unknown" (None) when they don't. List upserts are dry-run when the whole
+system is.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import redis
 
+from chathooks.http import DEFAULT_TIMEOUT
 from chathooks.keys import Keys
+from chathooks.mailchimp import MailchimpClient, split_name
+from chathooks.platforms.base import ChatAPI, ChatRef, Thread
+from chathooks.platforms.registry import PLATFORMS
 from chathooks.rules import MarketingRule
 from chathooks.settings import Settings
-from workers.clients.http import DEFAULT_TIMEOUT
-from workers.clients.livechat import LiveChatClient, RedisTokenCache
-from workers.clients.mailchimp import MailchimpClient, split_name
 
 log = logging.getLogger("chathooks.outbound")
 
@@ -29,6 +34,8 @@ RECORD_TTL = 24 * 3600
 # time limit, as a retried timeout, rather than have the limit end the whole task.
 CALLS_PER_TASK = 4
 
+Effect = Literal["tag", "message"]
+
 
 def client_timeout(settings: Settings) -> tuple[float, float]:
     """Connect and read timeouts for the API clients: the defaults, shortened to fit the task time limit."""
@@ -37,36 +44,110 @@ def client_timeout(settings: Settings) -> tuple[float, float]:
     return min(connect, share), min(read, share)
 
 
-class Outbound:
-    def __init__(self, settings: Settings, client: redis.Redis, record_key: str,
-                 livechat: LiveChatClient | None = None, mailchimp: MailchimpClient | None = None) -> None:
-        self.dry_run = settings.dry_run
-        self.bot_id = settings.livechat.bot_id
+class Record:
+    """A bounded, expiring log of what was done (``chathooks simulate`` shows it)."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
         self._redis = client
-        self._record_key = record_key
-        self._livechat = livechat
+        self._key = key
+
+    def add(self, action: str, outcome: str, **params: Any) -> None:
+        entry = {"action": action, "outcome": outcome, "at": time.time(), **params}
+        log.info("%s %s %s", outcome, action, json.dumps(params, sort_keys=True, default=str))
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(self._key, json.dumps(entry, default=str))
+            pipe.ltrim(self._key, 0, RECORD_LIMIT - 1)
+            pipe.expire(self._key, RECORD_TTL)
+            pipe.execute()
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in reversed(self._redis.lrange(self._key, 0, -1))]
+
+
+class Chats:
+    """One platform's chats: reads through its ``ChatAPI``, writes sent or (dry-run) only recorded."""
+
+    def __init__(self, api: ChatAPI, dry_run: bool, record: Record) -> None:
+        self.api = api
+        self.dry_run = dry_run
+        self._record = record
+
+    @property
+    def bot_id(self) -> str | None:
+        return self.api.bot_id
+
+    @property
+    def bot_ids(self) -> frozenset[str]:
+        return self.api.bot_ids
+
+    @property
+    def no_bot(self) -> str:
+        return self.api.no_bot
+
+    # --- reads --------------------------------------------------------------------------
+
+    def fetch_thread(self, chat: ChatRef) -> Thread | None:
+        return self.api.fetch_thread(chat)
+
+    def thread_active(self, chat: ChatRef) -> bool | None:
+        return self.api.thread_active(chat)
+
+    def bot_message_landed(self, chat: ChatRef, custom_id: str) -> bool:
+        return self.api.bot_message_landed(chat, custom_id)
+
+    def tag_landed(self, chat: ChatRef, tag: str) -> bool:
+        return self.api.tag_landed(chat, tag)
+
+    def bot_status(self) -> str | None:
+        return self.api.bot_status()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def tag(self, chat: ChatRef, tag: str) -> None:
+        self._write(self.api.tag_method, lambda: self.api.tag(chat, tag),
+                    chat_id=chat.chat_id, thread_id=chat.thread_id, tag=tag)
+
+    def post_bot_message(self, chat: ChatRef, text: str, custom_id: str) -> None:
+        """Post ``text`` as the bot; ``custom_id`` lets a crashed attempt's message be recognised."""
+        self._write(self.api.message_method, lambda: self.api.post_bot_message(chat, text, custom_id),
+                    chat_id=chat.chat_id, text=text, custom_id=custom_id)
+
+    def skipped(self, effect: Effect, chat: ChatRef, reason: str, **params: Any) -> None:
+        """Record an effect not sent, and why."""
+        method = self.api.tag_method if effect == "tag" else self.api.message_method
+        self._record.add(method, "skipped", chat_id=chat.chat_id, **params, reason=reason)
+
+    def _write(self, method: str, call: Callable[[], None], **params: Any) -> None:
+        if self.dry_run or not self.api.live:
+            self._record.add(method, "dry-run", **params)
+            return
+        call()
+        self._record.add(method, "sent", **params)
+
+
+class Outbound:
+    def __init__(self, settings: Settings, client: redis.Redis, record_key: str, apis: Mapping[str, ChatAPI],
+                 mailchimp: MailchimpClient | None = None) -> None:
+        self.dry_run = settings.dry_run
+        self._record = Record(client, record_key)
+        self._chats = {source: Chats(api, settings.platform_dry_run(PLATFORMS[source].has_credentials(settings)),
+                                     self._record)
+                       for source, api in apis.items()}
         self._mailchimp = mailchimp
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis) -> Outbound:
-        livechat, timeout = None, client_timeout(settings)
-        if settings.livechat.has_credentials:
-            cache = RedisTokenCache(client, f"{settings.key_prefix}bot-token:")
-            livechat = LiveChatClient(settings.livechat, timeout=timeout, token_cache=cache)
+        timeout = client_timeout(settings)
+        apis = {source: platform.api(settings, client, timeout) for source, platform in PLATFORMS.items()}
         mailchimp = MailchimpClient(settings.mailchimp, timeout=timeout) if settings.mailchimp else None
-        return cls(settings, client, Keys(settings.key_prefix).outbound, livechat, mailchimp)
+        return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp)
 
-    # --- writes -------------------------------------------------------------------------
-
-    def tag_thread(self, chat_id: str, thread_id: str, tag: str) -> None:
-        self._write("tag_thread", lambda lc: lc.tag_thread(chat_id, thread_id, tag),
-                    chat_id=chat_id, thread_id=thread_id, tag=tag)
-
-    def send_message(self, chat_id: str, text: str, custom_id: str) -> None:
-        """Send ``text`` into the chat as the bot; ``custom_id`` lets a crashed attempt be recognised."""
-        event = {"type": "message", "text": text, "visibility": "all", "custom_id": custom_id}
-        self._write("send_event", lambda lc: lc.send_event(chat_id, event, as_bot=True),
-                    chat_id=chat_id, text=text, custom_id=custom_id)
+    def chats(self, source: str) -> Chats:
+        """The platform the events of ``source`` came from."""
+        try:
+            return self._chats[source]
+        except KeyError:
+            raise LookupError(f"no platform acts on chats from {source!r}") from None
 
     def upsert_member(self, email: str, name: str | None, rule: MarketingRule) -> bool:
         """Upsert into the marketing list; False when list sync is not configured."""
@@ -83,48 +164,8 @@ class Outbound:
         self.record("upsert_member", "sent", **params)
         return True
 
-    # --- reads --------------------------------------------------------------------------
-
-    def get_chat(self, chat_id: str, thread_id: str | None = None) -> dict[str, Any] | None:
-        return self._livechat.get_chat(chat_id, thread_id) if self._livechat else None
-
-    def sent(self, chat_id: str, custom_id: str) -> bool:
-        """Whether the chat's latest thread holds an event with ``custom_id`` (a send that landed)."""
-        return any(e.get("custom_id") == custom_id for e in self._thread(chat_id).get("events") or ())
-
-    def tagged(self, chat_id: str, thread_id: str, tag: str) -> bool:
-        """Whether LiveChat shows ``tag`` on the thread."""
-        return tag in (self._thread(chat_id, thread_id).get("tags") or ())
-
-    def _thread(self, chat_id: str, thread_id: str | None = None) -> dict[str, Any]:
-        return (self.get_chat(chat_id, thread_id) or {}).get("thread") or {}
-
-    def routing_status(self, agent_id: str) -> str | None:
-        if self._livechat is None:
-            return None
-        for row in self._livechat.list_routing_statuses():
-            if row.get("agent_id") == agent_id:
-                return str(row.get("status", "")).replace(" ", "_")
-        return None
-
-    # --- record -------------------------------------------------------------------------
-
     def record(self, action: str, outcome: str, **params: Any) -> None:
-        """Keep a bounded, expiring log of what was done (``chathooks simulate`` shows it)."""
-        entry = {"action": action, "outcome": outcome, "at": time.time(), **params}
-        log.info("%s %s %s", outcome, action, json.dumps(params, sort_keys=True, default=str))
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(self._record_key, json.dumps(entry, default=str))
-            pipe.ltrim(self._record_key, 0, RECORD_LIMIT - 1)
-            pipe.expire(self._record_key, RECORD_TTL)
-            pipe.execute()
+        self._record.add(action, outcome, **params)
 
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(r) for r in reversed(self._redis.lrange(self._record_key, 0, -1))]
-
-    def _write(self, action: str, call, **params: Any) -> None:  # type: ignore[no-untyped-def]
-        if self.dry_run or self._livechat is None:
-            self.record(action, "dry-run", **params)
-            return
-        call(self._livechat)
-        self.record(action, "sent", **params)
+        return self._record.entries()

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
-from workers.clients.http import OutboundError
+from chathooks.http import OutboundError
 from workers.once import Busy
 
 

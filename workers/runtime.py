@@ -15,8 +15,8 @@ from chathooks.keys import Keys
 from chathooks.metrics import Metrics
 from chathooks.redis_client import connect
 from chathooks.rules import Rules, load_rules
+from chathooks.platforms.base import ChatRef
 from chathooks.settings import Settings
-from chathooks.sources.livechat import users_of
 from workers.dead_letters import DeadLetters
 from workers.once import Once
 from workers.outbound import Outbound
@@ -38,6 +38,7 @@ class Runtime:
     dead_letters: DeadLetters
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
+    _other_once: Once | None = field(default=None, repr=False)
     _last_role: tuple[tuple[str, str | None, str | None] | None, Role | None] = field(default=(None, None), repr=False)
 
     @classmethod
@@ -51,10 +52,7 @@ class Runtime:
             keys=Keys(p),
             rules=rules or load_rules(settings.rules_path),
             state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
-            # Dry-run effects were never sent: they must not count as done once live.
-            # The lease outlasts any task, so a claim is never taken over while its effect may still run.
-            once=Once(client, p + ("dry-run:" if settings.dry_run else ""), lease_seconds=settings.task_time_limit_seconds,
-                      done_ttl=settings.dedupe_ttl_seconds),
+            once=_once(client, settings, settings.dry_run),
             scheduler=Scheduler(client, p),
             outbound=outbound or Outbound.build(settings, client),
             dead_letters=DeadLetters(client, p),
@@ -67,9 +65,13 @@ class Runtime:
     def metrics(self) -> Metrics:
         return Metrics(self.redis, self.keys)
 
-    @property
-    def bot_ids(self) -> frozenset[str]:
-        return frozenset(filter(None, (self.settings.livechat.bot_id,)))
+    def once_for(self, dry_run: bool) -> Once:
+        """The once-guards of effects that are dry-run or live: dry-run effects never count as done live."""
+        if dry_run == self.settings.dry_run:
+            return self.once
+        if self._other_once is None:
+            self._other_once = _once(self.redis, self.settings, dry_run)
+        return self._other_once
 
     def author_role(self, event: Event) -> Role | None:
         """Customer, agent or bot: from the event, what we remember of the chat, or ``get_chat``.
@@ -88,17 +90,25 @@ class Runtime:
     def _find_author_role(self, event: Event) -> Role | None:
         if event.author_role in (Role.BOT, Role.SYSTEM) or event.author_id is None:
             return event.author_role
-        if event.author_id in self.bot_ids:
+        chats = self.outbound.chats(event.source)
+        if event.author_id in chats.bot_ids:
             return Role.BOT
         if event.author_role is not None:
             return event.author_role
         role = self.state.role(event.chat_id, event.author_id) if event.chat_id else None
         if role is None and event.chat_id:
-            chat = self.outbound.get_chat(event.chat_id, event.thread_id)
-            if chat:
-                self.state.remember_users(event.chat_id, users_of(chat), self.bot_ids)
+            thread = chats.fetch_thread(ChatRef.of(event))
+            if thread:
+                self.state.remember_users(event.chat_id, thread.users, chats.bot_ids)
                 role = self.state.role(event.chat_id, event.author_id)
         return role
+
+
+def _once(client: redis.Redis, settings: Settings, dry_run: bool) -> Once:
+    # Dry-run effects were never sent: they must not count as done once live.
+    # The lease outlasts any task, so a claim is never taken over while its effect may still run.
+    return Once(client, settings.key_prefix + ("dry-run:" if dry_run else ""),
+                lease_seconds=settings.task_time_limit_seconds, done_ttl=settings.dedupe_ttl_seconds)
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -39,7 +39,7 @@ TAGS = ["order-status", "refund"]  # what the opening message matches
 
 def dlq(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     """``chathooks dlq ARGS`` as an operator runs it, against the system's Redis and key prefix."""
-    return subprocess.run([sys.executable, "-m", "chathooks.cli", "dlq", *args], env={**os.environ, **system.env},
+    return subprocess.run([sys.executable, "-m", "cli", "dlq", *args], env={**os.environ, **system.env},
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

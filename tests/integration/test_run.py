@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def start_run(tmp_path: Path, procfile: str, env: dict[str, str], name: str) -> Process:
     (tmp_path / "Procfile").write_text(procfile)
-    return Process(name, [sys.executable, "-m", "chathooks.cli", "run"], env, tmp_path, cwd=tmp_path)
+    return Process(name, [sys.executable, "-m", "cli", "run"], env, tmp_path, cwd=tmp_path)
 
 
 def stop(proc: Process) -> int:

@@ -253,7 +253,7 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
     assert dead and all(d["handler"] == "marketing.sync" and d["errors"][-1]["type"] == "authentication" for d in dead)
     metrics = requests.get(f"{system.url}/metrics", timeout=10)
     assert f"chathooks_dead_letters {len(dead)}.0" in metrics.text
-    dlq_show = subprocess.run([sys.executable, "-m", "chathooks.cli", "dlq", "show", "--json", dead[0]["id"]],
+    dlq_show = subprocess.run([sys.executable, "-m", "cli", "dlq", "show", "--json", dead[0]["id"]],
                               env={**os.environ, **system.env}, capture_output=True, text=True, timeout=60)
     assert dlq_show.returncode == 0 and dead[0]["id"] in dlq_show.stdout, dlq_show.stderr
     for proc in system.processes:  # flushed and complete, shutdown lines included

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from chathooks import simulate
+from cli import simulate
 from tests.integration.beat import start_beat
 from tests.integration.processes import start_web, start_worker
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chathooks.flower import DEFAULT_PORT, is_loopback
+from cli.flower import DEFAULT_PORT, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_TYPES = ["web", "worker", "beat", "flower"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from chathooks.events import Event
+from chathooks.platforms.base import ChatRef
+from workers.outbound import Chats
 from workers.runtime import Runtime
 
 ACCEPTING = "accepting_chats"
@@ -10,7 +12,7 @@ ACCEPTING = "accepting_chats"
 
 def remember_users(event: Event, rt: Runtime) -> None:
     if event.chat_id and event.users:
-        rt.state.remember_users(event.chat_id, event.users, rt.bot_ids)
+        rt.state.remember_users(event.chat_id, event.users, rt.outbound.chats(event.source).bot_ids)
 
 
 def routing_status(event: Event, rt: Runtime) -> None:
@@ -23,27 +25,28 @@ def end_thread(event: Event, rt: Runtime) -> None:
         rt.state.end_thread(event.chat_id, event.thread_id)
 
 
-def bot_unavailable(rt: Runtime) -> str | None:
-    """Why the bot may not act now, or None when it may (it is ``accepting_chats``)."""
-    bot = rt.settings.livechat.bot_id
+def bot_unavailable(rt: Runtime, chats: Chats) -> str | None:
+    """Why the platform's bot may not act now, or None when it may (it is ``accepting_chats``)."""
+    bot = chats.bot_id
     if bot is None:
-        return None if rt.outbound.dry_run else "no LIVECHAT_BOT_ID configured"
+        return None if chats.dry_run else chats.no_bot
     status = rt.state.routing_status(bot)
     if status is None:
-        status = rt.outbound.routing_status(bot)
+        status = chats.bot_status()
         if status is not None:
             rt.state.set_routing_status(bot, status)
-    if status is None and rt.outbound.dry_run:
+    if status is None and chats.dry_run:
         return None  # nothing to ask in dry-run without credentials
     return None if status == ACCEPTING else f"bot routing status is {status or 'unknown'}"
 
 
-def send_as_bot(rt: Runtime, chat_id: str, once_name: str, text: str) -> None:
-    """Send ``text`` into the chat as the bot, once for ``once_name``, if the bot may act now."""
-    reason = bot_unavailable(rt)
+def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
+    """Post ``text`` into the chat as the bot, once for ``once_name``, if the bot may act now."""
+    chats = rt.outbound.chats(chat.source)
+    reason = bot_unavailable(rt, chats)
     if reason:
-        rt.outbound.record("send_event", "skipped", chat_id=chat_id, text=text, reason=reason)
+        chats.skipped("message", chat, reason, text=text)
         return
-    # The once name is the event's custom_id, so a retry can tell whether a crashed attempt's send landed.
-    rt.once.run(once_name, lambda: rt.outbound.send_message(chat_id, text, custom_id=once_name),
-                already=lambda: rt.outbound.sent(chat_id, once_name))
+    # The once name is the message's custom_id, so a retry can tell whether a crashed attempt's message landed.
+    rt.once_for(chats.dry_run).run(once_name, lambda: chats.post_bot_message(chat, text, custom_id=once_name),
+                                   already=lambda: chats.bot_message_landed(chat, once_name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chathooks.events import Event
+from chathooks.platforms.base import ChatRef
 from workers.handlers.people import send_as_bot
 from workers.handlers.tagging import tag_once
 from workers.retry import attempts
@@ -13,18 +14,18 @@ def react(event: Event, rt: Runtime) -> None:
     rule = rt.rules.rating
     if rule is None or event.rating is None or not (event.chat_id and event.thread_id):
         return
-    chat_id, thread_id, bad = event.chat_id, event.thread_id, event.rating == 0
+    chat, bad = ChatRef.of(event), event.rating == 0
     text = rule.bad if bad else rule.good
 
     def reply() -> None:
-        if _active(event, rt):
-            send_as_bot(rt, chat_id, f"rating:{thread_id}:{event.rating}", text)
+        if _active(chat, rt):
+            send_as_bot(rt, chat, f"rating:{chat.thread_id}:{event.rating}", text)
         else:
-            rt.outbound.record("send_event", "skipped", chat_id=chat_id, text=text, reason="chat inactive")
+            rt.outbound.chats(chat.source).skipped("message", chat, "chat inactive", text=text)
 
     def tag() -> None:
         if bad and rule.bad_tag:
-            tag_once(rt, chat_id, thread_id, rule.bad_tag)
+            tag_once(rt, chat, rule.bad_tag)
 
     attempts(reply, tag)
 
@@ -33,9 +34,8 @@ def cancelled(event: Event, rt: Runtime) -> None:
     rt.outbound.record("rating_cancelled", "recorded", chat_id=event.chat_id, thread_id=event.thread_id)
 
 
-def _active(event: Event, rt: Runtime) -> bool:
-    chat = rt.outbound.get_chat(event.chat_id)  # type: ignore[arg-type]
-    if chat is None:
-        return not rt.state.has_ended(event.thread_id)  # type: ignore[arg-type]
-    thread = chat.get("thread") or {}
-    return thread.get("id") == event.thread_id and bool(thread.get("active"))
+def _active(chat: ChatRef, rt: Runtime) -> bool:
+    active = rt.outbound.chats(chat.source).thread_active(chat)
+    if active is None:  # the platform cannot be asked: what we know of the thread
+        return not rt.state.has_ended(chat.thread_id)  # type: ignore[arg-type]
+    return active

@@ -12,13 +12,14 @@ nudged at most once.
 from __future__ import annotations
 
 from chathooks.events import Event, Kind, Role, epoch
-from workers.clients.http import OutboundError
+from chathooks.http import OutboundError
+from chathooks.platforms.base import ChatRef
 from workers.handlers.people import send_as_bot
 from workers.runtime import Runtime
 from workers.scheduler import job
 
 # KEYS: window hash, schedule, customer message times since the last agent reply.
-# ARGV: time (string), after, job prefix, ttl.
+# ARGV: time (string), after, job prefix, ttl, the chat's source and organization (for the nudge).
 _RESCHEDULE = """
 local function reschedule()
   local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
@@ -44,6 +45,7 @@ if redis.call('HEXISTS', KEYS[1], 'ended') == 1 then return 0 end
 local t = tonumber(ARGV[1])
 if t <= tonumber(redis.call('HGET', KEYS[1], 'last_agent') or '-1') then return 0 end
 redis.call('ZADD', KEYS[3], t, ARGV[1])
+redis.call('HSET', KEYS[1], 'source', ARGV[5], 'organization', ARGV[6])
 return reschedule()
 """
 
@@ -99,12 +101,14 @@ def fire(event: Event, rt: Runtime) -> None:
     window = rt.redis.hgetall(window_key)
     if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
         return
+    source = window[b"source"].decode()  # the platform of the chat: the window keeps it from its first message
+    chat = ChatRef(source, event.chat_id, event.thread_id, window.get(b"organization", b"").decode() or None)  # type: ignore[arg-type]
     try:
-        send_as_bot(rt, event.chat_id, f"nudge:{event.thread_id}:{start}", nudge.message)  # type: ignore[arg-type]
+        send_as_bot(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)
     except OutboundError as exc:
         if exc.type != "chat_inactive":
             raise
-        rt.outbound.record("send_event", "skipped", chat_id=event.chat_id, text=nudge.message, reason="chat inactive")
+        rt.outbound.chats(source).skipped("message", chat, "chat inactive", text=nudge.message)
     rt.redis.hset(window_key, "nudged", "1")
 
 
@@ -122,5 +126,5 @@ def _run(rt: Runtime, script: str, event: Event, at: float, ttl: int | None = No
     rt.redis.register_script(script)(
         keys=[_window_key(rt, thread), rt.scheduler.key, f"{_window_key(rt, thread)}:waiting"],  # type: ignore[arg-type]
         args=[f"{at:.6f}", after, job_prefix(event.chat_id, event.thread_id),  # type: ignore[arg-type]
-              ttl or rt.settings.chat_ttl_seconds],
+              ttl or rt.settings.chat_ttl_seconds, event.source, event.organization or ""],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from chathooks.events import Event, Kind, Role
-from chathooks.sources.livechat import thread_history, users_of
+from chathooks.platforms.base import ChatRef
 from workers.retry import attempts
 from workers.runtime import Runtime
 
@@ -35,28 +35,30 @@ def untagged(event: Event, rt: Runtime) -> None:
 
 
 def thread_ended(event: Event, rt: Runtime) -> None:
-    """Reconcile with the thread as LiveChat has it (lost or late events), then tag."""
+    """Reconcile with the thread as the platform has it (lost or late events), then tag."""
     if not (event.chat_id and event.thread_id):
         return
-    chat = rt.outbound.get_chat(event.chat_id, event.thread_id)
-    if chat and (chat.get("thread") or {}).get("id") == event.thread_id:
-        rt.state.remember_users(event.chat_id, users_of(chat), rt.bot_ids)
-        for past in thread_history(chat, rt.bot_ids):
+    chats = rt.outbound.chats(event.source)
+    thread = chats.fetch_thread(ChatRef.of(event))
+    if thread is not None:
+        rt.state.remember_users(event.chat_id, thread.users, chats.bot_ids)
+        for past in thread.history:
             if past.kind is Kind.MESSAGE and past.text and past.author_role in AUTHORS:
                 rt.state.add_tags(event.thread_id, "matched", rt.rules.match_tags(past.text, past.author_role))
-        rt.state.add_tags(event.thread_id, "applied", [t for t in chat["thread"].get("tags") or [] if isinstance(t, str)])
+        rt.state.add_tags(event.thread_id, "applied", thread.tags)
     apply(event, rt)
 
 
 def apply(event: Event, rt: Runtime) -> None:
-    chat_id, thread_id = event.chat_id, event.thread_id
-    assert chat_id and thread_id
-    pending = rt.state.tags(thread_id, "matched") - rt.state.tags(thread_id, "applied")
-    attempts(*(partial(tag_once, rt, chat_id, thread_id, tag) for tag in sorted(pending)))
+    chat = ChatRef.of(event)
+    assert chat.thread_id
+    pending = rt.state.tags(chat.thread_id, "matched") - rt.state.tags(chat.thread_id, "applied")
+    attempts(*(partial(tag_once, rt, chat, tag) for tag in sorted(pending)))
 
 
-def tag_once(rt: Runtime, chat_id: str, thread_id: str, tag: str) -> None:
-    """Tag the thread once; after an unfinished attempt, only if LiveChat does not show the tag yet."""
-    rt.once.run(f"tag:{thread_id}:{tag}", lambda: rt.outbound.tag_thread(chat_id, thread_id, tag),
-                already=lambda: rt.outbound.tagged(chat_id, thread_id, tag))
-    rt.state.add_tags(thread_id, "applied", [tag])
+def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
+    """Tag the thread once; after an unfinished attempt, only if the platform does not show the tag yet."""
+    chats = rt.outbound.chats(chat.source)
+    rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
+                                   already=lambda: chats.tag_landed(chat, tag))
+    rt.state.add_tags(chat.thread_id, "applied", [tag])  # type: ignore[arg-type]

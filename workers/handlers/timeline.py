@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 
-from chathooks.events import Event, epoch
+from chathooks.events import Event, Kind, epoch
 from workers.runtime import Runtime
 
 TEXT_PREVIEW = 200
 
 
 def record(event: Event, rt: Runtime) -> None:
-    if event.chat_id is None:
+    subject = event.chat_id or _visitor(event)
+    if subject is None:
         return
     entry = {
         "key": event.key,
@@ -27,12 +28,17 @@ def record(event: Event, rt: Runtime) -> None:
         "tag": event.tag,
     }
     member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True)
-    ended = rt.state.ended_key(event.thread_id) if event.thread_id else rt.keys.timeline(event.chat_id)
+    ended = rt.state.ended_key(event.thread_id) if event.thread_id else rt.keys.timeline(subject)
     rt.redis.register_script(_RECORD)(
-        keys=[rt.keys.timeline(event.chat_id), ended],
+        keys=[rt.keys.timeline(subject), ended],
         args=[epoch(event.time) or 0.0, member, rt.settings.timeline_max_events,
               rt.settings.chat_ttl_seconds, rt.settings.ended_chat_ttl_seconds],
     )
+
+
+def _visitor(event: Event) -> str | None:
+    """A visitor waiting in the queue has no chat yet: their timeline is their own."""
+    return f"visitor:{event.author_id}" if event.kind is Kind.VISITOR_QUEUED and event.author_id else None
 
 
 # Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating

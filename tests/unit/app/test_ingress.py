@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import io
@@ -311,10 +312,13 @@ def strict_json(value: Any) -> bool:
     return True
 
 
+BASIC = "hooks:pa55"  # the LiveChat routes' HTTP Basic credentials in the shared app (v2 needs some)
+
+
 @pytest.fixture(scope="module")
 def shared_app():  # type: ignore[no-untyped-def]
     """One app for every example, so the queue's state carries across them as in production."""
-    settings, redis = make_settings(), fakeredis.FakeRedis()
+    settings, redis = make_settings(INGRESS_BASIC_AUTH=BASIC), fakeredis.FakeRedis()
     return create_app(settings, redis_client=redis), queue_state_of(redis, settings)
 
 
@@ -325,7 +329,8 @@ def ingress_routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def
 
 
 def test_every_ingress_route_is_fuzzed(shared_app):
-    assert (URL, "livechat") in ingress_routes(shared_app[0])
+    routes = ingress_routes(shared_app[0])
+    assert (URL, "livechat") in routes and ("/webhooks/livechat/v2", "livechat_v2") in routes
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -336,7 +341,8 @@ def test_any_body_is_a_json_4xx_or_a_documented_200_and_only_valid_ones_are_queu
     body = data.draw(hostile_bodies(source), label="body")
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     length, seen = queue_state()
-    response = app.test_client().post(path, data=raw, content_type="application/json")
+    auth = {"Authorization": "Basic " + base64.b64encode(BASIC.encode()).decode()}
+    response = app.test_client().post(path, data=raw, content_type="application/json", headers=auth)
     assert response.is_json
     outcome = response.json.get("status") if response.status_code == 200 else response.status_code
     event(f"{path}: {outcome}")

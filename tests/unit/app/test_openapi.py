@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from chathooks.redis_client import connect
-from chathooks.sources.livechat import ACTIONS
+from chathooks.platforms.livechat.adapter import ACTIONS
 from tests.conftest import make_settings
 from tests.helpers import SECRET, fixture
 

@@ -15,17 +15,19 @@ from typing import Any
 import pytest
 
 from chathooks.events import Event, epoch
+from chathooks.mailchimp import MailchimpClient
+from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
+from chathooks.platforms.livechat.api import LiveChatAPI
+from chathooks.platforms.livechat.client import LiveChatClient
+from chathooks.platforms.livechat_v2.api import LiveChatV2API
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
-from chathooks.sources.livechat import load_envelope, to_delivery
 from tests.conftest import make_settings
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
 from workers import runtime as runtime_module
 from workers import tasks
-from workers.clients.livechat import LiveChatClient
-from workers.clients.mailchimp import MailchimpClient
 from workers.dispatch import dispatch
 from workers.outbound import Outbound
 from workers.runtime import Runtime, install
@@ -193,8 +195,8 @@ def live_settings(lc: FakeLiveChat, mc: FakeMailchimp | None = None, **env: str)
 
 def live_outbound(settings: Settings, client, lc: FakeLiveChat,  # type: ignore[no-untyped-def]
                   mc: FakeMailchimp | None = None) -> Outbound:
-    return Outbound(settings, client, f"{settings.key_prefix}outbound",
-                    livechat=LiveChatClient(lc.settings(), timeout=(2.0, 5.0)),
+    v3 = LiveChatAPI(LiveChatClient(lc.settings(), timeout=(2.0, 5.0)), settings.livechat.bot_id)
+    return Outbound(settings, client, f"{settings.key_prefix}outbound", {"livechat": v3, "livechat_v2": LiveChatV2API(v3)},
                     mailchimp=MailchimpClient(mc.settings(), timeout=(2.0, 5.0)) if mc else None)
 
 

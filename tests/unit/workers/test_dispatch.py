@@ -8,7 +8,7 @@ from chathooks.events import Event, Kind, Role
 from tests.unit.workers.conftest import (
     CHAT_ID, THREAD_ID, deliver, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
 )
-from workers.clients.http import OutboundError
+from chathooks.http import OutboundError
 from workers.dispatch import REGISTRY, TABLE, dispatch, run_handler
 from workers.once import Busy
 from workers.retry import RetryPolicy

@@ -1,4 +1,4 @@
-"""Outbound: writes sent (live) or only recorded (dry-run); reads from the API when there are credentials."""
+"""Outbound: writes through each chat's platform sent (live) or only recorded (dry-run); list upserts; the record."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import json
 
 import pytest
 
+from chathooks.http import DEFAULT_TIMEOUT, OutboundError
+from chathooks.platforms.base import ChatRef
 from chathooks.rules import MarketingRule
 from tests.conftest import make_settings
 from tests.unit.workers.conftest import BOT_ID, CHAT_ID, THREAD_ID, live_outbound, live_settings, seed
 from workers import outbound as outbound_module
-from workers.clients.http import DEFAULT_TIMEOUT, OutboundError
 from workers.outbound import Outbound, client_timeout
 
 RULE = MarketingRule(status_if_new="pending", tags=("livechat", "vip"))
+REF = ChatRef("livechat", CHAT_ID, THREAD_ID)
 
 
 @pytest.fixture
@@ -36,9 +38,9 @@ def strip(record: dict) -> dict:
 
 
 def test_dry_run_records_writes_instead_of_sending(dry):
-    assert dry.dry_run
-    dry.tag_thread(CHAT_ID, THREAD_ID, "refund")
-    dry.send_message(CHAT_ID, "Hello", custom_id="nudge:T:1")
+    assert dry.dry_run and dry.chats("livechat").dry_run
+    dry.chats("livechat").tag(REF, "refund")
+    dry.chats("livechat").post_bot_message(REF, "Hello", custom_id="nudge:T:1")
     assert dry.upsert_member("jane@example.org", "Jane Roe", RULE) is True
     assert [strip(r) for r in dry.records()] == [
         {"action": "tag_thread", "outcome": "dry-run", "chat_id": CHAT_ID, "thread_id": THREAD_ID, "tag": "refund"},
@@ -49,8 +51,10 @@ def test_dry_run_records_writes_instead_of_sending(dry):
 
 
 def test_dry_run_without_credentials_reads_nothing(dry):
-    assert dry.get_chat(CHAT_ID) is None
-    assert dry.routing_status(BOT_ID) is None
+    chats = dry.chats("livechat")
+    assert chats.fetch_thread(REF) is None
+    assert chats.thread_active(REF) is None
+    assert chats.bot_status() is None
 
 
 def test_forced_dry_run_with_credentials_still_reads_from_the_api_but_sends_nothing(livechat, fake_redis):
@@ -58,37 +62,46 @@ def test_forced_dry_run_with_credentials_still_reads_from_the_api_but_sends_noth
     settings = live_settings(livechat, CHATHOOKS_DRY_RUN="1")
     assert settings.dry_run
     out = live_outbound(settings, fake_redis, livechat)
-    assert out.get_chat(CHAT_ID)["thread"]["id"] == THREAD_ID
-    assert out.routing_status(BOT_ID) == "accepting_chats"
-    out.tag_thread(CHAT_ID, THREAD_ID, "refund")
-    out.send_message(CHAT_ID, "Hello", custom_id="x")
+    chats = out.chats("livechat")
+    assert chats.dry_run
+    assert chats.fetch_thread(REF).history
+    assert chats.bot_status() == "accepting_chats"
+    chats.tag(REF, "refund")
+    chats.post_bot_message(REF, "Hello", custom_id="x")
     assert livechat.calls("tag_thread") == [] and livechat.calls("send_event") == []
     assert [r["outcome"] for r in out.records()] == ["dry-run", "dry-run"]
+
+
+def test_skipped_effects_are_recorded_under_the_platforms_method_with_the_reason(dry):
+    dry.chats("livechat").skipped("message", REF, "chat inactive", text="Hello")
+    dry.chats("livechat").skipped("tag", REF, "no subject", tag="refund")
+    assert [strip(r) for r in dry.records()] == [
+        {"action": "send_event", "outcome": "skipped", "chat_id": CHAT_ID, "text": "Hello", "reason": "chat inactive"},
+        {"action": "tag_thread", "outcome": "skipped", "chat_id": CHAT_ID, "tag": "refund", "reason": "no subject"},
+    ]
 
 
 # --- live ----------------------------------------------------------------------------------
 
 
-def test_live_tag_thread_tags_the_thread_and_records_it(live, livechat):
-    live.tag_thread(CHAT_ID, THREAD_ID, "refund")
+def test_live_tag_tags_the_thread_and_records_it(live, livechat):
+    live.chats("livechat").tag(REF, "refund")
     assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
     assert [(r["action"], r["outcome"], r["tag"]) for r in live.records()] == [("tag_thread", "sent", "refund")]
 
 
-@pytest.mark.parametrize("livechat", ["3.5", "3.6"], indirect=True)
-def test_live_send_message_is_authored_by_the_bot(live, livechat):
-    live.send_message(CHAT_ID, "An agent will be with you shortly.", custom_id="nudge:T:1")
-    posted = livechat.chat(CHAT_ID)["thread"]["events"][-1]
-    assert posted["author_id"] == BOT_ID
-    assert posted["text"] == "An agent will be with you shortly."
-    assert posted["custom_id"] == "nudge:T:1"
-    assert posted["visibility"] == "all"
-    (call,) = livechat.calls("send_event")
-    if livechat.api_version == "3.5":
-        assert call.headers["X-Author-Id"] == BOT_ID
-    else:
-        assert call.headers["Authorization"].startswith("Bearer bot.")
+def test_live_bot_message_is_sent_and_recorded(live, livechat):
+    live.chats("livechat").post_bot_message(REF, "An agent will be with you shortly.", custom_id="nudge:T:1")
+    assert livechat.chat(CHAT_ID)["thread"]["events"][-1]["text"] == "An agent will be with you shortly."
     assert [(r["action"], r["outcome"]) for r in live.records()] == [("send_event", "sent")]
+
+
+def test_v2_chats_are_live_with_the_livechat_credentials_and_tag_the_chats_latest_thread(live, livechat):
+    chats = live.chats("livechat_v2")
+    assert not chats.dry_run
+    chats.tag(ChatRef("livechat_v2", CHAT_ID, CHAT_ID), "refund")
+    assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
+    assert [(r["action"], r["outcome"], r["thread_id"]) for r in live.records()] == [("tag_thread", "sent", CHAT_ID)]
 
 
 def test_live_upsert_member_puts_the_member_then_tags_and_records_it(live, mailchimp):
@@ -115,43 +128,11 @@ def test_live_without_mailchimp_does_not_upsert(livechat, fake_redis):
     assert out.records() == []
 
 
-def test_live_reads(live, livechat):
-    assert live.get_chat(CHAT_ID, THREAD_ID)["id"] == CHAT_ID
-    assert live.routing_status(BOT_ID) == "accepting_chats"
-    livechat.routing_statuses[BOT_ID] = "not_accepting_chats"
-    assert live.routing_status(BOT_ID) == "not_accepting_chats"
-    assert live.routing_status("unknown-bot") is None
-
-
-def test_sent_finds_our_event_in_the_chat_by_its_custom_id(live, livechat):
-    assert not live.sent(CHAT_ID, "nudge:T:1")
-    live.send_message(CHAT_ID, "hi", custom_id="nudge:T:1")
-    assert live.sent(CHAT_ID, "nudge:T:1")
-    assert not live.sent(CHAT_ID, "nudge:T:2")
-
-
-def test_tagged_reads_the_threads_tags(live, livechat):
-    assert not live.tagged(CHAT_ID, THREAD_ID, "refund")
-    live.tag_thread(CHAT_ID, THREAD_ID, "refund")
-    assert live.tagged(CHAT_ID, THREAD_ID, "refund")
-    assert not live.tagged(CHAT_ID, THREAD_ID, "order-status")
-
-
-def test_without_credentials_nothing_is_known_to_be_sent_or_tagged(dry):
-    assert not dry.sent(CHAT_ID, "nudge:T:1")
-    assert not dry.tagged(CHAT_ID, THREAD_ID, "refund")
-
-
-def test_routing_status_spelled_with_a_space_is_normalised(live, livechat):
-    livechat.routing_statuses[BOT_ID] = "accepting chats"
-    assert live.routing_status(BOT_ID) == "accepting_chats"
-
-
 @pytest.mark.parametrize(("error_type", "transient"), [("internal", True), ("validation", False)])
 def test_a_failed_write_raises_and_is_not_recorded_as_sent(live, livechat, error_type, transient):
     livechat.fail_next("tag_thread", error_type=error_type)
     with pytest.raises(OutboundError) as info:
-        live.tag_thread(CHAT_ID, THREAD_ID, "refund")
+        live.chats("livechat").tag(REF, "refund")
     assert info.value.transient is transient
     assert live.records() == []
 
@@ -164,15 +145,21 @@ def test_a_failed_upsert_raises_and_is_not_recorded(live, mailchimp):
     assert live.records() == []
 
 
+def test_a_source_no_platform_serves_is_a_lookup_error(dry):
+    with pytest.raises(LookupError, match="'nowhere'"):
+        dry.chats("nowhere")
+
+
 # --- build and the record ------------------------------------------------------------------
 
 
 def test_build_is_dry_run_without_credentials_and_live_with_them(livechat, fake_redis):
-    assert Outbound.build(make_settings(), fake_redis).dry_run
+    dry = Outbound.build(make_settings(), fake_redis)
+    assert dry.dry_run and all(dry.chats(s).dry_run for s in ("livechat", "livechat_v2"))
     out = Outbound.build(live_settings(livechat), fake_redis)
-    assert not out.dry_run
+    assert not out.dry_run and not out.chats("livechat").dry_run and not out.chats("livechat_v2").dry_run
     seed(livechat)
-    assert out.get_chat(CHAT_ID)["id"] == CHAT_ID
+    assert out.chats("livechat").fetch_thread(REF).history
 
 
 def test_client_timeouts_are_the_defaults_shortened_to_fit_the_task_time_limit():
@@ -187,7 +174,7 @@ def test_build_gives_both_clients_the_timeouts(livechat, mailchimp, fake_redis):
     livechat.fail_next("get_chat", delay=1.5)
     out = Outbound.build(settings, fake_redis)
     with pytest.raises(OutboundError) as info:
-        out.get_chat(CHAT_ID)
+        out.chats("livechat").fetch_thread(REF)
     assert (info.value.type, info.value.retry_after) == ("timeout", 1.0)
     mailchimp.fail_next("member", status=None, delay=1.5)
     with pytest.raises(OutboundError) as info:
@@ -204,9 +191,15 @@ def test_the_record_is_bounded_newest_kept_oldest_first(dry, fake_redis, dry_set
 
 
 def test_record_never_holds_credentials(live, livechat, mailchimp):
-    live.tag_thread(CHAT_ID, THREAD_ID, "refund")
-    live.send_message(CHAT_ID, "hi", custom_id="c")
+    live.chats("livechat").tag(REF, "refund")
+    live.chats("livechat").post_bot_message(REF, "hi", custom_id="c")
     live.upsert_member("jane@example.org", "Jane", RULE)
     dump = json.dumps(live.records())
     for secret in (livechat.pat, livechat.bot_secret, mailchimp.api_key):
         assert secret not in dump
+
+
+def test_without_credentials_nothing_is_known_to_be_sent_or_tagged(dry):
+    assert not dry.chats("livechat").bot_message_landed(REF, "nudge:T:1")
+    assert not dry.chats("livechat").tag_landed(REF, "refund")
+    assert BOT_ID == dry.chats("livechat").bot_id  # known from the settings even without credentials

@@ -8,7 +8,7 @@ import pytest
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
-from workers.clients.http import OutboundError
+from chathooks.http import OutboundError
 from workers.once import Busy
 from workers.retry import RetryPolicy, describe, is_transient, retry_after
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chathooks.events import Event, Kind, Role
+from chathooks.http import OutboundError
+from chathooks.platforms.base import ChatRef
 from tests.unit.workers.conftest import (
     AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, THREAD_ID, deliver, events, records, seed, sent_events,
 )
-from workers.clients.http import OutboundError
 from workers.handlers import people
+
+REF = ChatRef("livechat", CHAT_ID, THREAD_ID)
 
 
 def message(author_id: str, role: Role | None = None) -> Event:
@@ -85,14 +88,14 @@ def test_routing_status_webhooks_are_remembered_with_one_spelling(dry_rt, name, 
 
 
 def test_dry_run_without_credentials_lets_the_bot_act_unless_told_otherwise(dry_rt):
-    assert people.bot_unavailable(dry_rt) is None
+    assert people.bot_unavailable(dry_rt, dry_rt.outbound.chats("livechat")) is None
     deliver(dry_rt, "routing_status_set.not_accepting")
-    assert people.bot_unavailable(dry_rt) == "bot routing status is not_accepting_chats"
+    assert people.bot_unavailable(dry_rt, dry_rt.outbound.chats("livechat")) == "bot routing status is not_accepting_chats"
 
 
 def test_live_without_a_bot_id_the_bot_cannot_act(make_live, livechat):
     rt = make_live(livechat, LIVECHAT_BOT_ID="")
-    assert people.bot_unavailable(rt) == "no LIVECHAT_BOT_ID configured"
+    assert people.bot_unavailable(rt, rt.outbound.chats("livechat")) == "no LIVECHAT_BOT_ID configured"
 
 
 @pytest.mark.parametrize(("status", "reason"), [("accepting_chats", None),
@@ -100,22 +103,22 @@ def test_live_without_a_bot_id_the_bot_cannot_act(make_live, livechat):
                                                 ("offline", "bot routing status is offline")])
 def test_live_routing_status_is_fetched_once_and_remembered(live_rt, livechat, status, reason):
     livechat.routing_statuses[BOT_ID] = status
-    assert people.bot_unavailable(live_rt) == reason
-    assert people.bot_unavailable(live_rt) == reason
+    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == reason
+    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == reason
     assert len(livechat.calls("list_routing_statuses")) == 1
     assert live_rt.state.routing_status(BOT_ID) == status
 
 
 def test_a_bot_missing_from_the_routing_statuses_is_unknown(live_rt, livechat):
     del livechat.routing_statuses[BOT_ID]
-    assert people.bot_unavailable(live_rt) == "bot routing status is unknown"
+    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == "bot routing status is unknown"
 
 
 def test_a_routing_status_webhook_overrides_what_was_fetched(live_rt, livechat):
     livechat.routing_statuses[BOT_ID] = "not_accepting_chats"
-    assert people.bot_unavailable(live_rt)
+    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat"))
     deliver(live_rt, "routing_status_set")
-    assert people.bot_unavailable(live_rt) is None
+    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) is None
 
 
 # --- sending as the bot --------------------------------------------------------------------
@@ -123,9 +126,9 @@ def test_a_routing_status_webhook_overrides_what_was_fetched(live_rt, livechat):
 
 def test_send_as_bot_sends_once_per_name(live_rt, livechat):
     seed(livechat)
-    people.send_as_bot(live_rt, CHAT_ID, "rating:T:1", "Thanks!")
-    people.send_as_bot(live_rt, CHAT_ID, "rating:T:1", "Thanks!")
-    people.send_as_bot(live_rt, CHAT_ID, "rating:T:0", "Sorry!")
+    people.send_as_bot(live_rt, REF, "rating:T:1", "Thanks!")
+    people.send_as_bot(live_rt, REF, "rating:T:1", "Thanks!")
+    people.send_as_bot(live_rt, REF, "rating:T:0", "Sorry!")
     assert [e["event"]["text"] for e in sent_events(livechat)] == ["Thanks!", "Sorry!"]
     assert sent_events(livechat)[0]["event"]["custom_id"] == "rating:T:1"
 
@@ -138,11 +141,11 @@ def test_a_send_that_landed_before_its_answer_was_lost_is_not_sent_again(live_rt
     seed(livechat)
     livechat.fail_next("send_event", close=True, process=True)  # LiveChat posted it; the answer never came
     with pytest.raises(OutboundError) as caught:
-        people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+        people.send_as_bot(live_rt, REF, "nudge:T:1", "Hello")
     assert caught.value.transient
     assert not livechat.calls("get_chat"), "a first attempt sends without looking"
 
-    people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")  # the retry finds it by its custom_id
+    people.send_as_bot(live_rt, REF, "nudge:T:1", "Hello")  # the retry finds it by its custom_id
     assert len(sent_events(livechat)) == 1 and len(bot_events(livechat, "nudge:T:1")) == 1
     assert len(livechat.calls("get_chat")) == 1
     assert live_rt.once.done("nudge:T:1")
@@ -152,8 +155,8 @@ def test_a_send_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
     seed(livechat)
     livechat.fail_next("send_event", close=True)
     with pytest.raises(OutboundError):
-        people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
-    people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+        people.send_as_bot(live_rt, REF, "nudge:T:1", "Hello")
+    people.send_as_bot(live_rt, REF, "nudge:T:1", "Hello")
     assert len(sent_events(livechat)) == 2 and len(bot_events(livechat, "nudge:T:1")) == 1
     assert live_rt.once.done("nudge:T:1")
 
@@ -161,7 +164,7 @@ def test_a_send_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
 def test_send_as_bot_records_a_skip_when_the_bot_may_not_act(live_rt, livechat):
     seed(livechat)
     livechat.routing_statuses[BOT_ID] = "not_accepting_chats"
-    people.send_as_bot(live_rt, CHAT_ID, "nudge:T:1", "Hello")
+    people.send_as_bot(live_rt, REF, "nudge:T:1", "Hello")
     assert sent_events(livechat) == []
     (record,) = records(live_rt, "send_event")
     assert record["outcome"] == "skipped" and record["text"] == "Hello"

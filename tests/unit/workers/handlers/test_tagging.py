@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from chathooks.events import Event, Kind, Role
+from chathooks.http import OutboundError
+from chathooks.platforms.base import ChatRef
 from chathooks.rules import load_rules
 from tests.helpers import FIXTURES
 from tests.unit.workers.conftest import (
     AGENT_ID, CHAT_ID, CUSTOMER_ID, THREAD_ID, chat_event, deliver, events, records, retry_payloads, seed, tag_calls,
 )
-from workers.clients.http import OutboundError
 from workers.dispatch import dispatch
 from workers.handlers import tagging
 from workers.once import Busy
@@ -198,8 +199,8 @@ def test_a_tag_that_landed_before_its_answer_was_lost_is_not_sent_again(live_rt,
     seed(livechat)
     livechat.fail_next("tag_thread", close=True, process=True)
     with pytest.raises(OutboundError):
-        tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
-    tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+        tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
+    tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
     assert tag_calls(livechat) == ["refund"]
     assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
     assert live_rt.state.tags(THREAD_ID, "applied") == {"refund"}
@@ -209,8 +210,8 @@ def test_a_tag_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
     seed(livechat)
     livechat.fail_next("tag_thread", status=503)
     with pytest.raises(OutboundError):
-        tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
-    tagging.tag_once(live_rt, CHAT_ID, THREAD_ID, "refund")
+        tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
+    tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
     assert tag_calls(livechat) == ["refund", "refund"]
     assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
 

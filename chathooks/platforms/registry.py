@@ -1,0 +1,35 @@
+"""The platforms chathooks acts through, by the ``source`` their events carry: one row each.
+
+A row says whether the settings hold the platform's credentials (without them it is dry-run:
+its actions are recorded, not sent) and how to build its ``ChatAPI``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from chathooks.http import Timeout
+from chathooks.platforms.base import ChatAPI
+from chathooks.platforms.livechat.api import LiveChatAPI
+from chathooks.platforms.livechat_v2.api import LiveChatV2API
+from chathooks.settings import Settings
+
+
+@dataclass(frozen=True)
+class Platform:
+    source: str
+    has_credentials: Callable[[Settings], bool]
+    api: Callable[[Settings, redis.Redis, Timeout], ChatAPI]
+
+
+def _livechat(settings: Settings) -> bool:
+    return settings.livechat.has_credentials
+
+
+PLATFORMS: dict[str, Platform] = {p.source: p for p in (
+    Platform(LiveChatAPI.source, _livechat, LiveChatAPI.build),
+    Platform(LiveChatV2API.source, _livechat, LiveChatV2API.build),
+)}
