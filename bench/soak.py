@@ -49,8 +49,8 @@ from bench.load import percentile
 from chathooks.embedded_redis import EmbeddedRedis
 from chathooks.events import Delivery
 from chathooks.keys import Keys
-from chathooks.settings import Settings
 from chathooks.platforms.livechat import adapter as livechat
+from chathooks.settings import Settings
 from tests.integration.beat import start_beat
 from tests.integration.conversation import BOT_ID, Conversation, envelope
 from tests.integration.processes import Process, start_web, start_worker

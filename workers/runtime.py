@@ -13,9 +13,9 @@ from celery import Celery
 from chathooks.events import Event, Role
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
+from chathooks.platforms.base import ChatRef
 from chathooks.redis_client import connect
 from chathooks.rules import Rules, load_rules
-from chathooks.platforms.base import ChatRef
 from chathooks.settings import Settings
 from workers.dead_letters import DeadLetters
 from workers.once import Once

@@ -2,7 +2,8 @@
 
 Web, worker and beat run with distinctive secrets (the webhook secrets, LiveChat's PAT and bot
 secret, the Mailchimp key, the ingress and Flower Basic-auth passwords). The run includes
-rejected requests (wrong secret, secret in a header, Basic auth missing or wrong), a transient
+rejected requests (wrong secret, secret in a header, Basic auth missing or wrong), LiveChat v2
+webhooks with their API ``token`` (queued, invalid, unauthenticated), a transient
 LiveChat failure (a retry waits in the scheduler) and a permanent Mailchimp one (a dead letter),
 with the fakes' error messages echoing the credentials back, as careless APIs do. Then none of
 those strings, nor the bot tokens issued, nor their base64 forms (Basic credentials, Celery's
@@ -33,7 +34,7 @@ import requests
 
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
-from tests.helpers import wait_for
+from tests.helpers import fixture, wait_for
 from tests.integration.conversation import Conversation, Step
 from tests.integration.processes import Process
 from tests.integration.system import APOLOGY, OPENING, System, automation_env, happen, write_rules
@@ -50,6 +51,7 @@ FLOWER_PASSWORD = "flower-Lm6c4n4ry"
 # What callers send that is wrong is no business of the logs either.
 GUESSED_SECRET = "whsec-Aa1c4n4ry-guess"
 GUESSED_PASSWORD = "basic-Tt6c4n4ry-guess"
+V2_TOKEN = "v2tok-Jc9c4n4ry-api"  # a LiveChat API credential in every v2 webhook body
 
 SECRETS = {
     "webhook secret": WEBHOOK_SECRET,
@@ -61,6 +63,7 @@ SECRETS = {
     "Flower Basic password": FLOWER_PASSWORD,
     "guessed webhook secret": GUESSED_SECRET,
     "guessed Basic password": GUESSED_PASSWORD,
+    "LiveChat v2 token": V2_TOKEN,
 }
 
 
@@ -203,6 +206,22 @@ def rejected_requests(url: str, conv: Conversation) -> list[requests.Response]:
     return attempts
 
 
+def v2_requests(system: System, lc: FakeLiveChat) -> list[requests.Response]:
+    """v2 webhooks carrying their token: two queued, one rejected as invalid, one without Basic auth."""
+    chat = fixture("chat_ended", "livechat_v2")["chat"]["id"]
+    lc.seed_chat({"id": chat, "thread": {"id": f"{chat}_T1", "active": False}})
+    endpoint = f"{system.url}/webhooks/livechat/v2"
+    started, ended = ({**fixture(name, "livechat_v2"), "token": V2_TOKEN} for name in ("chat_started", "chat_ended"))
+    attempts = [
+        system.http.post(endpoint, json=started, timeout=10),
+        system.http.post(endpoint, json=ended, timeout=10),
+        system.http.post(endpoint, json={**ended, "license_id": None}, timeout=10),
+        requests.post(endpoint, json=started, timeout=10),
+    ]
+    assert [r.status_code for r in attempts] == [200, 200, 400, 401], [r.text for r in attempts]
+    return attempts
+
+
 def answers(responses: list[requests.Response]) -> dict[str, str]:
     return {f"ingress answer {n} ({r.status_code})": f"{r.headers}\n{r.text}" for n, r in enumerate(responses)}
 
@@ -231,12 +250,14 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
         happen(system, lc, conv, signed(conv.start(time.time(), OPENING)))
         happen(system, lc, conv, signed(conv.agent_joins(time.time())))
         happen(system, lc, conv, signed(conv.agent_says(APOLOGY, time.time())))
+        responses += v2_requests(system, lc)
         wait_for(lambda: system.redis.llen(system.env["CHATHOOKS_QUEUE"]) >= 2, timeout=10, what="messages queued")
         snapshots = [redis_dump(system)]
     finally:
         system.worker.signal(signal.SIGCONT)
     # The chat's id is only inside the queued messages' base64 bodies yet: they were decoded.
     assert conv.chat_id in "\n".join(snapshots[0].values())
+    assert "PJ0MRSHTDG" in "\n".join(snapshots[0].values()), "the v2 deliveries were queued and searched"
     # The bad rating: its reply needs a bot token (refused once), its tag is rate-limited once.
     for step in conv.rated(0, time.time()):
         happen(system, lc, conv, signed(step))

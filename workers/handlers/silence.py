@@ -102,7 +102,8 @@ def fire(event: Event, rt: Runtime) -> None:
     if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
         return
     source = window[b"source"].decode()  # the platform of the chat: the window keeps it from its first message
-    chat = ChatRef(source, event.chat_id, event.thread_id, window.get(b"organization", b"").decode() or None)  # type: ignore[arg-type]
+    organization = window.get(b"organization", b"").decode() or None
+    chat = ChatRef(source, event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
     try:
         send_as_bot(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)
     except OutboundError as exc:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +20,17 @@ def app(settings: Settings, fake_redis) -> Flask:  # type: ignore[no-untyped-def
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def queued(fake_redis, settings: Settings) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The delivery messages waiting in the queue, decoded as a worker would."""
+    out = []
+    for raw in fake_redis.lrange(settings.queue, 0, -1):
+        envelope = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
+        assert envelope["headers"]["task"] == "chathooks.process_delivery"
+        out.append(args[0])
+    return out
 
 
 QueueState = Callable[[], tuple[int, frozenset[bytes]]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import fakeredis
@@ -18,10 +19,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from chathooks.redis_client import connect
 from chathooks.platforms.livechat.adapter import ACTIONS
+from chathooks.platforms.livechat_v2.adapter import EVENTS
+from chathooks.redis_client import connect
 from tests.conftest import make_settings
 from tests.helpers import SECRET, fixture
+
+BASIC = "Basic " + base64.b64encode(b"hooks:pa55").decode()
 
 
 def test_served_as_json_without_auth_even_when_webhooks_need_basic_auth(fake_redis):
@@ -49,6 +53,14 @@ def test_every_handled_action_is_in_the_action_enum(client):
     assert others["not"]["enum"] == handled["enum"]
 
 
+def test_the_v2_route_always_needs_basic_auth_and_documents_its_403(client):
+    operation = client.get("/openapi.json").json["paths"]["/webhooks/livechat/v2"]["post"]
+    assert operation["security"] == [{"basic": []}]
+    assert "INGRESS_BASIC_AUTH" in operation["responses"]["403"]["description"]
+    event_type = client.get("/openapi.json").json["components"]["schemas"]["V2Webhook"]["properties"]["event_type"]
+    assert sorted(event_type["anyOf"][0]["enum"]) == sorted(EVENTS)
+
+
 def test_the_size_limit_is_the_apps(fake_redis):
     client = create_app(make_settings(INGRESS_MAX_BYTES="4096"), redis_client=fake_redis).test_client()
     assert "4096 bytes" in client.get("/openapi.json").json["paths"]["/webhooks/livechat"]["post"]["responses"]["413"][
@@ -72,20 +84,30 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_heade
                response_schema_conformance]
 
 
+REDIS_DOWN_BODIES = {"/webhooks/livechat": ("livechat", "incoming_event"),
+                     "/webhooks/livechat/v2": ("livechat_v2", "chat_ended")}
+
+
 @pytest.mark.parametrize("method, path", [
-    ("POST", "/webhooks/livechat"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/healthz")])
-def test_answers_with_redis_down_conform_too(settings, method, path):
+    ("POST", "/webhooks/livechat"), ("POST", "/webhooks/livechat/v2"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ("GET", "/healthz")])
+def test_answers_with_redis_down_conform_too(method, path):
+    settings = make_settings(INGRESS_BASIC_AUTH="hooks:pa55")
     app = create_app(settings, redis_client=connect("redis://127.0.0.1:1/0", timeout=0.2))
     operation = schemathesis.openapi.from_wsgi("/openapi.json", app)[path][method]
-    case = operation.Case(body=fixture("incoming_event")) if method == "POST" else operation.Case()
+    if method == "POST":
+        source, name = REDIS_DOWN_BODIES[path]
+        case = operation.Case(body=fixture(name, source), headers={"Authorization": BASIC})
+    else:
+        case = operation.Case()
     response = case.call()
     assert response.status_code == (200 if path == "/healthz" else 503)
     case.validate_response(response, checks=CONFORMANCE)  # a 503 is the documented answer here
 
 
-# One app for every generated request.
+# One app for every generated request; with HTTP Basic configured, so the v2 route takes bodies at all.
 schema = schemathesis.openapi.from_wsgi(
-    "/openapi.json", create_app(make_settings(), redis_client=fakeredis.FakeRedis()))
+    "/openapi.json", create_app(make_settings(INGRESS_BASIC_AUTH="hooks:pa55"), redis_client=fakeredis.FakeRedis()))
 
 
 @schema.parametrize()
@@ -94,4 +116,6 @@ def test_the_app_conforms_to_its_openapi_document(case):  # type: ignore[no-unty
     # Generated secrets are never accepted; put the real one in so the envelope and payload are exercised too.
     if isinstance(case.body, dict) and isinstance(case.body.get("secret_key"), str):
         case.body["secret_key"] = SECRET
+    if case.path.startswith("/webhooks/"):
+        case.headers = {**(case.headers or {}), "Authorization": BASIC}
     case.call_and_validate(checks=[not_a_server_error, *CONFORMANCE])

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields, validate
 
-from chathooks.platforms.livechat import adapter as livechat
 from chathooks.fast_load import DECLINE, FastLoader, schema_check
+from chathooks.platforms.livechat import adapter as livechat
 from tests.helpers import fixture, fixture_names
 
 JSON = st.recursive(

@@ -11,9 +11,9 @@ from email.utils import formatdate
 import pytest
 import requests
 
+from chathooks.http import ErrorInfo, JsonHttp, OutboundError, json_body, parse_retry_after, status_type
 from tests.fakes.http_server import FakeHTTPServer, Fault, Reply, Request
 from tests.helpers import wait_for
-from chathooks.http import ErrorInfo, JsonHttp, OutboundError, json_body, parse_retry_after, status_type
 
 SECRET = "s3cr3t-api-key"
 

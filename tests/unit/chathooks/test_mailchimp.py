@@ -9,9 +9,9 @@ import json
 import pytest
 import requests
 
-from tests.fakes.mailchimp import FakeMailchimp
 from chathooks.http import OutboundError
 from chathooks.mailchimp import MailchimpClient, split_name, subscriber_hash
+from tests.fakes.mailchimp import FakeMailchimp
 
 EMAIL = "Ada.Lovelace@Example.com"
 HASH = hashlib.md5(EMAIL.lower().encode()).hexdigest()

@@ -8,8 +8,8 @@ import fakeredis
 import pytest
 
 from chathooks import redis_client
-from cli.main import main
 from chathooks.embedded_redis import free_port
+from cli.main import main
 from workers.dead_letters import DeadLetters
 from workers.scheduler import Scheduler, retry_job
 

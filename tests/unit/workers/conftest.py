@@ -196,7 +196,8 @@ def live_settings(lc: FakeLiveChat, mc: FakeMailchimp | None = None, **env: str)
 def live_outbound(settings: Settings, client, lc: FakeLiveChat,  # type: ignore[no-untyped-def]
                   mc: FakeMailchimp | None = None) -> Outbound:
     v3 = LiveChatAPI(LiveChatClient(lc.settings(), timeout=(2.0, 5.0)), settings.livechat.bot_id)
-    return Outbound(settings, client, f"{settings.key_prefix}outbound", {"livechat": v3, "livechat_v2": LiveChatV2API(v3)},
+    apis = {"livechat": v3, "livechat_v2": LiveChatV2API(v3)}
+    return Outbound(settings, client, f"{settings.key_prefix}outbound", apis,
                     mailchimp=MailchimpClient(mc.settings(), timeout=(2.0, 5.0)) if mc else None)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chathooks.events import Event, Kind, Role
+from chathooks.http import OutboundError
 from tests.unit.workers.conftest import (
     CHAT_ID, THREAD_ID, deliver, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
 )
-from chathooks.http import OutboundError
 from workers.dispatch import REGISTRY, TABLE, dispatch, run_handler
 from workers.once import Busy
 from workers.retry import RetryPolicy

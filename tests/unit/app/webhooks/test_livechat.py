@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import json
@@ -16,19 +15,9 @@ from app import create_app
 from chathooks.redis_client import connect
 from tests.conftest import make_settings
 from tests.helpers import SECRET, fixture, fixture_names
+from tests.unit.app.conftest import queued
 
 HANDLED = [n for n in fixture_names() if n.split(".")[0] not in ("events_marked_as_seen", "agent_created")]
-
-
-def queued(fake_redis, settings) -> list[dict]:  # type: ignore[no-untyped-def]
-    """The delivery messages waiting in the queue, decoded as a worker would."""
-    out = []
-    for raw in fake_redis.lrange(settings.queue, 0, -1):
-        envelope = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
-        assert envelope["headers"]["task"] == "chathooks.process_delivery"
-        out.append(args[0])
-    return out
 
 
 def post(client, body, **kwargs):  # type: ignore[no-untyped-def]

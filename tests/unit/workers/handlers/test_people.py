@@ -15,6 +15,10 @@ from workers.handlers import people
 REF = ChatRef("livechat", CHAT_ID, THREAD_ID)
 
 
+def unavailable(rt) -> str | None:  # type: ignore[no-untyped-def]
+    return people.bot_unavailable(rt, rt.outbound.chats("livechat"))
+
+
 def message(author_id: str, role: Role | None = None) -> Event:
     return Event(key=f"livechat:{CHAT_ID}:event:x", source="livechat", kind=Kind.MESSAGE, chat_id=CHAT_ID,
                  thread_id=THREAD_ID, author_id=author_id, author_role=role, text="hi")
@@ -88,14 +92,14 @@ def test_routing_status_webhooks_are_remembered_with_one_spelling(dry_rt, name, 
 
 
 def test_dry_run_without_credentials_lets_the_bot_act_unless_told_otherwise(dry_rt):
-    assert people.bot_unavailable(dry_rt, dry_rt.outbound.chats("livechat")) is None
+    assert unavailable(dry_rt) is None
     deliver(dry_rt, "routing_status_set.not_accepting")
-    assert people.bot_unavailable(dry_rt, dry_rt.outbound.chats("livechat")) == "bot routing status is not_accepting_chats"
+    assert unavailable(dry_rt) == "bot routing status is not_accepting_chats"
 
 
 def test_live_without_a_bot_id_the_bot_cannot_act(make_live, livechat):
     rt = make_live(livechat, LIVECHAT_BOT_ID="")
-    assert people.bot_unavailable(rt, rt.outbound.chats("livechat")) == "no LIVECHAT_BOT_ID configured"
+    assert unavailable(rt) == "no LIVECHAT_BOT_ID configured"
 
 
 @pytest.mark.parametrize(("status", "reason"), [("accepting_chats", None),
@@ -103,22 +107,22 @@ def test_live_without_a_bot_id_the_bot_cannot_act(make_live, livechat):
                                                 ("offline", "bot routing status is offline")])
 def test_live_routing_status_is_fetched_once_and_remembered(live_rt, livechat, status, reason):
     livechat.routing_statuses[BOT_ID] = status
-    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == reason
-    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == reason
+    assert unavailable(live_rt) == reason
+    assert unavailable(live_rt) == reason
     assert len(livechat.calls("list_routing_statuses")) == 1
     assert live_rt.state.routing_status(BOT_ID) == status
 
 
 def test_a_bot_missing_from_the_routing_statuses_is_unknown(live_rt, livechat):
     del livechat.routing_statuses[BOT_ID]
-    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) == "bot routing status is unknown"
+    assert unavailable(live_rt) == "bot routing status is unknown"
 
 
 def test_a_routing_status_webhook_overrides_what_was_fetched(live_rt, livechat):
     livechat.routing_statuses[BOT_ID] = "not_accepting_chats"
-    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat"))
+    assert unavailable(live_rt)
     deliver(live_rt, "routing_status_set")
-    assert people.bot_unavailable(live_rt, live_rt.outbound.chats("livechat")) is None
+    assert unavailable(live_rt) is None
 
 
 # --- sending as the bot --------------------------------------------------------------------

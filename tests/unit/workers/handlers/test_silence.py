@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from chathooks.events import Event, Kind, Role, epoch
+from chathooks.http import OutboundError
 from chathooks.rules import NudgeRule, Rules
 from tests.unit.workers.conftest import (
-    AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, RULES, START, THREAD_ID, deliver, jobs, records, run_due, run_job,
-    seed, sent_events,
+    AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, RULES, START, THREAD_ID, deliver, jobs, records, run_due, run_job, seed,
+    sent_events,
 )
-from chathooks.http import OutboundError
 from workers.handlers import silence
 from workers.runtime import Runtime
 from workers.scheduler import LEASE_SECONDS, job

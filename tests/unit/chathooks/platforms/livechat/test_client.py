@@ -9,9 +9,9 @@ import fakeredis
 import pytest
 import requests
 
-from tests.fakes.livechat import FakeLiveChat
 from chathooks.http import OutboundError
 from chathooks.platforms.livechat.client import BOT_TOKEN_LIFETIME, LiveChatClient, MemoryTokenCache, RedisTokenCache
+from tests.fakes.livechat import FakeLiveChat
 
 CHAT = {
     "id": "RX8QK2MZ1A",

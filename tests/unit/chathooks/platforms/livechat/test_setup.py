@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from chathooks.settings import ConfigError
+from chathooks.platforms.livechat.client import LiveChatClient
 from chathooks.platforms.livechat.setup import ACTIONS, setup
+from chathooks.settings import ConfigError
 from tests.conftest import make_settings
 from tests.fakes.livechat import FakeLiveChat
-from chathooks.platforms.livechat.client import LiveChatClient
 
 URL = "https://hooks.example.com/webhooks/livechat"
 
