@@ -33,6 +33,16 @@ def queued(fake_redis, settings: Settings) -> list[dict]:  # type: ignore[no-unt
     return out
 
 
+def field_errors(response, *path: str) -> object:  # type: ignore[no-untyped-def]
+    """A 400's field errors at ``path`` (failing the test when there are none there)."""
+    assert response.status_code == 400, response.get_data(as_text=True)
+    errors = response.json["fields"]
+    for part in path:
+        errors = errors[part]
+    assert errors
+    return errors
+
+
 QueueState = Callable[[], tuple[int, frozenset[bytes]]]
 
 

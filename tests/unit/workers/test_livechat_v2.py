@@ -47,12 +47,16 @@ def member(email: str, mailchimp) -> str:  # type: ignore[no-untyped-def]
     return f"/3.0/lists/{mailchimp.list_id}/members/{hashlib.md5(email.encode()).hexdigest()}"
 
 
-def test_chat_started_upserts_the_customer_once(rt, mailchimp):
-    deliver(rt, "chat_started")
-    deliver(rt, "chat_started.numeric_license")
+@pytest.mark.parametrize("names, email, merge_fields", [
+    (("chat_started", "chat_started.numeric_license"), "jane@example.org", {"FNAME": "Jane", "LNAME": "Roe"}),
+    (("ticket_created", "ticket_created"), "john.doe@example.net", {"FNAME": "John", "LNAME": "Doe"}),
+])
+def test_a_chat_start_or_a_ticket_upserts_its_customer_once(rt, mailchimp, names, email, merge_fields):
+    for name in names:
+        deliver(rt, name)
     (put,) = mailchimp.calls("member")
-    assert put.path == member("jane@example.org", mailchimp)
-    assert put.json["merge_fields"] == {"FNAME": "Jane", "LNAME": "Roe"}
+    assert put.path == member(email, mailchimp)
+    assert put.json["merge_fields"] == merge_fields
 
 
 def test_chat_ended_tags_the_chats_thread_from_the_transcript_once(rt, livechat):
@@ -95,14 +99,6 @@ def test_tags_already_on_the_v3_thread_are_not_sent_again(make_live, livechat, m
     rt = make_live(livechat, mailchimp)
     deliver(rt, "chat_ended")
     assert tags_sent(livechat) == [(THREAD, "canned-apology"), (THREAD, "refund")]
-
-
-def test_ticket_created_upserts_its_requester_once(rt, mailchimp):
-    deliver(rt, "ticket_created")
-    deliver(rt, "ticket_created")
-    (put,) = mailchimp.calls("member")
-    assert put.path == member("john.doe@example.net", mailchimp)
-    assert put.json["merge_fields"] == {"FNAME": "John", "LNAME": "Doe"}
 
 
 def test_visitor_queued_is_recorded_and_acts_on_nothing(rt, livechat, mailchimp):

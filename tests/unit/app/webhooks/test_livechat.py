@@ -15,7 +15,7 @@ from app import create_app
 from chathooks.redis_client import connect
 from tests.conftest import make_settings
 from tests.helpers import SECRET, fixture, fixture_names
-from tests.unit.app.conftest import queued
+from tests.unit.app.conftest import field_errors, queued
 
 HANDLED = [n for n in fixture_names() if n.split(".")[0] not in ("events_marked_as_seen", "agent_created")]
 
@@ -158,12 +158,7 @@ def test_basic_auth_accepted(basic_client):
 def test_invalid_envelope_or_payload_is_400_with_field_errors(client, fake_redis, settings, mutate, path):
     body = fixture("incoming_event")
     mutate(body)
-    response = post(client, body)
-    assert response.status_code == 400
-    errors = response.json["fields"]
-    for part in path:
-        errors = errors[part]
-    assert errors
+    field_errors(post(client, body), *path)
     assert queued(fake_redis, settings) == []
 
 

@@ -11,7 +11,7 @@ from app import create_app
 from chathooks.redis_client import connect
 from tests.conftest import make_settings
 from tests.helpers import fixture, fixture_names
-from tests.unit.app.conftest import queued
+from tests.unit.app.conftest import field_errors, queued
 
 URL = "/webhooks/livechat/v2"
 SOURCE = "livechat_v2"
@@ -117,12 +117,7 @@ def test_a_rejected_body_never_echoes_its_token(client):
 def test_malformed_body_is_400_with_field_errors(client, fake_redis, settings, mutate, path):
     body = fixture("chat_ended", SOURCE)
     mutate(body)
-    response = post(client, body)
-    assert response.status_code == 400
-    errors = response.json["fields"]
-    for part in path:
-        errors = errors[part]
-    assert errors
+    field_errors(post(client, body), *path)
     assert queued(fake_redis, settings) == []
 
 
