@@ -2,12 +2,17 @@
 
 import sys
 
+logger_class = "app.access_log.RedactingLogger"  # tokens that ride in URLs never reach a log line
+
 
 def on_starting(server):  # type: ignore[no-untyped-def]
+    from chathooks.rules import load_rules
     from chathooks.settings import ConfigError, Settings
 
     try:
-        Settings.from_env().require_secrets()
+        settings = Settings.from_env()
+        settings.require_secrets()
+        load_rules(settings.rules_path)
     except ConfigError as exc:
         print(f"chathooks: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

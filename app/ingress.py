@@ -20,8 +20,10 @@ from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
 from chathooks.platforms.base import InvalidPayload
+from chathooks.profiles import Profiles
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
 from chathooks.redis_client import connect
+from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
 
 log = logging.getLogger("chathooks.ingress")
@@ -55,6 +57,8 @@ class Ingress:
     metrics: Metrics
     broker: Broker
     enqueuer: Enqueuer
+    rules: Rules
+    profiles: Profiles
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Ingress:
@@ -62,19 +66,17 @@ class Ingress:
         keys = Keys(settings.key_prefix)
         metrics = Metrics(client, keys)
         broker = Broker(settings, client)
-        return cls(settings, client, keys, metrics, broker, make_enqueuer(settings, client, keys, metrics, broker))
+        return cls(settings, client, keys, metrics, broker, make_enqueuer(settings, client, keys, metrics, broker),
+                   load_rules(settings.rules_path),
+                   Profiles(client, keys, settings.profile_ttl_seconds, settings.chat_ttl_seconds))
 
     def dead_letters(self) -> int:
         return int(self.redis.zcard(self.keys.dead_letters))
 
     def secret_accepted(self, secret: object) -> bool:
-        """Constant-time comparison against every accepted secret (several allow rotation)."""
-        if not isinstance(secret, str):
-            return False
-        given = secret.encode()
-        # Compare against all of them, so timing does not tell which one matched.
-        matches = [hmac.compare_digest(given, s.encode()) for s in self.settings.webhook_secrets]
-        return any(matches) or (self.settings.insecure_dev and not self.settings.webhook_secrets)
+        """The LiveChat ``secret_key``, against LIVECHAT_WEBHOOK_SECRETS (any, in insecure dev mode without them)."""
+        return accepted(secret, self.settings.webhook_secrets) or (
+            self.settings.insecure_dev and not self.settings.webhook_secrets)
 
     def check_basic_auth(self, request: Request, *, required: str | None = None) -> None:
         """HTTP Basic against INGRESS_BASIC_AUTH when set; unset, a route that ``required`` it answers 403."""
@@ -112,10 +114,25 @@ class Ingress:
         except QueueUnavailable as exc:
             log.error("delivery %s not queued: %s", delivery.id, exc)
             # A timed-out write may still land when Redis recovers; then the retry is answered "duplicate".
-            raise Rejection(503, "unavailable", "queue unavailable; retry later (a retry is deduplicated)",
-                            headers={"Retry-After": "5"},
-                            countable=not isinstance(exc.__cause__, redis.RedisError)) from None
+            raise unavailable("queue unavailable; retry later (a retry is deduplicated)",
+                              redis_failed=isinstance(exc.__cause__, redis.RedisError)) from None
         return {"status": "queued" if queued else "duplicate", "id": delivery.id}
+
+
+def accepted(given: object, secrets: tuple[str, ...]) -> bool:
+    """Constant-time comparison against every accepted secret (several allow rotation)."""
+    if not isinstance(given, str):
+        return False
+    raw = given.encode()
+    # Compare against all of them, so timing does not tell which one matched.
+    matches = [hmac.compare_digest(raw, s.encode()) for s in secrets]
+    return any(matches)
+
+
+def unavailable(error: str, redis_failed: bool = True) -> Rejection:
+    """The 503 for Redis or the broker being away: never a 200 for work that was not durably done."""
+    # Counters live in Redis too: when Redis is what failed, they are not tried.
+    return Rejection(503, "unavailable", error, headers={"Retry-After": "5"}, countable=not redis_failed)
 
 
 def current_ingress() -> Ingress:

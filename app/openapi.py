@@ -53,11 +53,12 @@ def handled_or_not(handled: Iterable[str], what: str) -> dict[str, Any]:
 
 
 def webhook(settings: Settings, summary: str, operation_id: str, body: str, unauthorized: str,
-            basic_auth: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+            basic_auth: bool, extra: dict[str, Any] | None = None, accepted: dict[str, Any] | None = None,
+            ) -> dict[str, Any]:
     """A webhook route's POST operation: the answers every webhook route shares, and its own ``extra``."""
     responses: dict[str, Any] = {
-        "200": json_response("queued once; a retry of a delivery is a duplicate; no automation: ignored",
-                             ref("Accepted")),
+        "200": accepted or json_response("queued once; a retry of a delivery is a duplicate; no automation: ignored",
+                                         ref("Accepted")),
         "400": json_response("body not UTF-8 JSON (duplicate keys, NaN and unpaired surrogates included), "
                              f"not an object, nested deeper than {MAX_DEPTH} levels, or invalid", ref("Invalid")),
         "401": json_response(unauthorized, ref("Error"),

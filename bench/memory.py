@@ -58,7 +58,8 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:
     ns = target.namespace("memory")
     client = target.client()
     env = ns.env(CHATHOOKS_CHAT_TTL=str(plan.chat_ttl), CHATHOOKS_DEDUPE_TTL=str(plan.chat_ttl),
-                 CHATHOOKS_ENDED_CHAT_TTL=str(plan.ended_ttl), CHATHOOKS_STATE_DEDUPE_TTL=str(plan.ended_ttl))
+                 CHATHOOKS_ENDED_CHAT_TTL=str(plan.ended_ttl), CHATHOOKS_STATE_DEDUPE_TTL=str(plan.ended_ttl),
+                 CHATHOOKS_PROFILE_TTL=str(plan.chat_ttl))
     web, url = start_gunicorn(APPS["ingress"], env, log_dir, "memory-web", plan.web_workers)
     try:
         worker = start_celery_worker(env, log_dir, "memory-worker", concurrency=plan.worker_concurrency)
@@ -84,14 +85,19 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:
         web.stop()
         ns.clean(client)
     per_chat = (tracked.bytes - baseline.bytes) / plan.memory_chats
+    # Each chat here has a customer of its own: their profile, and the chat's link to it.
+    per_customer = (ended.families.get("profile", (0, 0))[1] - baseline.families.get("profile", (0, 0))[1]) / \
+        plan.memory_chats
     server_per_chat = (tracked.used_memory - baseline.used_memory) / plan.memory_chats
     return Figure(
         key="B5", title="Redis bytes per tracked chat; keys back to baseline after TTLs", unit="bytes/chat",
         value=Spread.of([per_chat]),
-        sides={"used_memory delta /chat": Spread.of([server_per_chat])},
+        sides={"used_memory delta /chat": Spread.of([server_per_chat]),
+               "profile bytes /customer": Spread.of([per_customer])},
         details={
             "chats": plan.memory_chats, "messages_per_chat": plan.memory_messages,
-            "ttl_seconds": {"chat_and_dedupe": plan.chat_ttl, "ended_chat_and_state_dedupe": plan.ended_ttl},
+            "ttl_seconds": {"chat_dedupe_and_profile": plan.chat_ttl, "ended_chat_and_state_dedupe": plan.ended_ttl},
+            "profile_bytes_per_customer": round(per_customer),
             "keys": {"baseline": baseline.keys, "tracked": tracked.keys, "ended": ended.keys, "after": after.keys},
             "bytes_per_chat_by_family": {
                 name: round((size - baseline.families.get(name, (0, 0))[1]) / plan.memory_chats)

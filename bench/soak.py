@@ -68,9 +68,9 @@ NO_CREDENTIALS = dict.fromkeys(("LIVECHAT_ACCOUNT_ID", "LIVECHAT_PAT", "LIVECHAT
                                 "CELERY_BROKER_URL", "INGRESS_BASIC_AUTH"), "")
 # Short lifetimes so that everything a chat leaves behind expires while the soak waits.
 SOAK_TTLS = {"CHATHOOKS_CHAT_TTL": 60, "CHATHOOKS_ENDED_CHAT_TTL": 20,
-             "CHATHOOKS_DEDUPE_TTL": 60, "CHATHOOKS_STATE_DEDUPE_TTL": 30}
+             "CHATHOOKS_DEDUPE_TTL": 60, "CHATHOOKS_STATE_DEDUPE_TTL": 30, "CHATHOOKS_PROFILE_TTL": 60}
 SMOKE_TTLS = {"CHATHOOKS_CHAT_TTL": 10, "CHATHOOKS_ENDED_CHAT_TTL": 5,
-              "CHATHOOKS_DEDUPE_TTL": 10, "CHATHOOKS_STATE_DEDUPE_TTL": 5}
+              "CHATHOOKS_DEDUPE_TTL": 10, "CHATHOOKS_STATE_DEDUPE_TTL": 5, "CHATHOOKS_PROFILE_TTL": 10}
 # Longer than any chat here lasts, so only the abandoned chats (backdated past it) are nudged.
 NUDGE_AFTER = 600
 REPEATED = 0.10  # share of deliveries LiveChat delivers a second time

@@ -18,3 +18,13 @@ class Keys:
 
     def timeline(self, chat_id: str) -> str:
         return f"{self.prefix}timeline:{chat_id}"
+
+    # Customer profiles (chathooks.profiles): by lowercase email, by the platform's customer id, and a chat's link.
+    def profile_email(self, email: str) -> str:
+        return f"{self.prefix}profile:email:{email}"
+
+    def profile_customer(self, customer_id: str) -> str:
+        return f"{self.prefix}profile:customer:{customer_id}"
+
+    def profile_chat(self, source: str, chat_id: str) -> str:
+        return f"{self.prefix}profile:chat:{source}:{chat_id}"

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 REJECT_REASONS = (
     "bad_secret", "bad_basic_auth", "bad_json", "invalid_payload", "unsupported_media_type",
-    "too_large", "unavailable", "not_configured",
+    "too_large", "unavailable", "not_configured", "bad_token",
 )
 
 

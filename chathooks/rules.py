@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from chathooks.platforms.chatbot.answers import ChatbotRule, ChatbotRuleSchema
 from chathooks.settings import ConfigError
 
 Author = Literal["customer", "agent", "any"]
@@ -72,6 +73,7 @@ class Rules:
     nudge: NudgeRule | None = None
     rating: RatingRule | None = None
     marketing: MarketingRule = field(default_factory=MarketingRule)
+    chatbot: tuple[ChatbotRule, ...] = ()  # ChatBot.com webhook blocks' answers, first match wins
 
     def match_tags(self, text: str, role: str) -> frozenset[str]:
         """Tags whose rules match a message ``text`` written by a ``role`` ("customer" or "agent")."""
@@ -133,8 +135,8 @@ def _describe(messages: Any, data: Any, where: str = "") -> list[str]:
         if key == "_schema":
             label = where
         elif isinstance(key, int):
-            tag = child.get("tag") if isinstance(child, dict) else None
-            label = f"{where}[{key}]" + (f" (tag {tag!r})" if isinstance(tag, str) else "")
+            named = next(((k, child[k]) for k in ("tag", "block") if isinstance(child, dict) and k in child), None)
+            label = f"{where}[{key}]" + (f" ({named[0]} {named[1]!r})" if named and isinstance(named[1], str) else "")
         else:
             label = f"{where}: {key}" if where else str(key)
         lines += _describe(sub, child, label)
@@ -223,7 +225,8 @@ class _RulesSchema(_Strict):
     nudge = fields.Nested(_NudgeSchema)
     rating = fields.Nested(_RatingSchema)
     marketing = fields.Nested(_MarketingSchema)
+    chatbot = fields.List(fields.Nested(ChatbotRuleSchema))
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Rules:
-        return Rules(**{**data, "tagging": tuple(data.get("tagging", ()))})
+        return Rules(**{**data, "tagging": tuple(data.get("tagging", ())), "chatbot": tuple(data.get("chatbot", ()))})

@@ -45,6 +45,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     broker_url: str = "redis://localhost:6379/0"
     webhook_secrets: tuple[str, ...] = ()
+    chatbot_tokens: tuple[str, ...] = ()  # ChatBot.com webhook verification tokens
     insecure_dev: bool = False
     ingress_basic_auth: tuple[str, str] | None = None
     ingress_max_bytes: int = 1024 * 1024
@@ -61,6 +62,7 @@ class Settings:
     state_dedupe_ttl_seconds: int = 300
     chat_ttl_seconds: int = 7 * 24 * 3600
     ended_chat_ttl_seconds: int = 24 * 3600
+    profile_ttl_seconds: int = 90 * 24 * 3600
     timeline_max_events: int = 500
     task_time_limit_seconds: int = 120
     visibility_timeout_seconds: int = 600
@@ -89,10 +91,10 @@ class Settings:
 
     def require_secrets(self) -> None:
         """The ingress refuses to start when no source can verify its webhooks (unless in insecure dev mode)."""
-        if not (self.webhook_secrets or self.ingress_basic_auth or self.insecure_dev):
+        if not (self.webhook_secrets or self.ingress_basic_auth or self.chatbot_tokens or self.insecure_dev):
             raise ConfigError(
                 "LIVECHAT_WEBHOOK_SECRETS is not set: the ingress needs at least one "
-                "accepted secret_key, or INGRESS_BASIC_AUTH for LiveChat v2 webhooks "
+                "accepted secret_key, or INGRESS_BASIC_AUTH for LiveChat v2 webhooks, or CHATBOT_WEBHOOK_TOKENS "
                 "(set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
             )
 
@@ -132,7 +134,8 @@ class Settings:
         return cls(
             redis_url=redis_url,
             broker_url=broker_url,
-            webhook_secrets=tuple(s.strip() for s in (get("LIVECHAT_WEBHOOK_SECRETS") or "").split(",") if s.strip()),
+            webhook_secrets=_list(get("LIVECHAT_WEBHOOK_SECRETS")),
+            chatbot_tokens=_list(get("CHATBOT_WEBHOOK_TOKENS")),
             insecure_dev=_flag(get("CHATHOOKS_INSECURE_DEV"), "CHATHOOKS_INSECURE_DEV"),
             ingress_basic_auth=_user_password(get("INGRESS_BASIC_AUTH"), "INGRESS_BASIC_AUTH"),
             ingress_max_bytes=_positive_int(get("INGRESS_MAX_BYTES"), "INGRESS_MAX_BYTES", cls.ingress_max_bytes),
@@ -154,6 +157,7 @@ _INTS = {
     "CHATHOOKS_STATE_DEDUPE_TTL": "state_dedupe_ttl_seconds",
     "CHATHOOKS_CHAT_TTL": "chat_ttl_seconds",
     "CHATHOOKS_ENDED_CHAT_TTL": "ended_chat_ttl_seconds",
+    "CHATHOOKS_PROFILE_TTL": "profile_ttl_seconds",
     "CHATHOOKS_TASK_TIME_LIMIT": "task_time_limit_seconds",
     "CHATHOOKS_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
     "CHATHOOKS_RETRY_ATTEMPTS": "retry_max_attempts",
@@ -178,6 +182,11 @@ def _tuning(get: Callable[[str], str | None]) -> dict[str, Any]:
         # Otherwise Redis would hand a running task to a second worker.
         raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed CHATHOOKS_TASK_TIME_LIMIT ({limit})")
     return values
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list (of secrets: several allow rotation), blanks dropped."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 def _positive_float(value: str, name: str) -> float:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chathooks.events import Event, Kind
-from workers.handlers import marketing, people, rating, silence, tagging, timeline
+from workers.handlers import marketing, people, profile, rating, silence, tagging, timeline
 from workers.once import Busy
 from workers.retry import describe, is_transient, retry_after
 from workers.runtime import Runtime
@@ -33,20 +33,22 @@ REGISTRY: dict[str, Handler] = {
     "silence.fire": silence.fire,
     "rating.react": rating.react,
     "rating.cancelled": rating.cancelled,
+    "profile.seen": profile.seen,
+    "profile.rated": profile.rated,
 }
 
 # In order: people first (roles, the end of a thread), then what depends on them.
 TABLE: dict[Kind, tuple[str, ...]] = {
-    Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync"),
+    Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync", "profile.seen"),
     Kind.USER_ADDED: ("people.remember_users", "timeline.record"),
     Kind.USER_REMOVED: ("timeline.record",),
     Kind.MESSAGE: ("timeline.record", "tagging.match", "silence.observe"),
-    Kind.FORM_FILLED: ("timeline.record", "marketing.sync"),
+    Kind.FORM_FILLED: ("timeline.record", "marketing.sync", "profile.seen"),
     Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "tagging.thread_ended",
-                      "marketing.sync"),
+                      "marketing.sync", "profile.seen"),
     Kind.TAGGED: ("timeline.record", "tagging.tagged"),
     Kind.UNTAGGED: ("timeline.record", "tagging.untagged"),
-    Kind.RATED: ("timeline.record", "rating.react"),
+    Kind.RATED: ("timeline.record", "rating.react", "profile.rated"),
     Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled"),
     Kind.ROUTING_STATUS: ("people.routing_status",),
     Kind.VISITOR_QUEUED: ("timeline.record",),

@@ -14,6 +14,7 @@ from chathooks.events import Event, Role
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
 from chathooks.platforms.base import ChatRef
+from chathooks.profiles import Profiles
 from chathooks.redis_client import connect
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
@@ -36,6 +37,7 @@ class Runtime:
     scheduler: Scheduler
     outbound: Outbound
     dead_letters: DeadLetters
+    profiles: Profiles
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
     _other_once: Once | None = field(default=None, repr=False)
@@ -56,6 +58,7 @@ class Runtime:
             scheduler=Scheduler(client, p),
             outbound=outbound or Outbound.build(settings, client),
             dead_letters=DeadLetters(client, p),
+            profiles=Profiles(client, Keys(p), settings.profile_ttl_seconds, settings.chat_ttl_seconds),
             retry=overrides.pop("retry", None) or RetryPolicy(
                 settings.retry_base_seconds, settings.retry_cap_seconds, settings.retry_max_attempts),
             **overrides,

@@ -3,7 +3,8 @@
 Web, worker and beat run with distinctive secrets (the webhook secrets, LiveChat's PAT and bot
 secret, the Mailchimp key, the ingress and Flower Basic-auth passwords). The run includes
 rejected requests (wrong secret, secret in a header, Basic auth missing or wrong), LiveChat v2
-webhooks with their API ``token`` (queued, invalid, unauthenticated), a transient
+webhooks with their API ``token`` (queued, invalid, unauthenticated), ChatBot calls with their token in
+the query string (which the access log prints), a transient
 LiveChat failure (a retry waits in the scheduler) and a permanent Mailchimp one (a dead letter),
 with the fakes' error messages echoing the credentials back, as careless APIs do. Then none of
 those strings, nor the bot tokens issued, nor their base64 forms (Basic credentials, Celery's
@@ -52,6 +53,8 @@ FLOWER_PASSWORD = "flower-Lm6c4n4ry"
 GUESSED_SECRET = "whsec-Aa1c4n4ry-guess"
 GUESSED_PASSWORD = "basic-Tt6c4n4ry-guess"
 V2_TOKEN = "v2tok-Jc9c4n4ry-api"  # a LiveChat API credential in every v2 webhook body
+CHATBOT_TOKEN = "cbtok-Rv3c4n4ry"  # ChatBot.com's, in the query string of every call
+GUESSED_CHATBOT_TOKEN = "cbtok-Gg8c4n4ry-guess"
 
 SECRETS = {
     "webhook secret": WEBHOOK_SECRET,
@@ -64,6 +67,8 @@ SECRETS = {
     "guessed webhook secret": GUESSED_SECRET,
     "guessed Basic password": GUESSED_PASSWORD,
     "LiveChat v2 token": V2_TOKEN,
+    "ChatBot token": CHATBOT_TOKEN,
+    "guessed ChatBot token": GUESSED_CHATBOT_TOKEN,
 }
 
 
@@ -174,6 +179,7 @@ def system(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Pat
         "LIVECHAT_WEBHOOK_SECRETS": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
         "INGRESS_BASIC_AUTH": f"{INGRESS_USER}:{INGRESS_PASSWORD}",
         "FLOWER_BASIC_AUTH": f"ops:{FLOWER_PASSWORD}",
+        "CHATBOT_WEBHOOK_TOKENS": CHATBOT_TOKEN,
         "GUNICORN_CMD_ARGS": "--access-logfile -",  # as the Procfile runs it
     })
     system = System(env, tmp_path, processes)
@@ -222,6 +228,20 @@ def v2_requests(system: System, lc: FakeLiveChat) -> list[requests.Response]:
     return attempts
 
 
+def chatbot_requests(system: System) -> list[requests.Response]:
+    """ChatBot calls with the token in the query string (the access log prints it): verified, answered, refused."""
+    endpoint = f"{system.url}/webhooks/chatbot"
+    attempts = [
+        requests.get(endpoint, params={"challenge": "c4", "token": CHATBOT_TOKEN}, timeout=10),
+        requests.post(endpoint, params={"token": CHATBOT_TOKEN}, json=fixture("webhook_block", "chatbot"), timeout=10),
+        requests.post(endpoint, params={"token": CHATBOT_TOKEN}, json={"node": {}}, timeout=10),
+        requests.post(endpoint, params={"token": GUESSED_CHATBOT_TOKEN}, json=fixture("webhook_block", "chatbot"),
+                      timeout=10),
+    ]
+    assert [r.status_code for r in attempts] == [200, 200, 400, 401], [r.text for r in attempts]
+    return attempts
+
+
 def answers(responses: list[requests.Response]) -> dict[str, str]:
     return {f"ingress answer {n} ({r.status_code})": f"{r.headers}\n{r.text}" for n, r in enumerate(responses)}
 
@@ -251,6 +271,7 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
         happen(system, lc, conv, signed(conv.agent_joins(time.time())))
         happen(system, lc, conv, signed(conv.agent_says(APOLOGY, time.time())))
         responses += v2_requests(system, lc)
+        responses += chatbot_requests(system)
         wait_for(lambda: system.redis.llen(system.env["CHATHOOKS_QUEUE"]) >= 2, timeout=10, what="messages queued")
         snapshots = [redis_dump(system)]
     finally:
@@ -291,6 +312,7 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
         "dlq show": dlq_show.stdout + dlq_show.stderr,
         **answers(responses),
     }
+    assert "/webhooks/chatbot?token=***" in system.web.log(), "the access log printed the calls, redacted"
     allowed = {w for w in haystacks if w.startswith("AOF") or is_token_cache(w, system.prefix, lc.bot_id)}
     leaks = findings({w: t for w, t in haystacks.items() if w not in allowed}, SECRETS | bot_tokens)
     leaks += findings({w: t for w, t in haystacks.items() if w in allowed}, SECRETS)

@@ -19,4 +19,7 @@ def sync(event: Event, rt: Runtime) -> None:
     if name is None and event.chat_id and event.author_id:
         name = rt.state.customer_name(event.chat_id, event.author_id)  # a later form: name from the chat
     digest = hashlib.md5(email.lower().encode()).hexdigest()  # Mailchimp's subscriber hash
-    rt.once.run(f"upsert:{list_id}:{digest}", lambda: rt.outbound.upsert_member(email, name, rt.rules.marketing))
+    ran, upserted = rt.once.run(f"upsert:{list_id}:{digest}",
+                                lambda: rt.outbound.upsert_member(email, name, rt.rules.marketing))
+    if upserted or not ran:  # sent now, or done before
+        rt.profiles.subscribed(email)

@@ -27,6 +27,8 @@ def match(event: Event, rt: Runtime) -> None:
 def tagged(event: Event, rt: Runtime) -> None:
     if event.thread_id and event.tag:
         rt.state.add_tags(event.thread_id, "applied", [event.tag])
+        if event.chat_id:
+            rt.profiles.tagged(event.source, event.chat_id, [event.tag])
 
 
 def untagged(event: Event, rt: Runtime) -> None:
@@ -46,6 +48,7 @@ def thread_ended(event: Event, rt: Runtime) -> None:
             if past.kind is Kind.MESSAGE and past.text and past.author_role in AUTHORS:
                 rt.state.add_tags(event.thread_id, "matched", rt.rules.match_tags(past.text, past.author_role))
         rt.state.add_tags(event.thread_id, "applied", thread.tags)
+        rt.profiles.tagged(event.source, event.chat_id, thread.tags)
     apply(event, rt)
 
 
@@ -62,3 +65,4 @@ def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
     rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
                                    already=lambda: chats.tag_landed(chat, tag))
     rt.state.add_tags(chat.thread_id, "applied", [tag])  # type: ignore[arg-type]
+    rt.profiles.tagged(chat.source, chat.chat_id, [tag])

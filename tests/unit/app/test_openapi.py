@@ -26,6 +26,7 @@ from tests.conftest import make_settings
 from tests.helpers import SECRET, fixture
 
 BASIC = "Basic " + base64.b64encode(b"hooks:pa55").decode()
+CHATBOT_TOKEN = "cb-token"
 
 
 def test_served_as_json_without_auth_even_when_webhooks_need_basic_auth(fake_redis):
@@ -61,6 +62,14 @@ def test_the_v2_route_always_needs_basic_auth_and_documents_its_403(client):
     assert sorted(event_type["anyOf"][0]["enum"]) == sorted(EVENTS)
 
 
+def test_the_chatbot_route_documents_its_verification_and_its_answer(client):
+    paths = client.get("/openapi.json").json["paths"]["/webhooks/chatbot"]
+    assert "text/plain" in paths["get"]["responses"]["200"]["content"]
+    assert paths["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatbotAnswer"}
+    assert [p["name"] for p in paths["post"]["parameters"]] == ["token"]
+
+
 def test_the_size_limit_is_the_apps(fake_redis):
     client = create_app(make_settings(INGRESS_MAX_BYTES="4096"), redis_client=fake_redis).test_client()
     assert "4096 bytes" in client.get("/openapi.json").json["paths"]["/webhooks/livechat"]["post"]["responses"]["413"][
@@ -85,19 +94,21 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_heade
 
 
 REDIS_DOWN_BODIES = {"/webhooks/livechat": ("livechat", "incoming_event"),
-                     "/webhooks/livechat/v2": ("livechat_v2", "chat_ended")}
+                     "/webhooks/livechat/v2": ("livechat_v2", "chat_ended"),
+                     "/webhooks/chatbot": ("chatbot", "webhook_block")}
 
 
 @pytest.mark.parametrize("method, path", [
-    ("POST", "/webhooks/livechat"), ("POST", "/webhooks/livechat/v2"), ("GET", "/readyz"), ("GET", "/metrics"),
-    ("GET", "/healthz")])
+    ("POST", "/webhooks/livechat"), ("POST", "/webhooks/livechat/v2"), ("POST", "/webhooks/chatbot"),
+    ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/healthz")])
 def test_answers_with_redis_down_conform_too(method, path):
-    settings = make_settings(INGRESS_BASIC_AUTH="hooks:pa55")
+    settings = make_settings(INGRESS_BASIC_AUTH="hooks:pa55", CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN)
     app = create_app(settings, redis_client=connect("redis://127.0.0.1:1/0", timeout=0.2))
     operation = schemathesis.openapi.from_wsgi("/openapi.json", app)[path][method]
     if method == "POST":
         source, name = REDIS_DOWN_BODIES[path]
-        case = operation.Case(body=fixture(name, source), headers={"Authorization": BASIC})
+        case = operation.Case(body=fixture(name, source), headers={"Authorization": BASIC},
+                              query={"token": CHATBOT_TOKEN} if source == "chatbot" else None)
     else:
         case = operation.Case()
     response = case.call()
@@ -106,8 +117,9 @@ def test_answers_with_redis_down_conform_too(method, path):
 
 
 # One app for every generated request; with HTTP Basic configured, so the v2 route takes bodies at all.
-schema = schemathesis.openapi.from_wsgi(
-    "/openapi.json", create_app(make_settings(INGRESS_BASIC_AUTH="hooks:pa55"), redis_client=fakeredis.FakeRedis()))
+schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(
+    make_settings(INGRESS_BASIC_AUTH="hooks:pa55", CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN),
+    redis_client=fakeredis.FakeRedis()))
 
 
 @schema.parametrize()
@@ -118,4 +130,6 @@ def test_the_app_conforms_to_its_openapi_document(case):  # type: ignore[no-unty
         case.body["secret_key"] = SECRET
     if case.path.startswith("/webhooks/"):
         case.headers = {**(case.headers or {}), "Authorization": BASIC}
+    if case.path == "/webhooks/chatbot":
+        case.query = {**(case.query or {}), "token": CHATBOT_TOKEN}
     case.call_and_validate(checks=[not_a_server_error, *CONFORMANCE])

@@ -1,0 +1,1 @@
+"""ChatBot.com webhook blocks: answered at once from the customer's profile and the rules' ``chatbot`` section."""

@@ -1,0 +1,232 @@
+"""Customer profiles: what the pipeline knows about a customer across chats and platforms, no message text.
+
+Workers write them from the events of every source; the ingress reads them to answer ChatBot.com
+webhook blocks. A profile is keyed by the customer's lowercase email, or by the platform's customer
+id until an email is seen; when both are seen the customer-id profile is merged into the email one
+and left behind as an alias. Every write is idempotent: a chat counts once however often it is
+delivered (a marker per chat), first and last seen are a min and a max of the events' own times,
+the last rating is the latest by its time. Profiles live ``ttl`` seconds from their last write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from chathooks.keys import Keys
+
+FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
+
+# Merge a customer-id profile (KEYS[2]) into the email profile (KEYS[1]) and leave an alias behind.
+_MERGE = """
+local function merge(target, source)
+  local fields = redis.call('HGETALL', source)
+  if #fields == 0 or redis.call('HEXISTS', source, 'alias') == 1 then return end
+  local values = {}
+  for i = 1, #fields, 2 do values[fields[i]] = fields[i + 1] end
+  for f, v in pairs(values) do
+    if string.sub(f, 1, 5) == 'chat:' then
+      if redis.call('HSETNX', target, f, v) == 1 then redis.call('HINCRBY', target, 'chats', 1) end
+    elseif string.sub(f, 1, 4) == 'tag:' then
+      redis.call('HSET', target, f, v)
+    elseif f == 'first_seen' then
+      local t = redis.call('HGET', target, f)
+      if not t or tonumber(v) < tonumber(t) then redis.call('HSET', target, f, v) end
+    elseif f == 'last_seen' then
+      local t = redis.call('HGET', target, f)
+      if not t or tonumber(v) > tonumber(t) then redis.call('HSET', target, f, v) end
+    elseif f == 'last_rating_at' then
+      local t = redis.call('HGET', target, f)
+      if not t or tonumber(v) > tonumber(t) then
+        redis.call('HSET', target, f, v, 'last_rating', values['last_rating'] or '')
+      end
+    elseif f == 'name' then
+      redis.call('HSETNX', target, f, v)
+    elseif f == 'subscribed' then
+      redis.call('HSET', target, f, v)
+    end
+  end
+end
+"""
+
+# KEYS: the profile, the chat's link to it, and (when linking) the customer-id profile.
+# ARGV: chat marker ('' for none), time, name ('' for none), profile TTL, chat TTL, the profile's ref,
+# the email to alias the customer id to ('' for none).
+_SEEN = _MERGE + """
+if ARGV[7] ~= '' then
+  merge(KEYS[1], KEYS[3])
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[3], 'alias', ARGV[7])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+if ARGV[1] ~= '' and redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
+  redis.call('HINCRBY', KEYS[1], 'chats', 1)
+end
+local t = tonumber(ARGV[2])
+local first = redis.call('HGET', KEYS[1], 'first_seen')
+if not first or t < tonumber(first) then redis.call('HSET', KEYS[1], 'first_seen', ARGV[2]) end
+local last = redis.call('HGET', KEYS[1], 'last_seen')
+if not last or t > tonumber(last) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[3]) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[1] ~= '' then redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[5]) end
+return 1
+"""
+
+# KEYS: the profile. ARGV: rating, its time, profile TTL. The latest rating wins, whatever the order.
+_RATED = """
+local t = redis.call('HGET', KEYS[1], 'last_rating_at')
+if not t or tonumber(ARGV[2]) >= tonumber(t) then
+  redis.call('HSET', KEYS[1], 'last_rating', ARGV[1], 'last_rating_at', ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    known: bool = False
+    chats: int = 0
+    first_seen: float | None = None
+    last_seen: float | None = None
+    last_rating: str = ""  # "good", "bad" or empty
+    tags: tuple[str, ...] = ()
+    subscribed: bool = False
+    name: str = ""
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[bytes, bytes]) -> Profile:
+        values = {k.decode(): v.decode() for k, v in raw.items()}
+        chats = int(values.get("chats", 0))
+        return cls(
+            known=chats > 0,
+            chats=chats,
+            first_seen=float(values["first_seen"]) if "first_seen" in values else None,
+            last_seen=float(values["last_seen"]) if "last_seen" in values else None,
+            last_rating=values.get("last_rating", ""),
+            tags=tuple(sorted(k[4:] for k in values if k.startswith("tag:"))),
+            subscribed=values.get("subscribed") == "1",
+            name=values.get("name", ""),
+        )
+
+    def as_text(self) -> dict[str, str]:
+        """Every field as templates render it: booleans true/false, counts in decimal, times in ISO 8601 UTC."""
+        return {
+            "known": _bool(self.known), "chats": str(self.chats), "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen), "last_rating": self.last_rating, "tags": ", ".join(self.tags),
+            "subscribed": _bool(self.subscribed), "name": self.name,
+        }
+
+
+UNKNOWN = Profile()
+
+
+class Profiles:
+    def __init__(self, client: redis.Redis, keys: Keys, ttl: int, chat_ttl: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._ttl = ttl
+        self._chat_ttl = chat_ttl
+        self._seen = client.register_script(_SEEN)
+        self._rated = client.register_script(_RATED)
+
+    # --- reads (the ingress) ------------------------------------------------------------
+
+    def find(self, email: str | None, customer_id: str | None) -> Profile:
+        """The customer's profile by email, else by customer id; ``UNKNOWN`` when there is none."""
+        keys = [k for k in (self._email(email), self._customer(customer_id)) if k]
+        if not keys:
+            return UNKNOWN
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            found = pipe.execute()
+        for raw in found:
+            if raw and b"alias" in raw:
+                raw = self._redis.hgetall(self._keys.profile_email(raw[b"alias"].decode()))
+            if raw:
+                return Profile.from_hash(raw)
+        return UNKNOWN
+
+    # --- writes (the workers) -----------------------------------------------------------
+
+    def seen(self, source: str, chat_id: str, *, email: str | None = None, customer_id: str | None = None,
+             name: str | None = None, at: float | None = None) -> None:
+        """The customer was in chat ``chat_id``: count the chat once, move first/last seen, link email and id."""
+        email_key, customer_key = self._email(email), self._customer(customer_id)
+        link = ""
+        if email_key:
+            target, ref = email_key, f"email:{_email(email)}"
+            link = _email(email) if customer_key else ""
+        elif customer_key:
+            alias = self._redis.hget(customer_key, "alias")
+            target = self._keys.profile_email(alias.decode()) if alias else customer_key
+            ref = f"email:{alias.decode()}" if alias else f"customer:{customer_id}"
+        else:
+            target = self._linked(source, chat_id)  # no identity in this event: the chat's customer, if known
+            if target is None:
+                return
+            ref = ""
+        marker = f"chat:{source}:{chat_id}" if ref else ""
+        self._seen(keys=[target, self._keys.profile_chat(source, chat_id), customer_key or target],
+                   args=[marker, f"{at if at is not None else time.time():.6f}", name or "", self._ttl,
+                         self._chat_ttl, ref, link])
+
+    def rated(self, source: str, chat_id: str, rating: str, at: float) -> None:
+        target = self._linked(source, chat_id)
+        if target is not None:
+            self._rated(keys=[target], args=[rating, f"{at:.6f}", self._ttl])
+
+    def tagged(self, source: str, chat_id: str, tags: Iterable[str]) -> None:
+        tags = list(tags)
+        target = self._linked(source, chat_id) if tags else None
+        if target is None:
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(target, mapping={f"tag:{t}": "1" for t in tags})
+            pipe.expire(target, self._ttl)
+            pipe.execute()
+
+    def subscribed(self, email: str) -> None:
+        key = self._keys.profile_email(_email(email))
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, "subscribed", "1")
+            pipe.expire(key, self._ttl)
+            pipe.execute()
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def _email(self, email: str | None) -> str | None:
+        return self._keys.profile_email(_email(email)) if email and email.strip() else None
+
+    def _customer(self, customer_id: str | None) -> str | None:
+        return self._keys.profile_customer(customer_id) if customer_id else None
+
+    def _linked(self, source: str, chat_id: str) -> str | None:
+        """The profile key of the chat's customer, following an alias; None when the chat has none."""
+        ref = self._redis.get(self._keys.profile_chat(source, chat_id))
+        if ref is None:
+            return None
+        kind, _, value = ref.decode().partition(":")
+        if kind == "email":
+            return self._keys.profile_email(value)
+        key = self._keys.profile_customer(value)
+        alias = self._redis.hget(key, "alias")
+        return self._keys.profile_email(alias.decode()) if alias else key
+
+
+def _email(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _iso(at: float | None) -> str:
+    return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
