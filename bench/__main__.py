@@ -1,4 +1,4 @@
-"""``python -m bench [--smoke] [--out DIR]``: run B1–B5 (SPEC §9), print the table, write the results."""
+"""``python -m bench [--smoke] [--out DIR]``: run B1–B6 (SPEC §9), print the table, write the results."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingress, memory, pipeline
+from bench import chatbot, ingress, memory, pipeline
 from bench.load import choose_generator
 from bench.machine import machine, versions
 from bench.plan import FULL, SMOKE
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             figures += pipeline.measure(target, plan, work)
             print("bench: B5 memory …", flush=True)
             figures.append(memory.measure(target, plan, work))
+            print("bench: B6 ChatBot answer …", flush=True)
+            figures.append(chatbot.measure(target, plan, work))
     except Exception:
         print(f"bench: failed; process logs are kept in {work}", file=sys.stderr)
         raise

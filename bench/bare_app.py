@@ -1,4 +1,4 @@
-"""B1/B2's yardstick: a bare Flask app that parses the same JSON body and answers 200.
+"""B1/B2's (and B6's) yardstick: a bare Flask app that parses the same JSON body and answers 200.
 
 Served by the same gunicorn command as the ingress (``gunicorn 'bench.bare_app:create_app()'``).
 """
@@ -12,6 +12,7 @@ def create_app() -> Flask:
     app = Flask(__name__)
 
     @app.post("/webhooks/livechat")
+    @app.post("/webhooks/chatbot")  # B6's yardstick
     def receive() -> tuple[dict[str, str], int]:
         body = request.get_json()
         if not isinstance(body, dict):

@@ -46,6 +46,7 @@ class _Job:
     interval: float = 0.0  # seconds between one thread's requests at a fixed rate
     first: int = 0  # the global number of this process's first thread, of ``connections`` in all
     connections: int = 1
+    path: str = PATH
 
 
 class PythonLoad:
@@ -55,15 +56,17 @@ class PythonLoad:
     def timed(self, url: str, template: str, seconds: float, connections: int) -> LoadResult:
         return self.paced(url, template, seconds, connections, None)
 
-    def paced(self, url: str, template: str, seconds: float, connections: int, rate: float | None) -> LoadResult:
-        """``timed`` at ``rate`` requests/s in all (None: as fast as the connections go). A connection
-        opens only when its request is due, so no gunicorn sync worker waits on an idle one."""
+    def paced(self, url: str, template: str, seconds: float, connections: int, rate: float | None,
+              path: str = PATH) -> LoadResult:
+        """``timed`` at ``rate`` requests/s in all (None: as fast as the connections go), to ``path``
+        (query string included). A connection opens only when its request is due, so no gunicorn sync
+        worker waits on an idle one."""
         host, port = _address(url)
         token, start = uuid.uuid4().hex[:12], time.time() + 0.5
         interval = connections / rate if rate else 0.0
         shares = _split(connections)
         jobs = [_Job(host, port, start, threads, template=template, token=f"{token}-{p}", until=start + seconds,
-                     interval=interval, first=sum(shares[:p]), connections=connections)
+                     interval=interval, first=sum(shares[:p]), connections=connections, path=path)
                 for p, threads in enumerate(shares)]
         return _run(jobs, start)
 
@@ -132,7 +135,7 @@ def _client(job: _Job, number: int, replay: Iterator[str] | None, tally: _Tally,
         if job.interval:
             time.sleep(max(0.0, due - time.time()))
         began = due if job.interval else time.time()
-        ok = _post(job.host, job.port, body.encode())
+        ok = _post(job.host, job.port, body.encode(), job.path)
         ended = time.time()
         due += job.interval
         with lock:
@@ -144,9 +147,9 @@ def _client(job: _Job, number: int, replay: Iterator[str] | None, tally: _Tally,
                 tally.errors += 1
 
 
-def _post(host: str, port: int, body: bytes) -> bool:
+def _post(host: str, port: int, body: bytes, path: str = PATH) -> bool:
     """One request on a fresh connection; True for a 2xx answer."""
-    head = (f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     try:
         with socket.create_connection((host, port), timeout=TIMEOUT) as sock:

@@ -18,8 +18,8 @@ _COMPARE = {">=": operator.ge, "<=": operator.le}
 def met(figure: Figure) -> bool | None:
     if figure.key not in GOALS:
         return None
-    sign, bound = GOALS[figure.key]
-    return _COMPARE[sign](figure.value.median, bound)
+    sign, bound, side = GOALS[figure.key]
+    return _COMPARE[sign]((figure.sides[side] if side else figure.value).median, bound)
 
 
 def results(figures: list[Figure], plan: Plan, setup: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def results(figures: list[Figure], plan: Plan, setup: dict[str, Any]) -> dict[st
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "plan": asdict(plan),
         **setup,
-        "goals": {key: f"{sign} {bound}" for key, (sign, bound) in GOALS.items()},
+        "goals": {key: f"{side + ' ' if side else ''}{sign} {bound}" for key, (sign, bound, side) in GOALS.items()},
         "figures": {f.key: {**f.to_dict(), "goal": _goal(f.key), "met": met(f)} for f in figures},
     }
 
@@ -80,8 +80,8 @@ def chart(path: Path, figures: dict[str, Figure]) -> None:
 def _goal(key: str) -> str | None:
     if key not in GOALS:
         return None
-    sign, bound = GOALS[key]
-    return f"{'≥' if sign == '>=' else '≤'} {bound}"
+    sign, bound, side = GOALS[key]
+    return f"{side + ' ' if side else ''}{'≥' if sign == '>=' else '≤'} {bound:g}"
 
 
 def _spread(s: Spread, unit: str) -> str:
