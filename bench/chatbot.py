@@ -33,7 +33,7 @@ RULES = {"chatbot": [
                        {"type": "postback", "title": "Yes", "value": "order-{{attributes.order_no}}"},
                        {"type": "postback", "title": "No", "value": "other"}]}],
      "attributes": {"returning_customer": "{{customer.known}}", "previous_chats": "{{customer.chats}}",
-                    "last_rating": "{{customer.last_rating}}"}},
+                    "last_rating": "{{customer.last_rating}}", "tags": "{{customer.tags}}"}},
     {"block": "*", "attributes": {"returning_customer": "{{customer.known}}"}},
 ]}
 

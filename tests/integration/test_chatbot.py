@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench.chatbot import RULES
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
@@ -26,16 +27,8 @@ from tests.integration.system import APOLOGY, OPENING, System, automation_env, h
 pytestmark = pytest.mark.integration
 
 TOKEN = "cb-e2e-t0ken"
-CHATBOT = [
-    {"block": "orders", "if": {"customer.known": True},
-     "responses": [{"type": "text", "message": "Welcome back, {{customer.name}}!"},
-                   {"type": "quickReplies", "title": "Is it about order {{attributes.order_no}}?", "buttons": [
-                       {"type": "postback", "title": "Yes", "value": "order-{{attributes.order_no}}"},
-                       {"type": "postback", "title": "No", "value": "other"}]}],
-     "attributes": {"returning_customer": "{{customer.known}}", "previous_chats": "{{customer.chats}}",
-                    "last_rating": "{{customer.last_rating}}", "tags": "{{customer.tags}}"}},
-    {"block": "orders", "attributes": {"returning_customer": "{{customer.known}}"}},
-]
+# The benchmark's rules: a returning customer is greeted and offered their order; everyone else is not.
+CHATBOT = RULES["chatbot"]
 
 
 @pytest.fixture
