@@ -139,9 +139,16 @@ def current_ingress() -> Ingress:
     return current_app.extensions["chathooks"]
 
 
-def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The request body as a JSON object, or a Rejection saying what is wrong with it."""
-    if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
+def json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def read_json_object(request: Request, max_bytes: int, accepts: Callable[[str], bool] = json_mimetype) -> dict[str, Any]:
+    """The request body as a JSON object, or a Rejection saying what is wrong with it.
+
+    ``accepts`` says which Content-Types (``""`` for none) may carry the JSON: by default, JSON's own.
+    """
+    if not accepts(request.mimetype or ""):
         raise Rejection(415, "unsupported_media_type", "Content-Type must be application/json")
     if request.content_length is not None and request.content_length > max_bytes:
         raise Rejection(413, "too_large", f"body larger than {max_bytes} bytes")

@@ -13,6 +13,7 @@ class Kind(StrEnum):
     MESSAGE = "message"
     FORM_FILLED = "form_filled"
     CHAT_ENDED = "chat_ended"
+    CUSTOMER_LEFT = "customer_left"  # the customer closed the chat widget: nobody is waiting any more
     TAGGED = "tagged"
     UNTAGGED = "untagged"
     RATED = "rated"

@@ -157,11 +157,14 @@ class JsonHttp:
         *,
         label: str,
         json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         secrets: Iterable[str | None] = (),
     ) -> Any:
-        """Send one JSON request; return the decoded body (None when empty) or raise OutboundError."""
+        """Send one request (a JSON body, or ``data`` form-encoded); return the decoded JSON answer (None when
+        empty) or raise OutboundError."""
         hide = self._secrets + tuple(s for s in secrets if s) + _basic_credential(auth)
         try:
             # No redirects: following a 301/302 would silently turn the POST into a bodiless GET.
@@ -169,6 +172,8 @@ class JsonHttp:
                 http_method,
                 url,
                 json=json,
+                data=data,
+                params=params,
                 headers={"Accept": "application/json", "User-Agent": "chathooks", **(headers or {})},
                 auth=auth,
                 timeout=self.timeout,

@@ -12,6 +12,7 @@ import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from chathooks.platforms.chatbot.answers import ChatbotRule, ChatbotRuleSchema
+from chathooks.platforms.lhc.rules import LhcRule, LhcRuleSchema
 from chathooks.settings import ConfigError
 
 Author = Literal["customer", "agent", "any"]
@@ -74,6 +75,7 @@ class Rules:
     rating: RatingRule | None = None
     marketing: MarketingRule = field(default_factory=MarketingRule)
     chatbot: tuple[ChatbotRule, ...] = ()  # ChatBot.com webhook blocks' answers, first match wins
+    lhc: LhcRule = field(default_factory=LhcRule)  # Live Helper Chat: subjects, what a good rating is
 
     def match_tags(self, text: str, role: str) -> frozenset[str]:
         """Tags whose rules match a message ``text`` written by a ``role`` ("customer" or "agent")."""
@@ -226,6 +228,7 @@ class _RulesSchema(_Strict):
     rating = fields.Nested(_RatingSchema)
     marketing = fields.Nested(_MarketingSchema)
     chatbot = fields.List(fields.Nested(ChatbotRuleSchema))
+    lhc = fields.Nested(LhcRuleSchema)
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Rules:

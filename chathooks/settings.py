@@ -34,6 +34,15 @@ class LiveChatSettings:
 
 
 @dataclass(frozen=True)
+class LhcSettings:
+    """Live Helper Chat's REST API: base URL (``/index.php`` included where needed), Basic ``user:key``."""
+
+    api_url: str
+    api_user: str
+    api_key: str
+
+
+@dataclass(frozen=True)
 class MailchimpSettings:
     api_key: str
     list_id: str
@@ -46,6 +55,8 @@ class Settings:
     broker_url: str = "redis://localhost:6379/0"
     webhook_secrets: tuple[str, ...] = ()
     chatbot_tokens: tuple[str, ...] = ()  # ChatBot.com webhook verification tokens
+    lhc_secrets: tuple[str, ...] = ()  # the Bearer tokens Live Helper Chat's Rest API calls carry
+    lhc: LhcSettings | None = None
     insecure_dev: bool = False
     ingress_basic_auth: tuple[str, str] | None = None
     ingress_max_bytes: int = 1024 * 1024
@@ -91,11 +102,12 @@ class Settings:
 
     def require_secrets(self) -> None:
         """The ingress refuses to start when no source can verify its webhooks (unless in insecure dev mode)."""
-        if not (self.webhook_secrets or self.ingress_basic_auth or self.chatbot_tokens or self.insecure_dev):
+        if not (self.webhook_secrets or self.ingress_basic_auth or self.chatbot_tokens or self.lhc_secrets
+                or self.insecure_dev):
             raise ConfigError(
                 "LIVECHAT_WEBHOOK_SECRETS is not set: the ingress needs at least one "
-                "accepted secret_key, or INGRESS_BASIC_AUTH for LiveChat v2 webhooks, or CHATBOT_WEBHOOK_TOKENS "
-                "(set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
+                "accepted secret_key, or INGRESS_BASIC_AUTH for LiveChat v2 webhooks, or CHATBOT_WEBHOOK_TOKENS, "
+                "or LHC_WEBHOOK_SECRETS (set CHATHOOKS_INSECURE_DEV=1 to run without, locally only)"
             )
 
     @classmethod
@@ -129,13 +141,16 @@ class Settings:
 
         dry_run_flag = get("CHATHOOKS_DRY_RUN")
         forced = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else None
-        dry_run = forced if forced is not None else not livechat.has_credentials
+        lhc = _lhc(get("LHC_API_URL"), get("LHC_API_USER"), get("LHC_API_KEY"))
+        dry_run = forced if forced is not None else not (livechat.has_credentials or lhc)
 
         return cls(
             redis_url=redis_url,
             broker_url=broker_url,
             webhook_secrets=_list(get("LIVECHAT_WEBHOOK_SECRETS")),
             chatbot_tokens=_list(get("CHATBOT_WEBHOOK_TOKENS")),
+            lhc_secrets=_list(get("LHC_WEBHOOK_SECRETS")),
+            lhc=lhc,
             insecure_dev=_flag(get("CHATHOOKS_INSECURE_DEV"), "CHATHOOKS_INSECURE_DEV"),
             ingress_basic_auth=_user_password(get("INGRESS_BASIC_AUTH"), "INGRESS_BASIC_AUTH"),
             ingress_max_bytes=_positive_int(get("INGRESS_MAX_BYTES"), "INGRESS_MAX_BYTES", cls.ingress_max_bytes),
@@ -233,6 +248,14 @@ def _user_password(value: str | None, name: str) -> tuple[str, str] | None:
     if not sep or not user or not password:
         raise ConfigError(f"{name} must look like user:password")
     return user, password
+
+
+def _lhc(api_url: str | None, user: str | None, key: str | None) -> LhcSettings | None:
+    if not (api_url or user or key):
+        return None
+    if not (api_url and user and key):
+        raise ConfigError("LHC_API_URL, LHC_API_USER and LHC_API_KEY must be set together")
+    return LhcSettings(_url(api_url, "LHC_API_URL", ("http", "https")).rstrip("/"), user, key)
 
 
 def _mailchimp(api_key: str | None, list_id: str | None, api_url: str | None) -> MailchimpSettings | None:

@@ -46,6 +46,7 @@ TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.FORM_FILLED: ("timeline.record", "marketing.sync", "profile.seen"),
     Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "tagging.thread_ended",
                       "marketing.sync", "profile.seen"),
+    Kind.CUSTOMER_LEFT: ("timeline.record", "silence.thread_ended"),
     Kind.TAGGED: ("timeline.record", "tagging.tagged"),
     Kind.UNTAGGED: ("timeline.record", "tagging.untagged"),
     Kind.RATED: ("timeline.record", "rating.react", "profile.rated"),

@@ -14,6 +14,7 @@ caller's ``already`` check before repeating it.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,15 +25,16 @@ T = TypeVar("T")
 
 DONE = b"done"
 
-# KEYS: claim, attempt marker. ARGV: token, lease (ms), marker ttl (s).
+# KEYS: claim, attempt marker. ARGV: token, lease (ms), marker ttl (s), now.
 # Returns 0 done, 1 claimed, 2 claimed after an unfinished attempt; nil when held elsewhere.
+# The marker keeps the time the first attempt began (``attempted_at``).
 _CLAIM = """
 local held = redis.call('GET', KEYS[1])
 if held == 'done' then return 0 end
 if held then return nil end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local tried = redis.call('EXISTS', KEYS[2])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[3])
 return 1 + tried
 """
 
@@ -64,6 +66,14 @@ class Once:
     def done(self, name: str) -> bool:
         return self._redis.get(self.key(name)) == DONE
 
+    def attempted_at(self, name: str) -> float | None:
+        """When the first unfinished attempt at ``name`` began (None: none is known)."""
+        value = self._redis.get(f"{self.key(name)}:tried")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:  # a marker of the previous release: an attempt, time unknown
+            return 0.0
+
     def run(self, name: str, effect: Callable[[], T], done_ttl: int | None = None, *,
             already: Callable[[], bool] | None = None) -> tuple[bool, T | None]:
         """Run ``effect`` unless already done; returns (ran, result). Raises Busy if claimed elsewhere.
@@ -73,7 +83,7 @@ class Once:
         """
         key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
         ttl = done_ttl or self._done_ttl
-        claimed = self._claim(keys=[key, marker], args=[token, self._lease_ms, ttl])
+        claimed = self._claim(keys=[key, marker], args=[token, self._lease_ms, ttl, f"{time.time():.6f}"])
         if claimed is None:
             raise Busy(name)
         if claimed == 0:

@@ -23,7 +23,7 @@ from chathooks.keys import Keys
 from chathooks.mailchimp import MailchimpClient, split_name
 from chathooks.platforms.base import ChatAPI, ChatRef, Thread
 from chathooks.platforms.registry import PLATFORMS
-from chathooks.rules import MarketingRule
+from chathooks.rules import MarketingRule, Rules, load_rules
 from chathooks.settings import Settings
 
 log = logging.getLogger("chathooks.outbound")
@@ -92,8 +92,11 @@ class Chats:
     def thread_active(self, chat: ChatRef) -> bool | None:
         return self.api.thread_active(chat)
 
-    def bot_message_landed(self, chat: ChatRef, custom_id: str) -> bool:
-        return self.api.bot_message_landed(chat, custom_id)
+    def bot_message_landed(self, chat: ChatRef, custom_id: str, text: str, since: float) -> bool:
+        return self.api.bot_message_landed(chat, custom_id, text, since)
+
+    def untaggable(self, tag: str) -> str | None:
+        return self.api.untaggable(tag)
 
     def tag_landed(self, chat: ChatRef, tag: str) -> bool:
         return self.api.tag_landed(chat, tag)
@@ -136,9 +139,9 @@ class Outbound:
         self._mailchimp = mailchimp
 
     @classmethod
-    def build(cls, settings: Settings, client: redis.Redis) -> Outbound:
-        timeout = client_timeout(settings)
-        apis = {source: platform.api(settings, client, timeout) for source, platform in PLATFORMS.items()}
+    def build(cls, settings: Settings, client: redis.Redis, rules: Rules | None = None) -> Outbound:
+        timeout, rules = client_timeout(settings), rules or load_rules(settings.rules_path)
+        apis = {source: platform.api(settings, client, timeout, rules) for source, platform in PLATFORMS.items()}
         mailchimp = MailchimpClient(settings.mailchimp, timeout=timeout) if settings.mailchimp else None
         return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp)
 

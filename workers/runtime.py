@@ -48,15 +48,16 @@ class Runtime:
               outbound: Outbound | None = None, **overrides) -> Runtime:  # type: ignore[no-untyped-def]
         client = client or connect(settings.redis_url, timeout=10.0)
         p = settings.key_prefix
+        rules = rules or load_rules(settings.rules_path)
         return cls(
             settings=settings,
             redis=client,
             keys=Keys(p),
-            rules=rules or load_rules(settings.rules_path),
+            rules=rules,
             state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
             once=_once(client, settings, settings.dry_run),
             scheduler=Scheduler(client, p),
-            outbound=outbound or Outbound.build(settings, client),
+            outbound=outbound or Outbound.build(settings, client, rules),
             dead_letters=DeadLetters(client, p),
             profiles=Profiles(client, Keys(p), settings.profile_ttl_seconds, settings.chat_ttl_seconds),
             retry=overrides.pop("retry", None) or RetryPolicy(

@@ -3,6 +3,6 @@
 Each module has ``bp`` and ``openapi(settings)``, its part of ``/openapi.json``.
 """
 
-from app.webhooks import chatbot, livechat, livechat_v2
+from app.webhooks import chatbot, lhc, livechat, livechat_v2
 
-SOURCES = (livechat, livechat_v2, chatbot)
+SOURCES = (livechat, livechat_v2, chatbot, lhc)

@@ -100,7 +100,11 @@ class ChatAPI(Protocol):
 
     def post_bot_message(self, chat: ChatRef, text: str, custom_id: str) -> None: ...
 
-    def bot_message_landed(self, chat: ChatRef, custom_id: str) -> bool: ...
+    def bot_message_landed(self, chat: ChatRef, custom_id: str, text: str, since: float) -> bool:
+        """Whether our bot message (``custom_id``, ``text``) is in the chat, posted at ``since`` or later."""
+
+    def untaggable(self, tag: str) -> str | None:
+        """Why ``tag`` cannot be applied on this platform (it is then recorded, not sent), or None."""
 
     def tag(self, chat: ChatRef, tag: str) -> None: ...
 

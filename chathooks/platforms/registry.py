@@ -13,8 +13,10 @@ import redis
 
 from chathooks.http import Timeout
 from chathooks.platforms.base import ChatAPI
+from chathooks.platforms.lhc.api import LhcAPI
 from chathooks.platforms.livechat.api import LiveChatAPI
 from chathooks.platforms.livechat_v2.api import LiveChatV2API
+from chathooks.rules import Rules
 from chathooks.settings import Settings
 
 
@@ -22,7 +24,7 @@ from chathooks.settings import Settings
 class Platform:
     source: str
     has_credentials: Callable[[Settings], bool]
-    api: Callable[[Settings, redis.Redis, Timeout], ChatAPI]
+    api: Callable[[Settings, redis.Redis, Timeout, Rules], ChatAPI]
 
 
 def _livechat(settings: Settings) -> bool:
@@ -32,4 +34,5 @@ def _livechat(settings: Settings) -> bool:
 PLATFORMS: dict[str, Platform] = {p.source: p for p in (
     Platform(LiveChatAPI.source, _livechat, LiveChatAPI.build),
     Platform(LiveChatV2API.source, _livechat, LiveChatV2API.build),
+    Platform(LhcAPI.source, lambda settings: settings.lhc is not None, LhcAPI.build),
 )}

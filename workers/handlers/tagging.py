@@ -62,6 +62,9 @@ def apply(event: Event, rt: Runtime) -> None:
 def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
     """Tag the thread once; after an unfinished attempt, only if the platform does not show the tag yet."""
     chats = rt.outbound.chats(chat.source)
+    if (reason := chats.untaggable(tag)) is not None:
+        chats.skipped("tag", chat, reason, tag=tag)
+        return
     rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
                                    already=lambda: chats.tag_landed(chat, tag))
     rt.state.add_tags(chat.thread_id, "applied", [tag])  # type: ignore[arg-type]

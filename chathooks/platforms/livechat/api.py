@@ -10,6 +10,7 @@ from chathooks.http import Timeout
 from chathooks.platforms.base import ChatRef, Thread
 from chathooks.platforms.livechat.adapter import SOURCE, thread_history, users_of
 from chathooks.platforms.livechat.client import LiveChatClient, RedisTokenCache
+from chathooks.rules import Rules
 from chathooks.settings import Settings
 
 
@@ -27,7 +28,7 @@ class LiveChatAPI:
         self.bot_ids = frozenset(filter(None, (bot_id,)))
 
     @classmethod
-    def build(cls, settings: Settings, state: redis.Redis, timeout: Timeout) -> LiveChatAPI:
+    def build(cls, settings: Settings, state: redis.Redis, timeout: Timeout, rules: Rules | None = None) -> LiveChatAPI:
         client = None
         if settings.livechat.has_credentials:
             # The v3.6 bot token is shared by every worker process through Redis.
@@ -66,10 +67,13 @@ class LiveChatAPI:
         thread = data.get("thread") or {}
         return thread.get("id") == chat.thread_id and bool(thread.get("active"))
 
-    def bot_message_landed(self, chat: ChatRef, custom_id: str) -> bool:
+    def bot_message_landed(self, chat: ChatRef, custom_id: str, text: str = "", since: float = 0.0) -> bool:
         """Whether the chat's latest thread holds an event with ``custom_id`` (a send that landed)."""
         thread = (self.get_chat(chat.chat_id) or {}).get("thread") or {}
         return any(e.get("custom_id") == custom_id for e in thread.get("events") or ())
+
+    def untaggable(self, tag: str) -> str | None:
+        return None
 
     def tag_landed(self, chat: ChatRef, tag: str) -> bool:
         thread = (self.get_chat(chat.chat_id, chat.thread_id) or {}).get("thread") or {}

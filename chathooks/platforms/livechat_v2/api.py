@@ -16,6 +16,7 @@ from chathooks.http import OutboundError, Timeout
 from chathooks.platforms.base import ChatRef, Thread
 from chathooks.platforms.livechat.api import LiveChatAPI
 from chathooks.platforms.livechat_v2.adapter import SOURCE
+from chathooks.rules import Rules
 from chathooks.settings import Settings
 
 REMEMBERED_THREADS = 1024
@@ -36,7 +37,8 @@ class LiveChatV2API:
         self._threads: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
-    def build(cls, settings: Settings, state: redis.Redis, timeout: Timeout) -> LiveChatV2API:
+    def build(cls, settings: Settings, state: redis.Redis, timeout: Timeout,
+              rules: Rules | None = None) -> LiveChatV2API:
         return cls(LiveChatAPI.build(settings, state, timeout))
 
     @property
@@ -71,8 +73,11 @@ class LiveChatV2API:
         v3 = self._v3(chat)
         return None if v3 is None else self.v3.thread_active(v3)
 
-    def bot_message_landed(self, chat: ChatRef, custom_id: str) -> bool:
+    def bot_message_landed(self, chat: ChatRef, custom_id: str, text: str = "", since: float = 0.0) -> bool:
         return self.v3.bot_message_landed(chat, custom_id)
+
+    def untaggable(self, tag: str) -> str | None:
+        return None
 
     def tag_landed(self, chat: ChatRef, tag: str) -> bool:
         v3 = self._v3(chat)

@@ -200,6 +200,6 @@ def test_record_never_holds_credentials(live, livechat, mailchimp):
 
 
 def test_without_credentials_nothing_is_known_to_be_sent_or_tagged(dry):
-    assert not dry.chats("livechat").bot_message_landed(REF, "nudge:T:1")
+    assert not dry.chats("livechat").bot_message_landed(REF, "nudge:T:1", "hi", 0.0)
     assert not dry.chats("livechat").tag_landed(REF, "refund")
     assert BOT_ID == dry.chats("livechat").bot_id  # known from the settings even without credentials
