@@ -32,7 +32,8 @@ CHAT_ATTRIBUTES = ("status", "status_sub", "dep_id", "user_id", "iwh_id", "time"
                    "last_op_msg_time", "lsync")  # the chat's fields events keep (no nick, email or phone)
 
 _DROPPED = re.compile(r"\[(img|file|video|audio)(?:=[^\]]*)?\].*?\[/\1\]|\[file=[^\]]*\]", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"\[/?[a-z*]+(?:=[^\]]*)?\]", re.IGNORECASE)
+_BBCODE = "b|i|u|s|url|img|quote|code|list|\\*|color|size|fs|font|left|center|right|justify|youtube|video|audio|loc|file"
+_TAG = re.compile(rf"\[/?(?:{_BBCODE})(?:=[^\]]*)?\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

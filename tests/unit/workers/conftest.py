@@ -16,6 +16,7 @@ import pytest
 
 from chathooks.events import Event, epoch
 from chathooks.mailchimp import MailchimpClient
+from chathooks.platforms.lhc.api import LhcAPI
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
 from chathooks.platforms.livechat.api import LiveChatAPI
 from chathooks.platforms.livechat.client import LiveChatClient
@@ -196,7 +197,7 @@ def live_settings(lc: FakeLiveChat, mc: FakeMailchimp | None = None, **env: str)
 def live_outbound(settings: Settings, client, lc: FakeLiveChat,  # type: ignore[no-untyped-def]
                   mc: FakeMailchimp | None = None) -> Outbound:
     v3 = LiveChatAPI(LiveChatClient(lc.settings(), timeout=(2.0, 5.0)), settings.livechat.bot_id)
-    apis = {"livechat": v3, "livechat_v2": LiveChatV2API(v3)}
+    apis = {"livechat": v3, "livechat_v2": LiveChatV2API(v3), "lhc": LhcAPI(None, RULES.lhc)}
     return Outbound(settings, client, f"{settings.key_prefix}outbound", apis,
                     mailchimp=MailchimpClient(mc.settings(), timeout=(2.0, 5.0)) if mc else None)
 
