@@ -48,6 +48,20 @@ def _livechat_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lhc_template(args: argparse.Namespace) -> int:
+    from chathooks.platforms.lhc.setup import print_template
+    from chathooks.rules import load_rules
+    from chathooks.settings import Settings
+
+    settings = Settings.from_env()
+    token = settings.lhc_secrets[0] if settings.lhc_secrets else None
+    if args.show_token and token is None:
+        raise ConfigError("LHC_WEBHOOK_SECRETS is not set: there is no token to show")
+    rules = load_rules(settings.rules_path)
+    print_template(args.url, token, sys.stdout, rules.lhc.rating_question, show_token=args.show_token)
+    return 0
+
+
 def _dlq(args: argparse.Namespace) -> int:
     import redis
 
@@ -117,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--url", required=True, help="public URL of POST /webhooks/livechat")
     setup.add_argument("--type", choices=("license", "bot"), default="license", help="webhook type")
     setup.set_defaults(func=_livechat_setup)
+
+    lhc = commands.add_parser("lhc", help="Live Helper Chat tasks").add_subparsers(dest="lhc_command", required=True)
+    template = lhc.add_parser("template", help="print the Rest API call, trigger and webhook rows to create in LHC")
+    template.add_argument("--url", required=True, help="public URL of POST /webhooks/lhc")
+    template.add_argument("--show-token", action="store_true", help="print the Bearer token (else it is masked)")
+    template.set_defaults(func=_lhc_template)
 
     flower = commands.add_parser("flower", help="run Flower (refuses a public address without FLOWER_BASIC_AUTH)")
     flower.set_defaults(func=_flower)

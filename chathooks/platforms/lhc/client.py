@@ -65,9 +65,9 @@ class LhcClient:
         body = self._http.call(method, f"{self._base}/{view}", label=label, auth=self._auth, **kwargs)
         if not isinstance(body, dict):
             raise OutboundError(SERVICE, label, "invalid_response", "the answer is not a JSON object")
-        if body.get("error") is True:  # LHC's failure, even on HTTP 200
-            info = _classify(_message(body), 200)
-            raise OutboundError(SERVICE, label, info.type, info.message, status=200, transient=False)
+        if body.get("error") is True:  # LHC's failure, even on HTTP 200: final when it says why, else worth a retry
+            info = _classify(_message(body), 200) or ErrorInfo("lhc_error", _message(body), transient=True)
+            raise OutboundError(SERVICE, label, info.type, info.message, status=200, transient=bool(info.transient))
         return body
 
 
@@ -81,17 +81,15 @@ def _message(body: dict[str, Any]) -> str:
     return "error: true"
 
 
-def _classify(message: str, status: int) -> ErrorInfo:
+def _classify(message: str, status: int) -> ErrorInfo | None:
+    """A final error LHC names (a failed login, a missing chat, no rights), or None."""
     lowered = message.lower()
-    for needle, kind in _FINAL:
-        if needle in lowered:
-            return ErrorInfo(kind, message, transient=False)
-    return ErrorInfo(status_type(status), message)
+    return next((ErrorInfo(kind, message, transient=False) for needle, kind in _FINAL if needle in lowered), None)
 
 
 def _parse_error(response: requests.Response) -> ErrorInfo:
     body = json_body(response)
-    message = _message(body) if isinstance(body, dict) else (response.text or response.reason or "").strip()
+    message = (_message(body) if isinstance(body, dict) else (response.text or response.reason or "").strip())[:500]
     if response.status_code >= 500 or response.status_code == 429:
         return ErrorInfo(status_type(response.status_code), message)  # transient by the status
-    return _classify(message[:500], response.status_code)
+    return _classify(message, response.status_code) or ErrorInfo(status_type(response.status_code), message)

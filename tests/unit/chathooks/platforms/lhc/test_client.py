@@ -63,10 +63,12 @@ def test_a_missing_chat_is_final_not_found_on_400_and_on_200(client):
     assert (error.type, error.status, error.transient) == ("not_found", 200, False)
 
 
-def test_error_true_on_200_is_a_failure(client, lhc):
-    lhc.fail_next("fetchchatmessages", status=200, body={"error": True, "result": "Something odd"})
+def test_error_true_on_200_is_a_failure_worth_a_retry_unless_it_says_why(client, lhc):
+    lhc.fail_next("fetchchatmessages", status=200, body={"error": True, "result": "Database is busy"})
     error = caught(client.messages, "5388")
-    assert error.status == 200 and not error.transient and "Something odd" in error.message
+    assert (error.status, error.type, error.transient) == (200, "lhc_error", True) and "busy" in error.message
+    lhc.fail_next("fetchchatmessages", status=200, body={"error": True, "result": "You cannot read this chat!"})
+    assert caught(client.messages, "5388").type == "authorization"
 
 
 @pytest.mark.parametrize("status, kind", [(500, "internal"), (503, "service_unavailable"), (429, "too_many_requests")])
