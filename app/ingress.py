@@ -143,7 +143,8 @@ def json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-def read_json_object(request: Request, max_bytes: int, accepts: Callable[[str], bool] = json_mimetype) -> dict[str, Any]:
+def read_json_object(request: Request, max_bytes: int,
+                     accepts: Callable[[str], bool] = json_mimetype) -> dict[str, Any]:
     """The request body as a JSON object, or a Rejection saying what is wrong with it.
 
     ``accepts`` says which Content-Types (``""`` for none) may carry the JSON: by default, JSON's own.

@@ -105,7 +105,8 @@ def _components(schemas: dict[str, Any]) -> dict[str, Any]:
                 },
             },
         },
-        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}, "bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
+                            "bearer": {"type": "http", "scheme": "bearer"}},
     }
 
 

@@ -33,7 +33,8 @@ def verify() -> Response:
     """ChatBot's verification request: the body is exactly the ``challenge``."""
     challenge = request.args.get("challenge")
     if not challenge or len(challenge) > MAX_CHALLENGE:
-        raise Rejection(400, "invalid_payload", "challenge missing or too long", {"challenge": ["1 to 1024 characters"]})
+        raise Rejection(400, "invalid_payload", "challenge missing or too long",
+                        {"challenge": [f"1 to {MAX_CHALLENGE} characters"]})
     response = Response(challenge, mimetype="text/plain")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -56,6 +56,12 @@ def http_error(exc: HTTPException) -> Response:
     return Response(status=exc.code or 500)
 
 
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on an LHC call")
+    return Response(status=500)
+
+
 def openapi(settings: Settings) -> dict[str, Any]:
     """This route's part of ``/openapi.json``."""
     nullable = lambda kind: {"type": kind, "nullable": True}  # noqa: E731

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.lhc import FakeLhc, form
+from tests.fakes.lhc import FakeLhc
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture, wait_for
 from tests.integration.processes import Process

@@ -4,7 +4,8 @@ Web, worker and beat run with distinctive secrets (the webhook secrets, LiveChat
 secret, the Mailchimp key, the ingress and Flower Basic-auth passwords). The run includes
 rejected requests (wrong secret, secret in a header, Basic auth missing or wrong), LiveChat v2
 webhooks with their API ``token`` (queued, invalid, unauthenticated), ChatBot calls with their token in
-the query string (which the access log prints), a transient
+the query string (which the access log prints), LHC calls with their Bearer secret and LHC's REST API
+echoing chathooks' key in an error, a transient
 LiveChat failure (a retry waits in the scheduler) and a permanent Mailchimp one (a dead letter),
 with the fakes' error messages echoing the credentials back, as careless APIs do. Then none of
 those strings, nor the bot tokens issued, nor their base64 forms (Basic credentials, Celery's
@@ -33,6 +34,7 @@ import pytest
 import redis
 import requests
 
+from tests.fakes.lhc import FakeLhc
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture, wait_for
@@ -55,6 +57,9 @@ GUESSED_PASSWORD = "basic-Tt6c4n4ry-guess"
 V2_TOKEN = "v2tok-Jc9c4n4ry-api"  # a LiveChat API credential in every v2 webhook body
 CHATBOT_TOKEN = "cbtok-Rv3c4n4ry"  # ChatBot.com's, in the query string of every call
 GUESSED_CHATBOT_TOKEN = "cbtok-Gg8c4n4ry-guess"
+LHC_SECRET = "lhcsec-Wb5c4n4ry"  # the Bearer token LHC's Rest API calls carry
+GUESSED_LHC_SECRET = "lhcsec-Nn2c4n4ry-guess"
+LHC_KEY = "lhckey-Ty7c4n4ry"  # chathooks' key to LHC's REST API
 
 SECRETS = {
     "webhook secret": WEBHOOK_SECRET,
@@ -69,6 +74,9 @@ SECRETS = {
     "LiveChat v2 token": V2_TOKEN,
     "ChatBot token": CHATBOT_TOKEN,
     "guessed ChatBot token": GUESSED_CHATBOT_TOKEN,
+    "LHC webhook secret": LHC_SECRET,
+    "guessed LHC secret": GUESSED_LHC_SECRET,
+    "LHC API key": LHC_KEY,
 }
 
 
@@ -162,20 +170,25 @@ def aof(client: redis.Redis) -> dict[str, str]:
 
 
 @pytest.fixture
-def fakes() -> Iterator[tuple[FakeLiveChat, FakeMailchimp]]:
+def fakes() -> Iterator[tuple[FakeLiveChat, FakeMailchimp, FakeLhc]]:
     lc = FakeLiveChat(api_version="3.6", pat=PAT, bot_secret=BOT_SECRET).start()
     mc = FakeMailchimp(api_key=MAILCHIMP_KEY).start()
-    yield lc, mc
+    lhc = FakeLhc(api_key=LHC_KEY).start()
+    yield lc, mc, lhc
     lc.stop()
     mc.stop()
+    lhc.stop()
 
 
 @pytest.fixture
 def system(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path,
-           fakes: tuple[FakeLiveChat, FakeMailchimp]) -> System:
-    lc, mc = fakes
+           fakes: tuple[FakeLiveChat, FakeMailchimp, FakeLhc]) -> System:
+    lc, mc, lhc = fakes
     env = automation_env(pipeline_env, lc, mc, write_rules(tmp_path / "rules.json", after_seconds=300))
+    api = lhc.settings()
     env.update({
+        "LHC_WEBHOOK_SECRETS": LHC_SECRET, "LHC_API_URL": api.api_url, "LHC_API_USER": api.api_user,
+        "LHC_API_KEY": LHC_KEY,
         "LIVECHAT_WEBHOOK_SECRETS": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
         "INGRESS_BASIC_AUTH": f"{INGRESS_USER}:{INGRESS_PASSWORD}",
         "FLOWER_BASIC_AUTH": f"ops:{FLOWER_PASSWORD}",
@@ -242,12 +255,31 @@ def chatbot_requests(system: System) -> list[requests.Response]:
     return attempts
 
 
+def lhc_requests(system: System, lhc: FakeLhc) -> list[requests.Response]:
+    """LHC calls with the Bearer secret (queued, refused, invalid), and its REST API echoing chathooks' key
+    in an error, once, while the chat's end is reconciled (so a retry waits in the scheduler with it)."""
+    lhc.seed_chat({"id": 5388, "status": 2, "iwh_id": 0})
+    lhc.fail_next("fetchchatmessages", status=500, body={"error": True, "r": f"key {LHC_KEY} rejected (Basic "
+                                                                             f"{basic(lhc.user, LHC_KEY)})"})
+    endpoint = f"{system.url}/webhooks/lhc"
+    auth = {"Authorization": f"Bearer {LHC_SECRET}"}
+    attempts = [
+        requests.post(endpoint, json=fixture("chat_chat_started", "lhc"), headers=auth, timeout=10),
+        requests.post(endpoint, json=fixture("chat_close", "lhc"), headers=auth, timeout=10),
+        requests.post(endpoint, json={"chat": {}}, headers=auth, timeout=10),
+        requests.post(endpoint, json=fixture("chat_close", "lhc"),
+                      headers={"Authorization": f"Bearer {GUESSED_LHC_SECRET}"}, timeout=10),
+    ]
+    assert [r.status_code for r in attempts] == [204, 204, 400, 401], [r.text for r in attempts]
+    return attempts
+
+
 def answers(responses: list[requests.Response]) -> dict[str, str]:
     return {f"ingress answer {n} ({r.status_code})": f"{r.headers}\n{r.text}" for n, r in enumerate(responses)}
 
 
 def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(system, fakes):
-    lc, mc = fakes
+    lc, mc, lhc = fakes
     probe = Conversation("3.6")
     responses = rejected_requests(system.url, probe)
     # A 400 for a valid secret with a broken payload must not echo the body back either.
@@ -272,6 +304,7 @@ def test_no_secret_in_logs_queue_scheduler_dead_letters_metrics_or_answers(syste
         happen(system, lc, conv, signed(conv.agent_says(APOLOGY, time.time())))
         responses += v2_requests(system, lc)
         responses += chatbot_requests(system)
+        responses += lhc_requests(system, lhc)
         wait_for(lambda: system.redis.llen(system.env["CHATHOOKS_QUEUE"]) >= 2, timeout=10, what="messages queued")
         snapshots = [redis_dump(system)]
     finally:

@@ -293,7 +293,8 @@ def _condition_value(value: Any) -> None:
 
 
 class ChatbotRuleSchema(_Strict):
-    block = fields.String(required=True, validate=[validate.Length(max=1024), validate.Regexp(r".*\S", error="must not be blank")])
+    block = fields.String(required=True, validate=[validate.Length(max=1024),
+                                                   validate.Regexp(r".*\S", error="must not be blank")])
     if_ = fields.Dict(data_key="if", keys=fields.String(), values=fields.Raw(validate=_condition_value))
     responses = fields.List(_Response(), validate=validate.Length(max=20), load_default=list)
     attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=128)),

@@ -32,7 +32,8 @@ CHAT_ATTRIBUTES = ("status", "status_sub", "dep_id", "user_id", "iwh_id", "time"
                    "last_op_msg_time", "lsync")  # the chat's fields events keep (no nick, email or phone)
 
 _DROPPED = re.compile(r"\[(img|file|video|audio)(?:=[^\]]*)?\].*?\[/\1\]|\[file=[^\]]*\]", re.IGNORECASE | re.DOTALL)
-_BBCODE = "b|i|u|s|url|img|quote|code|list|\\*|color|size|fs|font|left|center|right|justify|youtube|video|audio|loc|file"
+_BBCODE = ("b|i|u|s|url|img|quote|code|list|\\*|color|size|fs|font|left|center|right|justify|youtube|video|"
+           "audio|loc|file")
 _TAG = re.compile(rf"\[/?(?:{_BBCODE})(?:=[^\]]*)?\]", re.IGNORECASE)
 
 
@@ -55,6 +56,7 @@ def to_delivery(body: dict[str, Any], settings: Settings, rule: LhcRule,
     spec = EVENTS.get(event)
     if spec is None:
         return None
+    payload["event"] = event
     return delivery(SOURCE, event, (SOURCE, *spec.identity(payload)), spec.normalise(payload, rule),
                     settings.dedupe_ttl_seconds, received_at)
 
@@ -147,7 +149,7 @@ def _closed(p: dict[str, Any], rule: LhcRule) -> list[Event]:
 
 
 def _left(p: dict[str, Any], rule: LhcRule) -> list[Event]:
-    return [_chat_event(p, Kind.CUSTOMER_LEFT, f"left:{p['event'] or p['trigger_event']}",
+    return [_chat_event(p, Kind.CUSTOMER_LEFT, f"left:{p['event']}",
                         (p.get("msg") or {}).get("time"))]
 
 
@@ -190,8 +192,8 @@ EVENTS: dict[str, EventSpec] = {
     "chat.addmsguser_webhook": MESSAGE,  # visitors on WhatsApp, Telegram and other channels
     "chat.web_add_msg_admin": MESSAGE,
     "chat.close": EventSpec(lambda p: ("close", _chat_id(p), str(p["chat"].get("cls_time"))), _closed),
-    "chat.explicitly_closed": EventSpec(lambda p: ("left", _chat_id(p), p["event"] or p["trigger_event"]), _left),
-    "chat.visitor_regular_closed": EventSpec(lambda p: ("left", _chat_id(p), p["event"] or p["trigger_event"]), _left),
+    "chat.explicitly_closed": EventSpec(lambda p: ("left", _chat_id(p), p["event"]), _left),
+    "chat.visitor_regular_closed": EventSpec(lambda p: ("left", _chat_id(p), p["event"]), _left),
     "chat.modified": EventSpec(lambda p: ("email", _chat_id(p), (p["chat"].get("email") or "").strip().lower()),
                                _modified),
     "survey.filled": EventSpec(lambda p: ("survey", str((p.get("survey_item") or {}).get("id")), _stars(p)), _survey),

@@ -61,7 +61,8 @@ def trigger(event: str) -> dict[str, Any]:
         "rest_api_method_output": {}, "attr_options": {"no_body": True, "custom_args_1": event}}}
 
 
-def print_template(url: str, token: str | None, out: TextIO, rating_question: int = 1, show_token: bool = False) -> None:
+def print_template(url: str, token: str | None, out: TextIO, rating_question: int = 1,
+                   show_token: bool = False) -> None:
     shown = token if show_token and token else MASKED
     out.write("1. Rest API call (System configuration → Bot → Rest API Calls → New), as LHC stores it:\n\n")
     out.write(json.dumps(rest_api(url, shown, rating_question), indent=2, ensure_ascii=False) + "\n\n")
@@ -69,7 +70,8 @@ def print_template(url: str, token: str | None, out: TextIO, rating_question: in
               "   custom argument 1 is the event, the fallback for LHC before 4.79v):\n\n")
     for event in EVENTS:
         out.write(f"   {event}: {json.dumps(trigger(event), ensure_ascii=False)}\n")
-    out.write("\n3. Webhook rows (System configuration → Webhooks → New; type \"This is hook event\", no conditions):\n\n")
+    out.write("\n3. Webhook rows (System configuration → Webhooks → New; type \"This is hook event\", "
+              "no conditions):\n\n")
     for event in EVENTS:
         out.write(f"   event {event:<28} bot/trigger: the trigger of {event}\n")
     out.write("\n4. settings/settings.ini.php: 'webhooks' => ['enabled' => true, 'worker' => 'resque'] (or 'http').\n")

@@ -320,7 +320,8 @@ LHC_TOKEN = "lhc-token"  # LHC's Bearer token
 @pytest.fixture(scope="module")
 def shared_app():  # type: ignore[no-untyped-def]
     """One app for every example, so the queue's state carries across them as in production."""
-    settings = make_settings(INGRESS_BASIC_AUTH=BASIC, CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN, LHC_WEBHOOK_SECRETS=LHC_TOKEN)
+    settings = make_settings(INGRESS_BASIC_AUTH=BASIC, CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN,
+                             LHC_WEBHOOK_SECRETS=LHC_TOKEN)
     redis = fakeredis.FakeRedis()
     return create_app(settings, redis_client=redis), queue_state_of(redis, settings)
 

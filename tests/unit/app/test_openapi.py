@@ -27,6 +27,15 @@ from tests.helpers import SECRET, fixture
 
 BASIC = "Basic " + base64.b64encode(b"hooks:pa55").decode()
 CHATBOT_TOKEN = "cb-token"
+LHC_TOKEN = "lhc-token"
+ENV = {"INGRESS_BASIC_AUTH": "hooks:pa55", "CHATBOT_WEBHOOK_TOKENS": CHATBOT_TOKEN, "LHC_WEBHOOK_SECRETS": LHC_TOKEN}
+
+
+def credentials(path: str) -> tuple[dict[str, str], dict[str, str] | None]:
+    """The headers and query a webhook route needs to take a request at all."""
+    if path == "/webhooks/lhc":
+        return {"Authorization": f"Bearer {LHC_TOKEN}"}, None
+    return {"Authorization": BASIC}, {"token": CHATBOT_TOKEN} if path == "/webhooks/chatbot" else None
 
 
 def test_served_as_json_without_auth_even_when_webhooks_need_basic_auth(fake_redis):
@@ -70,6 +79,12 @@ def test_the_chatbot_route_documents_its_verification_and_its_answer(client):
     assert [p["name"] for p in paths["post"]["parameters"]] == ["token"]
 
 
+def test_the_lhc_route_documents_its_empty_answers(client):
+    responses = client.get("/openapi.json").json["paths"]["/webhooks/lhc"]["post"]["responses"]
+    assert "200" not in responses and "headers" in responses["204"]
+    assert all("content" not in r for r in responses.values()), "every LHC answer has an empty body"
+
+
 def test_the_size_limit_is_the_apps(fake_redis):
     client = create_app(make_settings(INGRESS_MAX_BYTES="4096"), redis_client=fake_redis).test_client()
     assert "4096 bytes" in client.get("/openapi.json").json["paths"]["/webhooks/livechat"]["post"]["responses"]["413"][
@@ -95,20 +110,21 @@ CONFORMANCE = [status_code_conformance, content_type_conformance, response_heade
 
 REDIS_DOWN_BODIES = {"/webhooks/livechat": ("livechat", "incoming_event"),
                      "/webhooks/livechat/v2": ("livechat_v2", "chat_ended"),
-                     "/webhooks/chatbot": ("chatbot", "webhook_block")}
+                     "/webhooks/chatbot": ("chatbot", "webhook_block"),
+                     "/webhooks/lhc": ("lhc", "chat_addmsguser")}
 
 
 @pytest.mark.parametrize("method, path", [
     ("POST", "/webhooks/livechat"), ("POST", "/webhooks/livechat/v2"), ("POST", "/webhooks/chatbot"),
-    ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/healthz")])
+    ("POST", "/webhooks/lhc"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/healthz")])
 def test_answers_with_redis_down_conform_too(method, path):
-    settings = make_settings(INGRESS_BASIC_AUTH="hooks:pa55", CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN)
-    app = create_app(settings, redis_client=connect("redis://127.0.0.1:1/0", timeout=0.2))
+    app = create_app(make_settings(**ENV), redis_client=connect("redis://127.0.0.1:1/0", timeout=0.2))
     operation = schemathesis.openapi.from_wsgi("/openapi.json", app)[path][method]
     if method == "POST":
         source, name = REDIS_DOWN_BODIES[path]
-        case = operation.Case(body=fixture(name, source), headers={"Authorization": BASIC},
-                              query={"token": CHATBOT_TOKEN} if source == "chatbot" else None)
+        headers, query = credentials(path)
+        case = operation.Case(body=fixture(name, source), headers=headers, query=query,
+                              media_type="application/json")
     else:
         case = operation.Case()
     response = case.call()
@@ -117,9 +133,8 @@ def test_answers_with_redis_down_conform_too(method, path):
 
 
 # One app for every generated request; with HTTP Basic configured, so the v2 route takes bodies at all.
-schema = schemathesis.openapi.from_wsgi("/openapi.json", create_app(
-    make_settings(INGRESS_BASIC_AUTH="hooks:pa55", CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN),
-    redis_client=fakeredis.FakeRedis()))
+schema = schemathesis.openapi.from_wsgi("/openapi.json",
+                                        create_app(make_settings(**ENV), redis_client=fakeredis.FakeRedis()))
 
 
 @schema.parametrize()
@@ -129,7 +144,8 @@ def test_the_app_conforms_to_its_openapi_document(case):  # type: ignore[no-unty
     if isinstance(case.body, dict) and isinstance(case.body.get("secret_key"), str):
         case.body["secret_key"] = SECRET
     if case.path.startswith("/webhooks/"):
-        case.headers = {**(case.headers or {}), "Authorization": BASIC}
-    if case.path == "/webhooks/chatbot":
-        case.query = {**(case.query or {}), "token": CHATBOT_TOKEN}
+        headers, query = credentials(case.path)
+        case.headers = {**(case.headers or {}), **headers}
+        if query:
+            case.query = {**(case.query or {}), **query}
     case.call_and_validate(checks=[not_a_server_error, *CONFORMANCE])

@@ -13,7 +13,7 @@ from chathooks.events import epoch
 from chathooks.platforms.lhc.adapter import to_delivery
 from chathooks.platforms.lhc.rules import LhcRule
 from tests.conftest import make_settings
-from tests.fakes.lhc import FakeLhc, form
+from tests.fakes.lhc import FakeLhc
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
 from tests.unit.workers.conftest import RULES, records, run_due

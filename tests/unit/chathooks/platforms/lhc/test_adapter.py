@@ -177,7 +177,8 @@ def test_extra_fields_are_kept_as_attributes_and_chat_fields_without_contact_det
     body["department"] = "Sales"
     (message,) = deliver(body, settings).events
     assert message.raw["attributes"] == {"department": "Sales"}
-    assert message.raw["chat"]["dep_id"] == 2 and "email" not in message.raw["chat"] and "nick" not in message.raw["chat"]
+    chat = message.raw["chat"]
+    assert chat["dep_id"] == 2 and "email" not in chat and "nick" not in chat
 
 
 @pytest.mark.parametrize("mutate, field", [
@@ -196,3 +197,11 @@ def test_malformed_calls_name_the_field(mutate, field, settings):
     with pytest.raises(InvalidPayload) as info:
         deliver(body, settings)
     assert field in info.value.errors
+
+
+@pytest.mark.parametrize("name", [n for n in fixture_names(SOURCE) if not n.startswith("chat_accept")])
+def test_a_template_without_the_event_field_falls_back_to_the_trigger_argument(name, settings):
+    body = fixture(name, SOURCE)
+    event = body.pop("event") or body["trigger_event"]
+    body["trigger_event"] = event
+    assert deliver(body, settings).action == event
