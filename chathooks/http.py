@@ -212,6 +212,10 @@ class JsonHttp:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
+    def redact(self, text: str, auth: tuple[str, str] | None = None) -> str:
+        """``text`` without this service's secrets (and ``auth``'s Basic credential), cut to a message's length."""
+        return _redact(text, self._secrets + _basic_credential(auth))
+
     @property
     def read_timeout(self) -> float:
         return self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout

@@ -12,6 +12,9 @@ from chathooks.keys import Keys
 
 log = logging.getLogger(__name__)
 
+# Why an effect was not sent (SPEC §5's reason values); exported from the first scrape, zero or not.
+SKIP_REASONS = ("bot_not_accepting", "chat_inactive", "dry_run", "no_subject")
+
 REJECT_REASONS = (
     "bad_secret", "bad_basic_auth", "bad_json", "invalid_payload", "unsupported_media_type",
     "too_large", "unavailable", "not_configured", "bad_token",
@@ -52,7 +55,8 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran", labels=["source"]),
     }
     rejected = CounterMetricFamily("chathooks_webhooks_rejected", "Requests rejected, by reason", labels=["reason"])
-    seen_reasons = set()
+    skipped = CounterMetricFamily("chathooks_effects_skipped", "Effects not sent, by reason", labels=["reason"])
+    seen_reasons, seen_skips = set(), set()
     for field, value in sorted(counters.items()):
         name, _, label = field.partition(":")
         if name in by_source:
@@ -60,14 +64,21 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
         elif name == "rejected":
             rejected.add_metric([label], value)
             seen_reasons.add(label)
+        elif name == "skipped":
+            skipped.add_metric([label], value)
+            seen_skips.add(label)
     for reason in REJECT_REASONS:
         if reason not in seen_reasons:
             rejected.add_metric([reason], 0)
+    for reason in SKIP_REASONS:
+        if reason not in seen_skips:
+            skipped.add_metric([reason], 0)
     depth = GaugeMetricFamily("chathooks_queue_depth", "Messages waiting in each queue", labels=["queue"])
     for queue, n in sorted(queue_depths.items()):
         depth.add_metric([queue], n)
     yield from by_source.values()
     yield rejected
+    yield skipped
     yield depth
     if dead_letters is not None:
         yield GaugeMetricFamily("chathooks_dead_letters", "Items in the dead-letter store", value=dead_letters)

@@ -55,8 +55,10 @@ end
 
 # KEYS: the profile, the chat's link to it, and (when linking) the customer-id profile.
 # ARGV: chat marker ('' for none), time, name ('' for none), profile TTL, chat TTL, the profile's ref,
-# the email to alias the customer id to ('' for none).
+# the email to alias the customer id to ('' for none), '1' when the profile is a customer id's.
+# Returns -1, changing nothing, when that customer id has become an alias since the caller looked.
 _SEEN = _MERGE + """
+if ARGV[8] == '1' and redis.call('HEXISTS', KEYS[1], 'alias') == 1 then return -1 end
 if ARGV[7] ~= '' then
   merge(KEYS[1], KEYS[3])
   redis.call('DEL', KEYS[3])
@@ -145,13 +147,14 @@ class Profiles:
         with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
-            found = pipe.execute()
-        for raw in found:
+            found = dict(zip(keys, pipe.execute()))
+        for key, raw in list(found.items()):
             if raw and b"alias" in raw:
-                raw = self._redis.hgetall(self._keys.profile_email(raw[b"alias"].decode()))
-            if raw:
-                return Profile.from_hash(raw)
-        return UNKNOWN
+                alias = self._keys.profile_email(raw[b"alias"].decode())
+                found[key] = found[alias] if alias in found else self._redis.hgetall(alias)
+        # Not linked yet (no chat has shown both): both halves are this customer's.
+        raws = [raw for raw in {id(r): r for r in found.values() if r}.values()]
+        return Profile.from_hash(_merged(raws)) if raws else UNKNOWN
 
     # --- writes (the workers) -----------------------------------------------------------
 
@@ -159,23 +162,27 @@ class Profiles:
              name: str | None = None, at: float | None = None) -> None:
         """The customer was in chat ``chat_id``: count the chat once, move first/last seen, link email and id."""
         email_key, customer_key = self._email(email), self._customer(customer_id)
-        link = ""
-        if email_key:
-            target, ref = email_key, f"email:{_email(email)}"
-            link = _email(email) if customer_key else ""
-        elif customer_key:
-            alias = self._redis.hget(customer_key, "alias")
-            target = self._keys.profile_email(alias.decode()) if alias else customer_key
-            ref = f"email:{alias.decode()}" if alias else f"customer:{customer_id}"
-        else:
-            target = self._linked(source, chat_id)  # no identity in this event: the chat's customer, if known
-            if target is None:
+        for _ in range(3):  # a customer id linked to an email meanwhile is looked up again
+            link, by_id = "", False
+            if email_key:
+                target, ref = email_key, f"email:{_email(email)}"
+                link = _email(email) if customer_key else ""
+            elif customer_key:
+                alias = self._redis.hget(customer_key, "alias")
+                target = self._keys.profile_email(alias.decode()) if alias else customer_key
+                ref = f"email:{alias.decode()}" if alias else f"customer:{customer_id}"
+                by_id = alias is None
+            else:
+                target = self._linked(source, chat_id)  # no identity in this event: the chat's customer, if known
+                if target is None:
+                    return
+                ref = ""
+            marker = f"chat:{source}:{chat_id}" if ref else ""
+            done = self._seen(keys=[target, self._keys.profile_chat(source, chat_id), customer_key or target],
+                              args=[marker, f"{at if at is not None else time.time():.6f}", name or "", self._ttl,
+                                    self._chat_ttl, ref, link, "1" if by_id else ""])
+            if done != -1:
                 return
-            ref = ""
-        marker = f"chat:{source}:{chat_id}" if ref else ""
-        self._seen(keys=[target, self._keys.profile_chat(source, chat_id), customer_key or target],
-                   args=[marker, f"{at if at is not None else time.time():.6f}", name or "", self._ttl,
-                         self._chat_ttl, ref, link])
 
     def rated(self, source: str, chat_id: str, rating: str, at: float) -> None:
         target = self._linked(source, chat_id)
@@ -218,6 +225,29 @@ class Profiles:
         key = self._keys.profile_customer(value)
         alias = self._redis.hget(key, "alias")
         return self._keys.profile_email(alias.decode()) if alias else key
+
+
+def _merged(raws: list[Mapping[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Two profiles of one customer read as one, as the link would merge them (``_MERGE``)."""
+    if len(raws) == 1:
+        return dict(raws[0])
+    merged: dict[bytes, bytes] = {}
+    for raw in raws:
+        for field, value in raw.items():
+            if field.startswith((b"chat:", b"tag:")) or field == b"subscribed" and value == b"1":
+                merged[field] = value
+            elif field == b"name":
+                merged.setdefault(field, value)
+    times = [{k: float(v) for k, v in raw.items() if k in (b"first_seen", b"last_seen", b"last_rating_at")}
+             for raw in raws]
+    for field, pick in ((b"first_seen", min), (b"last_seen", max)):
+        if values := [t[field] for t in times if field in t]:
+            merged[field] = b"%f" % pick(values)
+    rated = [(t[b"last_rating_at"], raw) for t, raw in zip(times, raws) if b"last_rating_at" in t]
+    if rated:
+        merged[b"last_rating"] = max(rated, key=lambda pair: pair[0])[1].get(b"last_rating", b"")
+    merged[b"chats"] = str(sum(1 for field in merged if field.startswith(b"chat:"))).encode()
+    return merged
 
 
 def _email(email: str | None) -> str:

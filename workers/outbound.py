@@ -21,6 +21,7 @@ import redis
 from chathooks.http import DEFAULT_TIMEOUT
 from chathooks.keys import Keys
 from chathooks.mailchimp import MailchimpClient, split_name
+from chathooks.metrics import Metrics
 from chathooks.platforms.base import ChatAPI, ChatRef, Thread
 from chathooks.platforms.registry import PLATFORMS
 from chathooks.rules import MarketingRule, Rules, load_rules
@@ -67,10 +68,11 @@ class Record:
 class Chats:
     """One platform's chats: reads through its ``ChatAPI``, writes sent or (dry-run) only recorded."""
 
-    def __init__(self, api: ChatAPI, dry_run: bool, record: Record) -> None:
+    def __init__(self, api: ChatAPI, dry_run: bool, record: Record, count: Callable[[str], None]) -> None:
         self.api = api
         self.dry_run = dry_run
         self._record = record
+        self._count = count
 
     @property
     def bot_id(self) -> str | None:
@@ -115,14 +117,16 @@ class Chats:
         self._write(self.api.message_method, lambda: self.api.post_bot_message(chat, text, custom_id),
                     chat_id=chat.chat_id, text=text, custom_id=custom_id)
 
-    def skipped(self, effect: Effect, chat: ChatRef, reason: str, **params: Any) -> None:
-        """Record an effect not sent, and why."""
+    def skipped(self, effect: Effect, chat: ChatRef, reason: str, *, code: str, **params: Any) -> None:
+        """Record an effect not sent and why (``reason``), and count it under ``code`` (``SKIP_REASONS``)."""
         method = self.api.tag_method if effect == "tag" else self.api.message_method
         self._record.add(method, "skipped", chat_id=chat.chat_id, **params, reason=reason)
+        self._count(code)
 
     def _write(self, method: str, call: Callable[[], None], **params: Any) -> None:
         if self.dry_run or not self.api.live:
             self._record.add(method, "dry-run", **params)
+            self._count("dry_run")
             return
         call()
         self._record.add(method, "sent", **params)
@@ -133,8 +137,9 @@ class Outbound:
                  mailchimp: MailchimpClient | None = None) -> None:
         self.dry_run = settings.dry_run
         self._record = Record(client, record_key)
+        self._metrics = Metrics(client, Keys(settings.key_prefix))
         self._chats = {source: Chats(api, settings.platform_dry_run(PLATFORMS[source].has_credentials(settings)),
-                                     self._record)
+                                     self._record, self.count_skip)
                        for source, api in apis.items()}
         self._mailchimp = mailchimp
 
@@ -152,6 +157,9 @@ class Outbound:
         except KeyError:
             raise LookupError(f"no platform acts on chats from {source!r}") from None
 
+    def count_skip(self, code: str) -> None:
+        self._metrics.count(f"skipped:{code}")
+
     def upsert_member(self, email: str, name: str | None, rule: MarketingRule) -> bool:
         """Upsert into the marketing list; False when list sync is not configured."""
         first, last = split_name(name)
@@ -159,6 +167,7 @@ class Outbound:
                       tags=list(rule.tags))
         if self.dry_run:
             self.record("upsert_member", "dry-run", **params)
+            self.count_skip("dry_run")
             return True
         if self._mailchimp is None:
             return False

@@ -20,6 +20,10 @@ from chathooks.rules import Rules
 from chathooks.settings import Settings
 
 
+# The source of what was kept before events named theirs (chathooks served LiveChat v3 alone then).
+DEFAULT_SOURCE = LiveChatAPI.source
+
+
 @dataclass(frozen=True)
 class Platform:
     source: str

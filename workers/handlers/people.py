@@ -45,7 +45,7 @@ def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
     chats = rt.outbound.chats(chat.source)
     reason = bot_unavailable(rt, chats)
     if reason:
-        chats.skipped("message", chat, reason, text=text)
+        chats.skipped("message", chat, reason, code="bot_not_accepting", text=text)
         return
     # The once name is the message's custom_id, so a retry can tell whether a crashed attempt's message landed
     # (platforms without custom ids look for the text among our messages since that attempt began).

@@ -21,7 +21,8 @@ def react(event: Event, rt: Runtime) -> None:
         if _active(chat, rt):
             send_as_bot(rt, chat, f"rating:{chat.thread_id}:{event.rating}", text)
         else:
-            rt.outbound.chats(chat.source).skipped("message", chat, "chat inactive", text=text)
+            chats = rt.outbound.chats(chat.source)
+            chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
 
     def tag() -> None:
         if bad and rule.bad_tag:

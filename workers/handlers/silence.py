@@ -14,6 +14,7 @@ from __future__ import annotations
 from chathooks.events import Event, Kind, Role, epoch
 from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
+from chathooks.platforms.registry import DEFAULT_SOURCE
 from workers.handlers.people import send_as_bot
 from workers.runtime import Runtime
 from workers.scheduler import job
@@ -83,6 +84,12 @@ def observe(event: Event, rt: Runtime) -> None:
         _run(rt, _AGENT, event, epoch(event.time) or rt.clock())
 
 
+def customer_left(event: Event, rt: Runtime) -> None:
+    """The customer closed the chat: nobody is waiting since then, as if answered. A later message reopens."""
+    if rt.rules.nudge is not None and event.chat_id and event.thread_id:
+        _run(rt, _AGENT, event, epoch(event.time) or rt.clock())
+
+
 def thread_ended(event: Event, rt: Runtime) -> None:
     if event.chat_id and event.thread_id:
         _run(rt, _END, event, 0.0, ttl=rt.settings.ended_chat_ttl_seconds)
@@ -101,7 +108,8 @@ def fire(event: Event, rt: Runtime) -> None:
     window = rt.redis.hgetall(window_key)
     if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
         return
-    source = window[b"source"].decode()  # the platform of the chat: the window keeps it from its first message
+    # The platform of the chat: the window keeps it from its first message.
+    source = window.get(b"source", DEFAULT_SOURCE.encode()).decode()
     organization = window.get(b"organization", b"").decode() or None
     chat = ChatRef(source, event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
     try:
@@ -109,7 +117,8 @@ def fire(event: Event, rt: Runtime) -> None:
     except OutboundError as exc:
         if exc.type != "chat_inactive":
             raise
-        rt.outbound.chats(source).skipped("message", chat, "chat inactive", text=nudge.message)
+        chats = rt.outbound.chats(source)
+        chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=nudge.message)
     rt.redis.hset(window_key, "nudged", "1")
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from chathooks.events import Event, Kind, Role
 from chathooks.platforms.base import ChatRef
 from workers.retry import attempts
 from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 AUTHORS = (Role.CUSTOMER, Role.AGENT)
 
@@ -63,7 +66,8 @@ def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
     """Tag the thread once; after an unfinished attempt, only if the platform does not show the tag yet."""
     chats = rt.outbound.chats(chat.source)
     if (reason := chats.untaggable(tag)) is not None:
-        chats.skipped("tag", chat, reason, tag=tag)
+        log.warning("tag %r not applied to %s chat %s: %s", tag, chat.source, chat.chat_id, reason)
+        chats.skipped("tag", chat, reason, code="no_subject", tag=tag)
         return
     rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
                                    already=lambda: chats.tag_landed(chat, tag))

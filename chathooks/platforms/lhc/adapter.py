@@ -31,10 +31,11 @@ KNOWN = frozenset(WebhookSchema().fields)
 CHAT_ATTRIBUTES = ("status", "status_sub", "dep_id", "user_id", "iwh_id", "time", "cls_time", "last_user_msg_time",
                    "last_op_msg_time", "lsync")  # the chat's fields events keep (no nick, email or phone)
 
-_DROPPED = re.compile(r"\[(img|file|video|audio)(?:=[^\]]*)?\].*?\[/\1\]|\[file=[^\]]*\]", re.IGNORECASE | re.DOTALL)
 _BBCODE = ("b|i|u|s|url|img|quote|code|list|\\*|color|size|fs|font|left|center|right|justify|youtube|video|"
            "audio|loc|file")
-_TAG = re.compile(rf"\[/?(?:{_BBCODE})(?:=[^\]]*)?\]", re.IGNORECASE)
+# An attribute stops at the next bracket, so every match ends before the next tag begins: linear in the text.
+_TAG = re.compile(rf"\[(/?)({_BBCODE})(=[^\[\]]*)?\]", re.IGNORECASE)
+_MEDIA = frozenset({"img", "video", "audio", "file"})  # what they enclose is a link, not words
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,25 @@ def to_delivery(body: dict[str, Any], settings: Settings, rule: LhcRule,
 
 
 def strip_bbcode(text: str) -> str:
-    """The text a person reads: files and images out, tags gone, their words kept."""
-    return " ".join(_TAG.sub(" ", _DROPPED.sub(" ", text)).split())
+    """The text a person reads: files and images out, tags gone, their words kept. One pass over the tags."""
+    tags = list(_TAG.finditer(text))
+    last_close = {t[2].lower(): t.start() for t in tags if t[1]}
+    out: list[str] = []
+    position, dropping = 0, None
+    for tag in tags:
+        closing, name = bool(tag[1]), tag[2].lower()
+        if dropping is not None:
+            if closing and name == dropping:
+                position, dropping = tag.end(), None
+            continue
+        out.append(text[position:tag.start()])
+        out.append(" ")
+        position = tag.end()
+        # A media tag's content goes with it when it is closed later on; [file=ID] stands alone.
+        if name in _MEDIA and not closing and not (name == "file" and tag[3]) and last_close.get(name, -1) > position:
+            dropping = name
+    out.append(text[position:])
+    return " ".join("".join(out).split())
 
 
 def number(value: Any) -> int | None:

@@ -66,7 +66,8 @@ class LhcClient:
         if not isinstance(body, dict):
             raise OutboundError(SERVICE, label, "invalid_response", "the answer is not a JSON object")
         if body.get("error") is True:  # LHC's failure, even on HTTP 200: final when it says why, else worth a retry
-            info = _classify(_message(body), 200) or ErrorInfo("lhc_error", _message(body), transient=True)
+            message = self._http.redact(_message(body), self._auth)
+            info = _classify(message, 200) or ErrorInfo("lhc_error", message, transient=True)
             raise OutboundError(SERVICE, label, info.type, info.message, status=200, transient=bool(info.transient))
         return body
 

@@ -1,8 +1,9 @@
 """Legacy LiveChat v2 adapter: a webhook body becomes a Delivery of normalised events.
 
 Each handled ``event_type`` has one row in ``EVENTS``: its schema, what identifies one delivery
-of it, and how it maps to events. A v2 chat has no threads: the chat is its own thread scope
-(``thread_id`` is the chat id), and acting on it goes through the v3 Agent API (``api``).
+of it, and how it maps to events. A v2 chat has no threads: one conversation is the thread scope
+(``thread_id`` is the chat id and its start, ``scope``), and acting on it goes through the v3
+Agent API (``api``).
 The ``token`` field is a LiveChat API credential, not a signature: the ingress drops it first.
 """
 
@@ -92,24 +93,30 @@ def _customer(p: dict[str, Any]) -> tuple[User | None, str | None, str | None]:
     return user, email, name
 
 
+def scope(chat: dict[str, Any]) -> str:
+    """The thread scope of one v2 conversation: a returning customer's next chat is another one."""
+    started = chat.get("started_timestamp")
+    return f"{chat['id']}:{started}" if started else chat["id"]
+
+
 def _chat(p: dict[str, Any], ctx: Context, kind: Kind, suffix: str, time: int | None) -> Event:
     """The chat-level event of a chat webhook, carrying the customer as far as it is known."""
     chat = p["chat"]
     user, email, name = _customer(p)
     summary = {k: chat.get(k) for k in ("id", "started_timestamp", "ended_timestamp") if chat.get(k) is not None}
-    return _event(ctx, kind, f"{chat['id']}:{suffix}", chat_id=chat["id"], thread_id=chat["id"], time=_iso(time),
+    return _event(ctx, kind, f"{scope(chat)}:{suffix}", chat_id=chat["id"], thread_id=scope(chat), time=_iso(time),
                   users=(user,) if user else (), customer_email=email, customer_name=name,
                   author_id=user.id if user else None, raw={"chat": summary})
 
 
-def _message(n: int, m: dict[str, Any], chat_id: str, visitor_id: str | None, ctx: Context) -> Event | None:
+def _message(n: int, m: dict[str, Any], chat: dict[str, Any], visitor_id: str | None, ctx: Context) -> Event | None:
     role = ROLES.get(m["user_type"])
     if role is None or not m.get("text"):
         return None
     author = visitor_id if role is Role.CUSTOMER else m.get("agent_id")
     if author is not None and author in ctx.bot_ids:
         role = Role.BOT
-    return _event(ctx, Kind.MESSAGE, f"{chat_id}:message:{n}", chat_id=chat_id, thread_id=chat_id,
+    return _event(ctx, Kind.MESSAGE, f"{scope(chat)}:message:{n}", chat_id=chat["id"], thread_id=scope(chat),
                   author_id=author, author_role=role, text=m["text"], time=_iso(m.get("timestamp")), raw=m)
 
 
@@ -118,17 +125,18 @@ def _chat_started(p: dict[str, Any], ctx: Context) -> list[Event]:
 
 
 def _chat_ended(p: dict[str, Any], ctx: Context) -> list[Event]:
-    """The transcript's messages, then the end (which tags the chat and syncs the customer)."""
+    """The end, then the transcript's messages: the chat is over, so they open no silence window, and each
+    tags what it matches (tags are applied once, whichever event applies them)."""
     chat = p["chat"]
     ended = _chat(p, ctx, Kind.CHAT_ENDED, "ended", chat.get("ended_timestamp"))
-    messages = (_message(n, m, chat["id"], ended.author_id, ctx) for n, m in enumerate(chat["messages"]))
-    return [*(m for m in messages if m is not None), ended]
+    messages = (_message(n, m, chat, ended.author_id, ctx) for n, m in enumerate(chat["messages"]))
+    return [ended, *(m for m in messages if m is not None)]
 
 
 def _chat_changed(p: dict[str, Any], ctx: Context) -> list[Event]:
     chat = p["chat"]
-    return [_event(ctx, Kind.TAGGED, f"{chat['id']}:tagged:{tag}", chat_id=chat["id"], thread_id=chat["id"], tag=tag,
-                   raw={"chat": {"id": chat["id"], "tags": chat["tags"]}})
+    return [_event(ctx, Kind.TAGGED, f"{scope(chat)}:tagged:{tag}", chat_id=chat["id"], thread_id=scope(chat),
+                   tag=tag, raw={"chat": {"id": chat["id"], "tags": chat["tags"]}})
             for tag in dict.fromkeys(chat["tags"])]
 
 

@@ -29,3 +29,9 @@ def test_counters_gauges_and_every_reject_reason():
     assert m[("chathooks_webhooks_rejected_total", ("too_large",))] == 0
     assert m[("chathooks_queue_depth", ("chathooks.events",))] == 2
     assert m[("chathooks_dead_letters", ())] == 7
+
+
+def test_effects_skipped_by_reason_are_exported_from_the_first_scrape():
+    m = samples({"skipped:no_subject": 2}, {}, 0)
+    assert m[("chathooks_effects_skipped_total", ("no_subject",))] == 2
+    assert m[("chathooks_effects_skipped_total", ("bot_not_accepting",))] == 0

@@ -111,3 +111,30 @@ def test_as_text_renders_every_field():
                                  "last_seen": "2025-09-01T10:01:00Z", "last_rating": "good", "tags": "a, b",
                                  "subscribed": "false", "name": "Jane"}
     assert UNKNOWN.as_text()["first_seen"] == "" and UNKNOWN.as_text()["known"] == "false"
+
+
+def test_an_email_and_a_customer_id_not_linked_yet_are_read_as_one_customer(profiles):
+    profiles.seen("livechat", "C1", customer_id="cust-1", name="Jane", at=T0)
+    profiles.seen("livechat", "C2", customer_id="cust-1", at=T0 + 60)
+    profiles.rated("livechat", "C2", "bad", T0 + 90)
+    profiles.subscribed("jane@example.org")  # a ChatBot lead's list sync: the email alone
+    both = profiles.find("jane@example.org", "cust-1")
+    assert both == Profile(known=True, chats=2, first_seen=T0, last_seen=T0 + 60, last_rating="bad", subscribed=True,
+                           name="Jane")
+    assert profiles.find("jane@example.org", None) == Profile(subscribed=True)
+
+
+def test_a_customer_id_linked_between_the_look_up_and_the_write_counts_into_the_email(profiles, monkeypatch):
+    profiles.seen("livechat", "C1", customer_id="c-1", at=T0)
+    real = profiles._redis.hget
+
+    def linked_meanwhile(key, field):  # type: ignore[no-untyped-def]
+        value = real(key, field)
+        if field == "alias" and value is None:  # another worker links the id right after this look-up
+            profiles.seen("livechat", "C2", email="jane@example.org", customer_id="c-1", at=T0 + 60)
+        return value
+
+    monkeypatch.setattr(profiles._redis, "hget", linked_meanwhile)
+    profiles.seen("livechat", "C3", customer_id="c-1", at=T0 + 120)
+    monkeypatch.undo()
+    assert profiles.find("jane@example.org", None).chats == 3

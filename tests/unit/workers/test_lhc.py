@@ -160,3 +160,10 @@ def test_our_timer_is_late_by_at_most_the_tick_never_early(rt, lhc):
     deliver(rt, customer_at(0, 1))
     (member, due) = rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True)[0]
     assert due == pytest.approx(epoch("2025-12-22T10:40:00Z") + AFTER)
+
+
+def test_a_customer_who_closed_the_widget_and_wrote_again_is_nudged(rt, lhc):
+    deliver(rt, customer_at(0, 1), call("chat_explicitly_closed", msg={"time": 1766400010}))
+    deliver(rt, customer_at(600, 2))  # back, and waiting again
+    run_due(rt, 1766400000 + 600 + AFTER)
+    assert len(lhc.posted("bot")) == 1

@@ -77,7 +77,7 @@ def test_a_supervisor_whisper_is_never_matched(rt, livechat):
 
 def rt_event(rt: Runtime, body: dict[str, Any]):  # type: ignore[no-untyped-def]
     body.pop("token", None)
-    return to_delivery(body, rt.settings).events[0]
+    return to_delivery(body, rt.settings).events[1]  # the first message, after the end
 
 
 def test_chat_ended_also_syncs_the_customer_once_with_chat_started(rt, mailchimp):
@@ -110,5 +110,10 @@ def test_visitor_queued_is_recorded_and_acts_on_nothing(rt, livechat, mailchimp)
 def test_in_dry_run_v2_tags_are_recorded_not_sent(dry_rt):
     deliver(dry_rt, "chat_ended")
     tagged = records(dry_rt, "tag_thread")
-    assert {(r["outcome"], r["chat_id"], r["thread_id"]) for r in tagged} == {("dry-run", CHAT, CHAT)}
+    assert {(r["outcome"], r["chat_id"], r["thread_id"]) for r in tagged} == {("dry-run", CHAT, f"{CHAT}:1756720800")}
     assert {r["tag"] for r in tagged} == {"refund", "order-status", "canned-apology"}
+
+
+def test_a_finished_chats_transcript_opens_no_silence_window(rt, livechat):
+    deliver(rt, "chat_ended")
+    assert [m for m, _ in rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True) if m.startswith(b"nudge|")] == []

@@ -73,8 +73,8 @@ def test_forced_dry_run_with_credentials_still_reads_from_the_api_but_sends_noth
 
 
 def test_skipped_effects_are_recorded_under_the_platforms_method_with_the_reason(dry):
-    dry.chats("livechat").skipped("message", REF, "chat inactive", text="Hello")
-    dry.chats("livechat").skipped("tag", REF, "no subject", tag="refund")
+    dry.chats("livechat").skipped("message", REF, "chat inactive", code="chat_inactive", text="Hello")
+    dry.chats("livechat").skipped("tag", REF, "no subject", code="no_subject", tag="refund")
     assert [strip(r) for r in dry.records()] == [
         {"action": "send_event", "outcome": "skipped", "chat_id": CHAT_ID, "text": "Hello", "reason": "chat inactive"},
         {"action": "tag_thread", "outcome": "skipped", "chat_id": CHAT_ID, "tag": "refund", "reason": "no subject"},
@@ -203,3 +203,11 @@ def test_without_credentials_nothing_is_known_to_be_sent_or_tagged(dry):
     assert not dry.chats("livechat").bot_message_landed(REF, "nudge:T:1", "hi", 0.0)
     assert not dry.chats("livechat").tag_landed(REF, "refund")
     assert BOT_ID == dry.chats("livechat").bot_id  # known from the settings even without credentials
+
+
+def test_skipped_and_dry_run_effects_are_counted_by_reason(dry, fake_redis, dry_settings):
+    dry.chats("livechat").skipped("tag", REF, "no subject id", code="no_subject", tag="refund")
+    dry.chats("livechat").tag(REF, "refund")
+    dry.upsert_member("jane@example.org", None, RULE)
+    counters = {k.decode(): int(v) for k, v in fake_redis.hgetall(f"{dry_settings.key_prefix}metrics").items()}
+    assert (counters["skipped:no_subject"], counters["skipped:dry_run"]) == (1, 2)

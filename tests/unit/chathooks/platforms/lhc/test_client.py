@@ -95,3 +95,8 @@ def test_errors_never_carry_the_api_key(lhc):
 def test_paging_is_bounded(client, lhc, monkeypatch):
     monkeypatch.setattr(client_module, "MAX_PAGES", 1)
     assert len(client.messages("5388")) == 3 and len(lhc.calls("fetchchatmessages")) == 1
+
+
+def test_an_error_true_message_echoing_the_key_is_redacted(client, lhc):
+    lhc.fail_next("fetchchatmessages", status=200, body={"error": True, "result": "key lhc-key-4d2f9a71 is busy"})
+    assert "lhc-key-4d2f9a71" not in str(caught(client.messages, "5388"))

@@ -16,6 +16,7 @@ from tests.helpers import fixture, fixture_names
 
 SOURCE = "livechat_v2"
 CHAT = "PJ0MRSHTDG"
+SCOPE = "PJ0MRSHTDG:1756720800"  # the chat and its start: one conversation
 VISITOR = "S1756720790.5c0e2f7a1b"
 BOT = "9f3c1a7e0b2d4c6e8a1b3d5f7e9c0a2b"
 
@@ -48,7 +49,7 @@ def test_every_fixture_is_accepted_and_carries_a_token(name, settings):
 @pytest.mark.parametrize("name, expected", [
     ("chat_started", [Kind.CHAT_STARTED]),
     ("chat_started.numeric_license", [Kind.CHAT_STARTED]),
-    ("chat_ended", [Kind.MESSAGE] * 5 + [Kind.CHAT_ENDED]),
+    ("chat_ended", [Kind.CHAT_ENDED] + [Kind.MESSAGE] * 5),
     ("chat_changed", [Kind.TAGGED, Kind.TAGGED]),
     ("visitor_queued", [Kind.VISITOR_QUEUED]),
     ("ticket_created", [Kind.LEAD]),
@@ -71,7 +72,7 @@ def test_other_event_types_are_not_automated(event_type, settings):
 
 def test_chat_started_gives_the_customer_visitor_first_and_the_survey_filling_in(settings):
     (started,) = deliver("chat_started", settings).events
-    assert (started.chat_id, started.thread_id) == (CHAT, CHAT)  # a v2 chat is its own thread
+    assert (started.chat_id, started.thread_id) == (CHAT, SCOPE)  # a v2 conversation is its own thread
     assert (started.customer_email, started.customer_name) == ("jane@example.org", "Jane Roe")
     assert started.time == "2025-09-01T10:00:00Z"
     (user,) = started.users
@@ -92,15 +93,15 @@ def test_a_chat_without_visitor_or_survey_has_no_customer(settings):
     assert (started.customer_email, started.customer_name, started.users) == (None, None, ())
 
 
-def test_chat_ended_turns_the_transcript_into_messages_then_ends_with_the_customer(settings):
-    *messages, ended = deliver("chat_ended", settings).events
+def test_chat_ended_ends_with_the_customer_then_turns_the_transcript_into_messages(settings):
+    ended, *messages = deliver("chat_ended", settings).events
     assert [(m.author_role, m.author_id) for m in messages] == [
         (Role.CUSTOMER, VISITOR), (Role.INTERNAL, "supervisor@example.com"), (Role.AGENT, "agent.smith@example.com"),
         (Role.CUSTOMER, VISITOR), (Role.AGENT, "agent.smith@example.com")]
     assert messages[0].text == "Hi, I want a refund for order #1042"
     assert messages[0].time == "2025-09-01T10:00:01Z"
     assert len({m.key for m in messages}) == 5
-    assert {(m.chat_id, m.thread_id) for m in [*messages, ended]} == {(CHAT, CHAT)}
+    assert {(m.chat_id, m.thread_id) for m in [*messages, ended]} == {(CHAT, SCOPE)}
     assert (ended.kind, ended.time, ended.customer_email) == (Kind.CHAT_ENDED, "2025-09-01T10:10:00Z",
                                                                "jane@example.org")
 
@@ -110,19 +111,19 @@ def test_the_transcripts_unknown_authors_and_empty_messages_are_left_out(setting
     b["chat"]["messages"] = [{"user_type": "robot", "text": "x", "timestamp": 1},
                              {"user_type": "visitor", "text": "", "timestamp": 2},
                              {"user_type": "agent", "text": "Hello", "timestamp": 3}]
-    assert [e.kind for e in deliver(b, settings).events] == [Kind.MESSAGE, Kind.CHAT_ENDED]
+    assert [e.kind for e in deliver(b, settings).events] == [Kind.CHAT_ENDED, Kind.MESSAGE]
 
 
 def test_our_bots_messages_in_the_transcript_are_the_bots():
     b = body("chat_ended")
     b["chat"]["messages"][2]["agent_id"] = BOT
-    messages = deliver(b, make_settings(LIVECHAT_BOT_ID=BOT)).events[:-1]
+    messages = deliver(b, make_settings(LIVECHAT_BOT_ID=BOT)).events[1:]
     assert messages[2].author_role is Role.BOT
 
 
 def test_chat_changed_gives_the_chats_current_tags(settings):
     delivery = deliver("chat_changed", settings)
-    assert [(e.tag, e.thread_id) for e in delivery.events] == [("billing", CHAT), ("refund", CHAT)]
+    assert [(e.tag, e.thread_id) for e in delivery.events] == [("billing", SCOPE), ("refund", SCOPE)]
     assert delivery.dedupe_ttl == settings.state_dedupe_ttl_seconds  # tags may change back and forth
 
 

@@ -86,3 +86,16 @@ def test_it_names_the_livechat_methods_and_bot_status(api, livechat):
     assert (api.source, api.tag_method, api.message_method) == ("livechat_v2", "tag_thread", "send_event")
     assert api.bot_status() == "accepting_chats"
     assert api.thread_active(REF) is False  # the thread has ended
+
+
+def test_a_returning_customers_newer_thread_is_never_taken_for_an_older_v2_conversation(api, livechat):
+    """The scope names the conversation's start; a latest thread that began well after is another one."""
+    livechat.chats[CHAT]["thread"]["created_at"] = "2025-09-01T12:00:00.000000Z"
+    old = ChatRef("livechat_v2", CHAT, f"{CHAT}:1756720800")  # started 10:00
+    with pytest.raises(OutboundError) as info:
+        api.tag(old, "refund")
+    assert info.value.type == "not_found" and livechat.calls("tag_thread") == []
+    assert api.fetch_thread(old).history == ()
+    current = ChatRef("livechat_v2", CHAT, f"{CHAT}:1756728000")  # started 12:00: that thread's
+    api.tag(current, "refund")
+    assert livechat.chat(CHAT)["thread"]["tags"] == ["refund"]
