@@ -156,7 +156,7 @@ def test_a_reply_whose_answer_was_lost_is_found_by_its_text_and_not_sent_again(r
     assert retry
 
 
-def test_our_timer_is_late_by_at_most_the_tick_never_early(rt, lhc):
+def test_the_deadline_counts_from_lhcs_own_message_time(rt, lhc):
     deliver(rt, customer_at(0, 1))
     (member, due) = rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True)[0]
     assert due == pytest.approx(epoch("2025-12-22T10:40:00Z") + AFTER)
