@@ -52,32 +52,41 @@ def handled_or_not(handled: Iterable[str], what: str) -> dict[str, Any]:
     }
 
 
-def webhook(settings: Settings, summary: str, operation_id: str, body: str, unauthorized: str,
-            basic_auth: bool, extra: dict[str, Any] | None = None, accepted: dict[str, Any] | None = None,
-            ) -> dict[str, Any]:
-    """A webhook route's POST operation: the answers every webhook route shares, and its own ``extra``."""
+def webhook(settings: Settings, summary: str, operation_id: str, body: str, unauthorized: str, *,
+            security: str | None = None, extra: dict[str, Any] | None = None, accepted: dict[str, Any] | None = None,
+            media_types: tuple[str, ...] = (JSON,), bodies: bool = True) -> dict[str, Any]:
+    """A webhook route's POST operation: the answers every webhook route shares, and its own ``extra``.
+
+    ``security`` names a scheme of ``securitySchemes``; without ``bodies`` every answer is empty and
+    success is a 204 (the ``accepted`` answer describes it).
+    """
+    def answer(description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        if bodies:
+            return json_response(description, schema, headers)
+        return {"description": description, **({"headers": headers} if headers else {})}
+
     responses: dict[str, Any] = {
-        "200": accepted or json_response("queued once; a retry of a delivery is a duplicate; no automation: ignored",
-                                         ref("Accepted")),
-        "400": json_response("body not UTF-8 JSON (duplicate keys, NaN and unpaired surrogates included), "
-                             f"not an object, nested deeper than {MAX_DEPTH} levels, or invalid", ref("Invalid")),
-        "401": json_response(unauthorized, ref("Error"),
-                             {"WWW-Authenticate": {"description": "on a Basic-auth failure (INGRESS_BASIC_AUTH set)",
-                                                   "schema": {"type": "string"}}}),
-        "413": json_response(f"body larger than {settings.ingress_max_bytes} bytes (INGRESS_MAX_BYTES)", ref("Error")),
-        "415": json_response("Content-Type is not JSON", ref("Error")),
-        "503": json_response("Redis or the broker unreachable: retry (a retry is deduplicated)", ref("Error"),
-                             {"Retry-After": {"required": True, "schema": {"type": "integer"}}}),
+        "200" if bodies else "204": accepted or answer(
+            "queued once; a retry of a delivery is a duplicate; no automation: ignored", ref("Accepted")),
+        "400": answer("body not UTF-8 JSON (duplicate keys, NaN and unpaired surrogates included), "
+                      f"not an object, nested deeper than {MAX_DEPTH} levels, or invalid", ref("Invalid")),
+        "401": answer(unauthorized, ref("Error"),
+                      {"WWW-Authenticate": {"description": "on a Basic-auth failure (INGRESS_BASIC_AUTH set)",
+                                            "schema": {"type": "string"}}}),
+        "413": answer(f"body larger than {settings.ingress_max_bytes} bytes (INGRESS_MAX_BYTES)", ref("Error")),
+        "415": answer("Content-Type is not JSON", ref("Error")),
+        "503": answer("Redis or the broker unreachable: retry (a retry is deduplicated)", ref("Error"),
+                      {"Retry-After": {"required": True, "schema": {"type": "integer"}}}),
         **(extra or {}),
     }
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": operation_id,
-        "requestBody": {"required": True, "content": {JSON: {"schema": ref(body)}}},
+        "requestBody": {"required": True, "content": {t: {"schema": ref(body)} for t in media_types}},
         "responses": dict(sorted(responses.items())),
     }
-    if basic_auth:
-        operation["security"] = [{"basic": []}]
+    if security:
+        operation["security"] = [{security: []}]
     return {"post": operation}
 
 

@@ -77,7 +77,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
              "properties": {"responses": {"type": "array", "items": {"type": "object"}},
                             "attributes": {"type": "object", "additionalProperties": {"type": "string"}}}}
     post = webhook(settings, "ChatBot.com webhook block: answered at once from the customer's profile",
-                   "answerChatbotWebhook", "ChatbotCall", "token missing or not accepted", basic_auth=False,
+                   "answerChatbotWebhook", "ChatbotCall", "token missing or not accepted",
                    accepted=json_response("the answer (queued once per messageId as well)", ref("ChatbotAnswer")))
     post["post"]["parameters"] = [token]
     verification = {"get": {

@@ -49,5 +49,5 @@ def openapi(settings: Settings) -> dict[str, Any]:
     route = webhook(settings, "LiveChat v3.5/v3.6 webhooks: verified, deduplicated, durably queued",
                     "receiveLivechatWebhook", "Envelope",
                     "secret_key missing or not accepted, or HTTP Basic authentication required",
-                    basic_auth=settings.ingress_basic_auth is not None)
+                    security="basic" if settings.ingress_basic_auth is not None else None)
     return {"paths": {"/webhooks/livechat": route}, "schemas": {"Envelope": envelope}}

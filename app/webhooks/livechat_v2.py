@@ -49,7 +49,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
     }
     route = webhook(settings, "Legacy LiveChat v2 webhooks: HTTP Basic, deduplicated, durably queued",
                     "receiveLivechatV2Webhook", "V2Webhook", "HTTP Basic authentication required",
-                    basic_auth=True,
+                    security="basic",
                     extra={"403": json_response("INGRESS_BASIC_AUTH is not set: this route accepts nothing",
                                                 ref("Error"))})
     return {"paths": {"/webhooks/livechat/v2": route}, "schemas": {"V2Webhook": body}}

@@ -56,9 +56,9 @@ class ChatRef:
     organization: str | None = None
 
     @classmethod
-    def of(cls, event: Event, source: str | None = None) -> ChatRef:
+    def of(cls, event: Event) -> ChatRef:
         assert event.chat_id, "only events of a chat can be acted on"
-        return cls(source or event.source, event.chat_id, event.thread_id, event.organization)
+        return cls(event.source, event.chat_id, event.thread_id, event.organization)
 
 
 @dataclass(frozen=True, slots=True)
