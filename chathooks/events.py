@@ -23,7 +23,8 @@ class Kind(StrEnum):
     USER_REMOVED = "user_removed"
     VISITOR_QUEUED = "visitor_queued"  # a visitor waits in the queue; no chat yet
     LEAD = "lead"  # contact details from outside a chat (a ticket's requester)
-    SILENCE_DEADLINE = "silence_deadline"  # internal: a silence window's nudge is due
+    TRIGGER_DUE = "trigger_due"  # internal: a moment a thread's triggers may turn has come
+    SILENCE_DEADLINE = "silence_deadline"  # the previous release's nudge deadline (its dead letters replay)
 
 
 class Role(StrEnum):

@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from chathooks.platforms.chatbot.answers import ChatbotRule, ChatbotRuleSchema
 from chathooks.platforms.lhc.rules import LhcRule, LhcRuleSchema
 from chathooks.settings import ConfigError
+from chathooks.triggers.rules import Trigger, TriggerSchema, TriggerSet, nudge_trigger, unique_names
 
 Author = Literal["customer", "agent", "any"]
 Status = Literal["subscribed", "pending"]
@@ -76,6 +77,12 @@ class Rules:
     marketing: MarketingRule = field(default_factory=MarketingRule)
     chatbot: tuple[ChatbotRule, ...] = ()  # ChatBot.com webhook blocks' answers, first match wins
     lhc: LhcRule = field(default_factory=LhcRule)  # Live Helper Chat: subjects, what a good rating is
+    triggers: tuple[Trigger, ...] = ()
+    firing: TriggerSet = field(init=False, repr=False, compare=False)  # the nudge first, then ``triggers``
+
+    def __post_init__(self) -> None:
+        nudge = (nudge_trigger(self.nudge.after_seconds, self.nudge.message),) if self.nudge else ()
+        object.__setattr__(self, "firing", TriggerSet((*nudge, *self.triggers)))
 
     def match_tags(self, text: str, role: str) -> frozenset[str]:
         """Tags whose rules match a message ``text`` written by a ``role`` ("customer" or "agent")."""
@@ -137,7 +144,7 @@ def _describe(messages: Any, data: Any, where: str = "") -> list[str]:
         if key == "_schema":
             label = where
         elif isinstance(key, int):
-            named = next(((k, child[k]) for k in ("tag", "block") if isinstance(child, dict) and k in child), None)
+            named = next(((k, child[k]) for k in ("tag", "block", "name") if isinstance(child, dict) and k in child), None)
             label = f"{where}[{key}]" + (f" ({named[0]} {named[1]!r})" if named and isinstance(named[1], str) else "")
         else:
             label = f"{where}: {key}" if where else str(key)
@@ -229,7 +236,9 @@ class _RulesSchema(_Strict):
     marketing = fields.Nested(_MarketingSchema)
     chatbot = fields.List(fields.Nested(ChatbotRuleSchema))
     lhc = fields.Nested(LhcRuleSchema)
+    triggers = fields.List(fields.Nested(TriggerSchema), validate=unique_names)
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Rules:
-        return Rules(**{**data, "tagging": tuple(data.get("tagging", ())), "chatbot": tuple(data.get("chatbot", ()))})
+        lists = {name: tuple(data.get(name, ())) for name in ("tagging", "chatbot", "triggers")}
+        return Rules(**{**data, **lists})

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chathooks.events import Event, Kind
-from workers.handlers import marketing, people, profile, rating, silence, tagging, timeline
+from workers.handlers import marketing, people, profile, rating, tagging, timeline, triggers
 from workers.once import Busy
 from workers.retry import describe, is_transient, retry_after
 from workers.runtime import Runtime
@@ -28,33 +28,34 @@ REGISTRY: dict[str, Handler] = {
     "tagging.untagged": tagging.untagged,
     "tagging.thread_ended": tagging.thread_ended,
     "marketing.sync": marketing.sync,
-    "silence.observe": silence.observe,
-    "silence.thread_ended": silence.thread_ended,
-    "silence.customer_left": silence.customer_left,
-    "silence.fire": silence.fire,
+    "triggers.observe": triggers.observe,
+    "triggers.due": triggers.due,
+    "silence.fire": triggers.due,  # the previous release's nudge deadlines (dead letters): their thread evaluated
     "rating.react": rating.react,
     "rating.cancelled": rating.cancelled,
     "profile.seen": profile.seen,
     "profile.rated": profile.rated,
 }
 
-# In order: people first (roles, the end of a thread), then what depends on them.
+# In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags.
 TABLE: dict[Kind, tuple[str, ...]] = {
-    Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync", "profile.seen"),
+    Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync", "profile.seen",
+                        "triggers.observe"),
     Kind.USER_ADDED: ("people.remember_users", "timeline.record"),
     Kind.USER_REMOVED: ("timeline.record",),
-    Kind.MESSAGE: ("timeline.record", "tagging.match", "silence.observe"),
-    Kind.FORM_FILLED: ("timeline.record", "marketing.sync", "profile.seen"),
-    Kind.CHAT_ENDED: ("people.end_thread", "silence.thread_ended", "timeline.record", "profile.seen",
+    Kind.MESSAGE: ("timeline.record", "tagging.match", "triggers.observe"),
+    Kind.FORM_FILLED: ("timeline.record", "marketing.sync", "profile.seen", "triggers.observe"),
+    Kind.CHAT_ENDED: ("people.end_thread", "triggers.observe", "timeline.record", "profile.seen",
                       "tagging.thread_ended", "marketing.sync"),
-    Kind.CUSTOMER_LEFT: ("timeline.record", "silence.customer_left"),
-    Kind.TAGGED: ("timeline.record", "tagging.tagged"),
-    Kind.UNTAGGED: ("timeline.record", "tagging.untagged"),
-    Kind.RATED: ("timeline.record", "profile.seen", "rating.react", "profile.rated"),
-    Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled"),
+    Kind.CUSTOMER_LEFT: ("timeline.record", "triggers.observe"),
+    Kind.TAGGED: ("timeline.record", "tagging.tagged", "triggers.observe"),
+    Kind.UNTAGGED: ("timeline.record", "tagging.untagged", "triggers.observe"),
+    Kind.RATED: ("timeline.record", "profile.seen", "rating.react", "profile.rated", "triggers.observe"),
+    Kind.RATING_CANCELLED: ("timeline.record", "rating.cancelled", "triggers.observe"),
     Kind.ROUTING_STATUS: ("people.routing_status",),
     Kind.VISITOR_QUEUED: ("timeline.record",),
     Kind.LEAD: ("marketing.sync",),
+    Kind.TRIGGER_DUE: ("triggers.due",),
     Kind.SILENCE_DEADLINE: ("silence.fire",),
 }
 

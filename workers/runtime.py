@@ -24,6 +24,7 @@ from workers.outbound import Outbound
 from workers.retry import RetryPolicy
 from workers.scheduler import Scheduler
 from workers.state import ChatState
+from workers.trigger_state import TriggerState
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Runtime:
     outbound: Outbound
     dead_letters: DeadLetters
     profiles: Profiles
+    triggers: TriggerState
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
     _other_once: Once | None = field(default=None, repr=False)
@@ -49,6 +51,7 @@ class Runtime:
         client = client or connect(settings.redis_url, timeout=10.0)
         p = settings.key_prefix
         rules = rules or load_rules(settings.rules_path)
+        scheduler = Scheduler(client, p)
         return cls(
             settings=settings,
             redis=client,
@@ -56,10 +59,11 @@ class Runtime:
             rules=rules,
             state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
             once=_once(client, settings, settings.dry_run),
-            scheduler=Scheduler(client, p),
+            scheduler=scheduler,
             outbound=outbound or Outbound.build(settings, client, rules),
             dead_letters=DeadLetters(client, p),
             profiles=Profiles(client, Keys(p), settings.profile_ttl_seconds, settings.chat_ttl_seconds),
+            triggers=TriggerState(client, p, scheduler.key, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
             retry=overrides.pop("retry", None) or RetryPolicy(
                 settings.retry_base_seconds, settings.retry_cap_seconds, settings.retry_max_attempts),
             **overrides,

@@ -58,6 +58,9 @@ class ChatState:
     def _thread(self, thread_id: str, part: str) -> str:
         return f"{self._p}thread:{thread_id}:{part}"
 
+    def tags_key(self, thread_id: str, part: str) -> str:
+        return self._thread(thread_id, part)
+
     def end_thread(self, chat_id: str, thread_id: str) -> None:
         """Mark the thread ended and shorten the life of everything kept about it."""
         with self._redis.pipeline(transaction=False) as pipe:

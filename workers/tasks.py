@@ -14,7 +14,7 @@ from celery.exceptions import Reject
 from chathooks.events import Delivery, Event
 from chathooks.queue_message import PROCESS_DELIVERY
 from workers.dispatch import dispatch, run_handler
-from workers.handlers import silence
+from workers.handlers import triggers
 from workers.runtime import runtime_for
 from workers.scheduler import parse, retry_payload
 
@@ -60,8 +60,8 @@ def tick(self) -> int:  # type: ignore[no-untyped-def]
 def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
     rt = runtime_for(self.app)
     kind, parts = parse(member)
-    if kind == "nudge":
-        dispatch([silence.deadline(*parts)], rt)
+    if kind in ("trigger", "nudge"):  # nudge: a deadline scheduled by the previous release
+        dispatch([triggers.due_event(*parts)], rt)
     elif kind == "retry":
         retry = retry_payload(member)
         run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],

@@ -106,7 +106,7 @@ def records(rt: Runtime, action: str | None = None, outcome: str | None = None) 
 
 
 def jobs(rt: Runtime, kind: str) -> list[tuple[str, float]]:
-    """Scheduled (member, due) pairs of one kind ("nudge" or "retry")."""
+    """Scheduled (member, due) pairs of one kind ("trigger" or "retry")."""
     return [(m.decode(), score) for m, score in rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True)
             if parse(m.decode())[0] == kind]
 
@@ -142,7 +142,12 @@ def run_job(rt: Runtime, member: str) -> None:
 
 
 def run_due(rt: Runtime, now: float | None = None) -> list[str]:
-    """What a tick and the workers do: claim the jobs due at ``now`` (default: the runtime's clock) and run them."""
+    """What a tick and the workers do: claim the jobs due at ``now`` (default: the runtime's clock) and run them.
+
+    A settable clock is moved on to ``now`` first: the jobs run at that moment.
+    """
+    if now is not None and isinstance(rt.clock, Clock):
+        rt.clock.now = max(rt.clock.now, now)
     due = rt.scheduler.claim_due(rt.clock() if now is None else now)
     for member in due:
         run_job(rt, member)

@@ -1,4 +1,4 @@
-"""Agent-silence nudges: the window, its deadline in the scheduler, and firing it once."""
+"""Agent-silence nudges, the first built-in trigger: the window, its deadline in the scheduler, firing it once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.unit.workers.conftest import (
     AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, RULES, START, THREAD_ID, deliver, jobs, records, run_due, run_job, seed,
     sent_events,
 )
-from workers.handlers import silence
+from workers.handlers import triggers
 from workers.runtime import Runtime
 from workers.scheduler import LEASE_SECONDS, job
 
@@ -35,24 +35,32 @@ def msg(role: Role, seconds: float, n: int) -> Event:
 
 def observe(rt: Runtime, *messages: Event) -> None:
     for m in messages:
-        silence.observe(m, rt)
+        triggers.observe(m, rt)
+
+
+def deadline_of(start: str) -> float:
+    return epoch(start) + AFTER  # type: ignore[operator]
 
 
 def nudge(start: str) -> str:
-    return job("nudge", CHAT_ID, THREAD_ID, f"{epoch(start):.6f}")
+    """The job that evaluates the thread at the deadline of a window opened at ``start``."""
+    return job("trigger", CHAT_ID, THREAD_ID, f"{deadline_of(start):.6f}")
 
 
-def window(rt: Runtime) -> tuple[str, float] | None:
-    """The one open window's (start time, deadline), or None."""
-    (pending,) = jobs(rt, "nudge") or [None]
-    if pending is None:
-        return None
-    member, due = pending
-    return member.rsplit("|", 1)[1], due
+def window(rt: Runtime) -> float | None:
+    """The one open window's deadline (when the thread is evaluated next), or None."""
+    (pending,) = jobs(rt, "trigger") or [None]
+    return None if pending is None else pending[1]
 
 
-def opened_at(seconds: float) -> tuple[str, float]:
-    return f"{START + seconds:.6f}", START + seconds + AFTER
+def opened_at(seconds: float) -> float:
+    return START + seconds + AFTER
+
+
+def fire(rt: Runtime, at: float) -> None:
+    """Evaluate the thread at ``at`` as its job would (however often it runs)."""
+    rt.clock.now = max(rt.clock.now, at)  # type: ignore[attr-defined]
+    triggers.due(triggers.due_event(CHAT_ID, THREAD_ID, f"{at:.6f}"), rt)
 
 
 # --- the window ----------------------------------------------------------------------------
@@ -60,12 +68,12 @@ def opened_at(seconds: float) -> tuple[str, float]:
 
 def test_a_customer_message_opens_the_window_with_the_deadline_at_its_time_plus_after(dry_rt):
     deliver(dry_rt, "incoming_chat")
-    assert jobs(dry_rt, "nudge") == [(nudge(FIRST_CUSTOMER), epoch(FIRST_CUSTOMER) + AFTER)]
+    assert jobs(dry_rt, "trigger") == [(nudge(FIRST_CUSTOMER), deadline_of(FIRST_CUSTOMER))]
 
 
 def test_a_second_customer_message_does_not_move_the_deadline(dry_rt):
     deliver(dry_rt, "incoming_chat", "incoming_event")
-    assert jobs(dry_rt, "nudge") == [(nudge(FIRST_CUSTOMER), epoch(FIRST_CUSTOMER) + AFTER)]
+    assert jobs(dry_rt, "trigger") == [(nudge(FIRST_CUSTOMER), deadline_of(FIRST_CUSTOMER))]
 
 
 def test_an_earlier_customer_message_delivered_late_moves_the_window_back(dry_rt):
@@ -75,7 +83,7 @@ def test_an_earlier_customer_message_delivered_late_moves_the_window_back(dry_rt
 
 def test_an_agent_reply_closes_the_window(dry_rt):
     deliver(dry_rt, "incoming_chat", "user_added_to_chat", "incoming_event.agent_message")
-    assert jobs(dry_rt, "nudge") == []
+    assert jobs(dry_rt, "trigger") == []
 
 
 def test_a_customer_message_after_the_agents_reply_opens_a_new_window(dry_rt):
@@ -96,40 +104,40 @@ def test_reordered_agent_reply_before_an_earlier_customer_message_leaves_no_wind
 @pytest.mark.parametrize("ended", ["chat_deactivated", "chat_deactivated.router"])
 def test_the_chats_end_closes_the_window_for_good(dry_rt, ended):
     deliver(dry_rt, "incoming_chat", ended)
-    assert jobs(dry_rt, "nudge") == []
+    assert jobs(dry_rt, "trigger") == []
     deliver(dry_rt, "incoming_event")  # a customer message delivered after the end
     observe(dry_rt, msg(Role.CUSTOMER, 600, 1))
-    assert jobs(dry_rt, "nudge") == []
+    assert jobs(dry_rt, "trigger") == []
 
 
 def test_the_bots_message_changes_nothing(dry_rt):
     deliver(dry_rt, "incoming_chat")
-    before = jobs(dry_rt, "nudge")
+    before = jobs(dry_rt, "trigger")
     deliver(dry_rt, "incoming_event.bot_message")  # 10:00:02, after the customer's message
-    assert jobs(dry_rt, "nudge") == before
+    assert jobs(dry_rt, "trigger") == before
 
 
 def test_the_bots_message_does_not_open_a_window(dry_rt):
     deliver(dry_rt, "incoming_event.bot_message")
     observe(dry_rt, msg(Role.BOT, 10, 1))
-    assert jobs(dry_rt, "nudge") == []
+    assert jobs(dry_rt, "trigger") == []
 
 
 def test_a_window_needs_the_authors_role(dry_rt):
     deliver(dry_rt, "incoming_event")  # dry-run, no credentials, author never introduced
-    assert jobs(dry_rt, "nudge") == []
+    assert jobs(dry_rt, "trigger") == []
 
 
-def test_no_nudge_rule_no_window(dry_settings, fake_redis):
-    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(tagging=RULES.tagging))
+def test_no_nudge_rule_no_window(dry_settings, fake_redis, clock):
+    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(tagging=RULES.tagging), clock=clock)
     deliver(rt, "incoming_chat")
-    assert jobs(rt, "nudge") == []
+    assert jobs(rt, "trigger") == []
 
 
-def test_after_seconds_comes_from_the_rule(dry_settings, fake_redis):
-    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(nudge=NudgeRule(after_seconds=5, message="Hi")))
+def test_after_seconds_comes_from_the_rule(dry_settings, fake_redis, clock):
+    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(nudge=NudgeRule(after_seconds=5, message="Hi")), clock=clock)
     observe(rt, msg(Role.CUSTOMER, 10, 1))
-    assert window(rt) == (f"{START + 10:.6f}", START + 15)
+    assert window(rt) == START + 15
 
 
 def test_reordered_customer_after_agent_reply_still_opens_a_window(dry_rt):
@@ -159,16 +167,16 @@ def test_at_the_deadline_the_bot_sends_the_nudge_once(live_rt, livechat):
     assert call["event"]["type"] == "message"
     assert call["event"]["text"] == RULES.nudge.message
     assert livechat.chat(CHAT_ID)["thread"]["events"][-1]["author_id"] == BOT_ID
-    assert jobs(live_rt, "nudge") == []  # completed
+    assert jobs(live_rt, "trigger") == []  # completed
 
 
 def test_a_second_fire_or_a_duplicate_job_sends_nothing(live_rt, livechat):
     seed(livechat)
     deliver(live_rt, "incoming_chat")
     member = nudge(FIRST_CUSTOMER)
-    run_job(live_rt, member)
+    run_due(live_rt, deadline_of(FIRST_CUSTOMER))
     run_job(live_rt, member)  # the same queue message redelivered
-    silence.fire(silence.deadline(CHAT_ID, THREAD_ID, member.rsplit("|", 1)[1]), live_rt)
+    fire(live_rt, deadline_of(FIRST_CUSTOMER) + 1)
     live_rt.scheduler.schedule(member, 0)  # a lost tick's lease running out
     run_due(live_rt, START + 3600)
     assert len(sent_events(livechat)) == 1
@@ -192,10 +200,11 @@ def test_the_deadline_survives_a_worker_restart(live_rt, livechat, fake_redis, c
 
 
 @pytest.mark.parametrize("closing", ["incoming_event.agent_message", "chat_deactivated"])
-def test_a_job_already_claimed_when_the_window_closes_sends_nothing(live_rt, livechat, closing):
+def test_a_job_already_claimed_when_the_window_closes_sends_nothing(live_rt, livechat, clock, closing):
     seed(livechat)
     deliver(live_rt, "incoming_chat", "user_added_to_chat")
-    (member,) = live_rt.scheduler.claim_due(epoch(FIRST_CUSTOMER) + AFTER)  # queued by the tick...
+    clock.now = deadline_of(FIRST_CUSTOMER)
+    (member,) = live_rt.scheduler.claim_due(clock.now)  # queued by the tick...
     deliver(live_rt, closing)  # ...then the window closes before a worker runs it
     run_job(live_rt, member)
     assert sent_events(livechat) == []
@@ -204,16 +213,16 @@ def test_a_job_already_claimed_when_the_window_closes_sends_nothing(live_rt, liv
 def test_fire_for_a_closed_window_sends_nothing(live_rt, livechat):
     seed(livechat)
     deliver(live_rt, "incoming_chat", "user_added_to_chat", "incoming_event.agent_message")
-    silence.fire(silence.deadline(CHAT_ID, THREAD_ID, f"{epoch(FIRST_CUSTOMER):.6f}"), live_rt)
-    silence.fire(silence.deadline(CHAT_ID, "UNKNOWNTHREAD", f"{epoch(FIRST_CUSTOMER):.6f}"), live_rt)
+    fire(live_rt, deadline_of(FIRST_CUSTOMER))
+    triggers.due(triggers.due_event(CHAT_ID, "UNKNOWNTHREAD", "0"), live_rt)
     assert sent_events(livechat) == []
 
 
 def test_the_job_of_a_window_moved_earlier_sends_nothing(dry_rt):
     observe(dry_rt, msg(Role.CUSTOMER, 30, 2))
-    stale = jobs(dry_rt, "nudge")[0][0]
+    stale = jobs(dry_rt, "trigger")[0][0]
     observe(dry_rt, msg(Role.CUSTOMER, 10, 1))
-    run_job(dry_rt, stale)
+    run_job(dry_rt, stale)  # the clock is before either deadline
     assert records(dry_rt, "send_event") == []
     run_due(dry_rt, START + 10 + AFTER)
     assert len(records(dry_rt, "send_event")) == 1
@@ -237,7 +246,7 @@ def test_a_bot_not_accepting_chats_skips_the_nudge_and_records_why(live_rt, live
     (record,) = records(live_rt, "send_event")
     assert record["outcome"] == "skipped"
     assert "not_accepting_chats" in record["reason"]
-    assert jobs(live_rt, "nudge") == []
+    assert jobs(live_rt, "trigger") == []
 
 
 def test_the_routing_status_is_fetched_when_no_webhook_told_us(live_rt, livechat):
@@ -274,4 +283,4 @@ def test_a_nudge_refused_for_good_is_not_retried_forever(live_rt, livechat, cloc
             pass
         clock.advance(LEASE_SECONDS)
     assert len(livechat.calls("send_event")) == 1
-    assert jobs(live_rt, "nudge") == []
+    assert jobs(live_rt, "trigger") == []

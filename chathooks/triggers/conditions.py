@@ -1,0 +1,278 @@
+"""Conditions over a thread's state: the fields, the operators, and when a condition can turn.
+
+A condition is checked against a ``ThreadView`` at a moment ``now``. Besides whether it holds,
+the check says the next moment its truth can change with nothing but time passing (a clock
+reaching a threshold), so the workers schedule an evaluation then instead of polling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chathooks.triggers.grammar import Comparison, Linear, linear, names, parse
+
+ATTRIBUTE = "attributes."
+
+# Each field's kind: "time" is a clock (seconds since a moment, growing with now), "number",
+# "text", "choice" (text from a fixed set), "tags" (a set of tag names), "message" (the last customer
+# message's text, which is tested as it arrives and never kept).
+FIELDS: dict[str, str] = {
+    "status": "choice",
+    "seconds_since_customer_message": "time",
+    "seconds_since_agent_message": "time",
+    "seconds_since_start": "time",
+    "last_message_author": "choice",
+    "customer_message_text": "message",
+    "customer_messages_in_a_row": "number",
+    "messages": "number",
+    "customer_email": "text",
+    "tags": "tags",
+    "rating": "number",
+    "source": "choice",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "status": ("open", "ended"),
+    "last_message_author": ("customer", "agent", "bot"),
+    "source": ("livechat", "livechat_v2", "lhc", "chatbot"),
+}
+# Built-in triggers' own fields, not for the rules file: the first customer message nobody has answered.
+INTERNAL_FIELDS = {"seconds_waiting": "time"}
+
+NUMERIC_OPS = ("gt", "gte", "lt", "lte")
+LIST_OPS = ("contains_any", "in_list", "not_in_list")
+OPS = ("eq", "neq", *NUMERIC_OPS, "empty", "notempty", "contains", *LIST_OPS)
+# Which operators each kind of field takes (an attribute may hold text or a number: all of them).
+OPS_FOR: dict[str, tuple[str, ...]] = {
+    "time": (*NUMERIC_OPS, "empty", "notempty"),
+    "number": ("eq", "neq", *NUMERIC_OPS, "empty", "notempty", "in_list", "not_in_list"),
+    "text": ("eq", "neq", "empty", "notempty", "contains", *LIST_OPS),
+    "choice": ("eq", "neq", "empty", "notempty", "in_list", "not_in_list"),
+    "message": ("eq", "neq", "empty", "notempty", "contains", *LIST_OPS),
+    "tags": ("empty", "notempty", "contains", "contains_any"),
+    "attribute": OPS,
+}
+_PY = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+_EXPR_PY = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "==": "eq", "!=": "neq"}
+
+
+def kind_of(name: str, internal: bool = False) -> str | None:
+    """The kind of a field name (None: no such field); ``now`` is a time."""
+    if name == "now":
+        return "time"
+    if name.startswith(ATTRIBUTE) and len(name) > len(ATTRIBUTE):
+        return "attribute"
+    return FIELDS.get(name) or (INTERNAL_FIELDS.get(name) if internal else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadView:
+    """A thread's state as the conditions see it. Times are Unix seconds, by the events' own clocks."""
+
+    status: str = "open"
+    started: float | None = None
+    last_customer: float | None = None
+    last_agent: float | None = None
+    waiting_since: float | None = None  # the first customer message since the last agent reply
+    last_author: str | None = None
+    message_facts: frozenset[str] = frozenset()  # the tests the last customer message passed (their ids)
+    has_customer_message: bool = False
+    in_a_row: int = 0
+    messages: int = 0
+    customer_email: str | None = None
+    tags: frozenset[str] = frozenset()
+    rating: int | None = None
+    source: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def clock(self, name: str) -> float | None:
+        """The moment a clock field counts from."""
+        return {"seconds_since_customer_message": self.last_customer, "seconds_since_agent_message": self.last_agent,
+                "seconds_since_start": self.started, "seconds_waiting": self.waiting_since}.get(name)
+
+    def value(self, name: str) -> Any:
+        if name.startswith(ATTRIBUTE):
+            return self.attributes.get(name[len(ATTRIBUTE):])
+        return {"status": self.status, "last_message_author": self.last_author, "customer_email": self.customer_email,
+                "customer_messages_in_a_row": self.in_a_row, "messages": self.messages, "rating": self.rating,
+                "source": self.source, "tags": self.tags}.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    holds: bool
+    turns_at: float | None = None  # the next moment (> now) its truth may change with time alone
+
+
+FALSE = Truth(False)
+
+
+def number(value: Any) -> float | None:
+    """A number from a number or numeric text (platforms send "12" as often as 12); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def words(phrases: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """Whole words or phrases, case-insensitive, as tagging matches them."""
+    alternatives = "|".join(r"\s+".join(map(re.escape, p.split())) for p in phrases)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def _folded(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, frozenset | list | tuple) and not value)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTest:
+    """``{field, op, value}``."""
+
+    field: str
+    op: str
+    value: Any = None
+    kind: str = "attribute"
+    id: str = ""  # stable across rule edits: a message's test results are kept by it
+    _match: Callable[[Any], bool] = field(default=lambda v: False, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, name: str, op: str, value: Any, kind: str) -> FieldTest:
+        digest = hashlib.blake2b(repr((name, op, value)).encode(), digest_size=5).hexdigest()
+        test = cls(name, op, value, kind, digest)
+        object.__setattr__(test, "_match", test._matcher())
+        return test
+
+    def _matcher(self) -> Callable[[Any], bool]:
+        """A test of a present value (text or number) against this test's operator and value."""
+        op, value = self.op, self.value
+        if op in _PY:
+            limit, compare = float(value), _PY[op]
+            return lambda v: (n := number(v)) is not None and getattr(n, compare)(limit)
+        if op in ("eq", "neq"):
+            want, target, folded = op == "eq", number(value), _folded(value)
+            if target is None:
+                return lambda v: (_folded(v) == folded) == want
+            # 5, "5" and "5.0" are one number; a value that is no number is compared as text
+            return lambda v: ((n == target) if (n := number(v)) is not None else _folded(v) == folded) == want
+        if op in ("in_list", "not_in_list"):
+            want, folded = op == "in_list", {_folded(v) for v in value}
+            numbers = {n for n in map(number, value) if n is not None}
+            return lambda v: (_folded(v) in folded or number(v) in numbers) == want
+        if self.kind == "tags":
+            wanted = {_folded(v) for v in ([value] if op == "contains" else value)}
+            return lambda tags: any(_folded(t) in wanted for t in tags)
+        pattern = words([value] if op == "contains" else list(value))
+        return lambda v: pattern.search(str(v)) is not None
+
+    def matches_text(self, text: str) -> bool:
+        """For tests of the last customer message: decided once, when it arrives."""
+        if self.op == "empty":
+            return not text.strip()
+        if self.op == "notempty":
+            return bool(text.strip())
+        return self._match(text)
+
+    def check(self, view: ThreadView, now: float) -> Truth:
+        if self.kind == "message":
+            return Truth(view.has_customer_message and self.id in view.message_facts
+                         if self.op != "empty" else not view.has_customer_message or self.id in view.message_facts)
+        if self.kind == "time":
+            since = view.clock(self.field)
+            if since is None or self.op in ("empty", "notempty"):
+                return Truth((since is None) == (self.op == "empty"))
+            limit = since + float(self.value)  # the moment the clock reaches the value
+            return Truth(self._match(now - since), limit if limit > now else None)
+        value = view.value(self.field)
+        if _empty(value):
+            return Truth(self.op == "empty")
+        if self.op in ("empty", "notempty"):
+            return Truth(self.op == "notempty")
+        return Truth(self._match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class ExprTest:
+    """``{expr: "…"}``, parsed at start."""
+
+    expr: str
+    tree: Comparison
+    internal: bool = False
+
+    @classmethod
+    def build(cls, text: str, internal: bool = False) -> ExprTest:
+        return cls(text, parse(text, lambda name: kind_of(name, internal)), internal)
+
+    def check(self, view: ThreadView, now: float) -> Truth:
+        values: dict[str, Linear | None] = {"now": (1.0, 0.0)}
+        for name in names(self.tree):
+            if name == "now":
+                continue
+            since = view.clock(name) if kind_of(name, self.internal) == "time" else None
+            if since is not None:
+                values[name] = (1.0, -since)  # seconds since: now - since
+            else:
+                n = None if kind_of(name, self.internal) == "time" else number(view.value(name))
+                values[name] = None if n is None else (0.0, n)
+        left, right = linear(self.tree.left, values), linear(self.tree.right, values)
+        if left is None or right is None:
+            return FALSE
+        a, b = left[0] - right[0], left[1] - right[1]  # the comparison is of a * now + b with 0
+        compare = _EXPR_PY[self.tree.op]
+        holds = _holds(compare, a * now + b)
+        if a == 0:
+            return Truth(holds)
+        root = -b / a
+        return Truth(holds, root if root > now else None)
+
+
+def _holds(op: str, x: float) -> bool:
+    if op == "eq":
+        return x == 0
+    if op == "neq":
+        return x != 0
+    return getattr(x, _PY[op])(0.0)
+
+
+Test = FieldTest | ExprTest
+
+
+def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
+    """An AND-list: holds when every test does; turns at the nearest moment any test turns.
+
+    While a test that only an event can change is false, time alone changes nothing.
+    """
+    holds, turns = True, None
+    for test in tests:
+        truth = test.check(view, now)
+        if not truth.holds and truth.turns_at is None:
+            return FALSE
+        holds = holds and truth.holds
+        if truth.turns_at is not None and (turns is None or truth.turns_at < turns):
+            turns = truth.turns_at
+    return Truth(holds, turns)
+
+
+def check_any(groups: tuple[tuple[Test, ...], ...], view: ThreadView, now: float) -> Truth:
+    """OR of AND-lists."""
+    holds, turns = False, None
+    for group in groups:
+        truth = check_all(group, view, now)
+        holds = holds or truth.holds
+        if truth.turns_at is not None and (turns is None or truth.turns_at < turns):
+            turns = truth.turns_at
+    return Truth(holds, turns)
+

@@ -1,0 +1,156 @@
+"""Triggers: each event re-evaluates its thread's triggers; a time-dependent one is evaluated again
+at the moment it can turn (a job in the scheduler, claimed by beat's tick), never by polling.
+
+A trigger fires its actions once per window: its window is spent when it fires and reopens at
+an evaluation that finds its condition false (``repeat: once``: never). The firing and the
+next evaluation's moment are decided together, on the state as read (see ``trigger_state``).
+Actions are once-guarded; a window whose actions did not all finish (a worker lost, an error)
+is finished by the next evaluation that still finds the condition true, or by the handler's
+retry. The agent-silence nudge is the first of them (``chathooks.triggers.rules.nudge_trigger``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import partial
+
+from chathooks.events import Event, Kind, Role, epoch
+from chathooks.http import OutboundError
+from chathooks.platforms.base import ChatRef
+from chathooks.triggers.rules import Trigger
+from workers.handlers.people import send_as_bot
+from workers.handlers.tagging import tag_once
+from workers.once import Busy
+from workers.retry import attempts, is_transient
+from workers.runtime import Runtime
+from workers.scheduler import job
+from workers.trigger_state import ROLES, Change, Snapshot
+
+log = logging.getLogger(__name__)
+
+MAX_RACES = 8  # evaluations that lose the state to a concurrent one before the handler is retried
+# What the platforms send of a chat: LHC's chat fields, and whatever extra fields a template adds.
+_ATTRIBUTE_PARTS = ("chat", "attributes")
+
+
+def observe(event: Event, rt: Runtime) -> None:
+    """Fold ``event`` into its thread's state, then evaluate the thread's triggers."""
+    if not rt.rules.firing or not (event.chat_id and event.thread_id):
+        return
+    change = _change(event, rt)
+    if change is not None:
+        evaluate(rt, ChatRef.of(event), change)
+
+
+def due(event: Event, rt: Runtime) -> None:
+    """A scheduled moment has come: evaluate the thread as it is."""
+    if rt.rules.firing and event.chat_id and event.thread_id:
+        evaluate(rt, ChatRef.of(event), None)
+
+
+def due_event(chat_id: str, thread_id: str, *rest: str) -> Event:
+    """The internal event a due job becomes, so it runs with the handlers' retries."""
+    return Event(key=f"chathooks:{thread_id}:trigger:{'|'.join(rest)}", source="chathooks", kind=Kind.TRIGGER_DUE,
+                 chat_id=chat_id, thread_id=thread_id)
+
+
+def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
+    firing, thread = rt.rules.firing, chat.thread_id
+    assert thread
+    tags_key = rt.state.tags_key(thread, "applied")
+    for _ in range(MAX_RACES):
+        snap = rt.triggers.observe(thread, change, source=chat.source, organization=chat.organization,
+                                   chat_id=chat.chat_id, tags_key=tags_key, read_tags=firing.reads_tags)
+        change = None  # applied: a race only re-reads
+        if snap is None:
+            return
+        now = rt.clock()
+        verdicts: dict[str, str] = {}
+        unfinished: list[tuple[Trigger, int]] = []
+        turns: float | None = None
+        for trigger in firing.triggers:
+            name, fired = trigger.name, snap.fired.get(trigger.name, 0)
+            if trigger.repeat == "once" and fired and trigger.name not in snap.spent:
+                continue
+            truth = trigger.check(snap.view, now)
+            spent = name in snap.spent
+            if truth.holds and not spent and not (trigger.repeat == "once" and fired):
+                verdicts[name] = "fire"
+            elif not truth.holds and spent and trigger.repeat == "window":
+                verdicts[name] = "reopen"
+            elif truth.holds and spent and snap.done.get(name, 0) < fired:
+                unfinished.append((trigger, fired))
+            if truth.turns_at is not None and not (trigger.repeat == "once" and fired):
+                turns = truth.turns_at if turns is None else min(turns, truth.turns_at)
+        next_job = job("trigger", snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
+        if verdicts or next_job != snap.job:
+            fired_now = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns)
+            if fired_now is None:
+                continue  # another worker changed the thread meanwhile: evaluate again on its state
+            by_name = {t.name: t for t in firing.triggers}
+            unfinished += [(by_name[name], window) for name, window in fired_now]
+        here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)
+        attempts(*(partial(_act, rt, here, trigger, window) for trigger, window in unfinished))
+        return
+    raise Busy(f"triggers of thread {thread}")
+
+
+def _act(rt: Runtime, chat: ChatRef, trigger: Trigger, window: int) -> None:
+    """Window ``window``'s actions, each once; done when all are, or when one failed for good."""
+    log.info("trigger %r fired on %s chat %s (window %d)", trigger.name, chat.source, chat.chat_id, window)
+    effects = []
+    for i, action in enumerate(trigger.actions):
+        if action.kind == "message":
+            effects.append(partial(_message, rt, chat, f"{trigger.name}:{chat.thread_id}:{window}:{i}", action.value))
+        else:
+            effects.append(partial(tag_once, rt, chat, action.value))
+    try:
+        attempts(*effects)
+    except Exception as exc:
+        if not is_transient(exc):  # dead-lettered once, not again on every evaluation
+            rt.triggers.actions_done(chat.thread_id, trigger.name, window)  # type: ignore[arg-type]
+        raise
+    rt.triggers.actions_done(chat.thread_id, trigger.name, window)  # type: ignore[arg-type]
+
+
+def _message(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
+    try:
+        send_as_bot(rt, chat, once_name, text)
+    except OutboundError as exc:
+        if exc.type != "chat_inactive":
+            raise
+        rt.outbound.chats(chat.source).skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
+
+
+def _change(event: Event, rt: Runtime) -> Change | None:
+    at = epoch(event.time) or rt.clock()
+    fields = _fields(event, rt)
+    if event.kind is Kind.MESSAGE:
+        role = rt.author_role(event)
+        code = ROLES.get(role.value) if role in (Role.CUSTOMER, Role.AGENT, Role.BOT) else None  # type: ignore[union-attr]
+        if code is None:
+            return Change("seen", at, fields=fields) if fields else None
+        facts = tuple(rt.rules.firing.message_facts(event.text or "")) if code == "c" else ()
+        digest = hashlib.blake2b(event.key.encode(), digest_size=6).hexdigest()
+        return Change("msg", at, code, digest, facts, fields)
+    op = {Kind.CHAT_ENDED: "end", Kind.CUSTOMER_LEFT: "left"}.get(event.kind, "seen")
+    return Change(op, at, fields=fields)
+
+
+def _fields(event: Event, rt: Runtime) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if event.customer_email:
+        fields["email"] = event.customer_email.strip().lower()
+    if event.kind is Kind.RATED and event.rating is not None:
+        fields["rating"] = str(event.rating)
+    elif event.kind is Kind.RATING_CANCELLED:
+        fields["rating"] = ""
+    wanted = rt.rules.firing.attributes
+    if wanted:
+        for part in _ATTRIBUTE_PARTS:
+            sent = event.raw.get(part)
+            if isinstance(sent, dict):
+                fields.update({f"a:{k}": str(v) for k, v in sent.items()
+                               if k in wanted and isinstance(v, str | int | float) and not isinstance(v, bool)})
+    return fields
