@@ -24,6 +24,7 @@ class Kind(StrEnum):
     VISITOR_QUEUED = "visitor_queued"  # a visitor waits in the queue; no chat yet
     LEAD = "lead"  # contact details from outside a chat (a ticket's requester)
     TRIGGER_DUE = "trigger_due"  # internal: a moment a thread's triggers may turn has come
+    TRIGGER_FIRED = "trigger_fired"  # internal: a trigger's window fired, its actions are to run
     SILENCE_DEADLINE = "silence_deadline"  # the previous release's nudge deadline (its dead letters replay)
 
 

@@ -144,7 +144,8 @@ def _describe(messages: Any, data: Any, where: str = "") -> list[str]:
         if key == "_schema":
             label = where
         elif isinstance(key, int):
-            named = next(((k, child[k]) for k in ("tag", "block", "name") if isinstance(child, dict) and k in child), None)
+            names = ("tag", "block", "name")
+            named = next(((k, child[k]) for k in names if isinstance(child, dict) and k in child), None)
             label = f"{where}[{key}]" + (f" ({named[0]} {named[1]!r})" if named and isinstance(named[1], str) else "")
         else:
             label = f"{where}: {key}" if where else str(key)

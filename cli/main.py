@@ -107,7 +107,7 @@ def _dlq_target(args: argparse.Namespace) -> str | None:
 
 
 def _dlq_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--handler", metavar="NAME", help="only this handler's items (e.g. silence.fire)")
+    parser.add_argument("--handler", metavar="NAME", help="only this handler's items (e.g. triggers.act)")
     parser.add_argument("--kind", help="only items whose event is of this kind (e.g. chat_ended)")
     parser.add_argument("--chat", metavar="CHAT_ID", help="only this chat's items")
     parser.add_argument("--older-than", metavar="DURATION",

@@ -30,6 +30,7 @@ REGISTRY: dict[str, Handler] = {
     "marketing.sync": marketing.sync,
     "triggers.observe": triggers.observe,
     "triggers.due": triggers.due,
+    "triggers.act": triggers.act,
     "silence.fire": triggers.due,  # the previous release's nudge deadlines (dead letters): their thread evaluated
     "rating.react": rating.react,
     "rating.cancelled": rating.cancelled,
@@ -56,6 +57,7 @@ TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.VISITOR_QUEUED: ("timeline.record",),
     Kind.LEAD: ("marketing.sync",),
     Kind.TRIGGER_DUE: ("triggers.due",),
+    Kind.TRIGGER_FIRED: ("triggers.act",),
     Kind.SILENCE_DEADLINE: ("silence.fire",),
 }
 

@@ -62,6 +62,8 @@ def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
     kind, parts = parse(member)
     if kind in ("trigger", "nudge"):  # nudge: a deadline scheduled by the previous release
         dispatch([triggers.due_event(*parts)], rt)
+    elif kind == "fire":  # a fired window's actions, their worker lost before they were done
+        run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)
     elif kind == "retry":
         retry = retry_payload(member)
         run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],

@@ -2,7 +2,7 @@
 
 Per thread: a hash (the clocks as the events' own times, the last author, the last customer
 message's test results, email, rating, the platform attributes the triggers read, and per
-trigger whether its window is spent, how many windows fired and which one's actions are done)
+trigger whether its window is spent and how many windows fired)
 and a sorted set of its customer and agent messages (a short digest each, by time) that
 dedupes redeliveries and gives the count and the customers' messages in a row. No message
 text is kept.
@@ -80,17 +80,20 @@ if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
 return {redis.call('HGETALL', h), row, first, redis.call('ZCARD', m), tags}
 """
 
-# KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, then
-# trigger/verdict pairs (fire|reopen). Returns the fired triggers with their window numbers; nil if stale.
+# KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
+# actions' job prefix and due time (their backstop), then trigger/verdict pairs (fire|reopen). Returns the
+# fired triggers with their window numbers; nil if the state moved on since it was read.
 _DECIDE = """
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return false end
 local fired = {}
-for i = 4, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local name = ARGV[i]
   if ARGV[i + 1] == 'fire' then
     redis.call('HSET', KEYS[1], 's:' .. name, '1')
+    local n = redis.call('HINCRBY', KEYS[1], 'n:' .. name, 1)
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4] .. name .. '|' .. n)
     fired[#fired + 1] = name
-    fired[#fired + 1] = redis.call('HINCRBY', KEYS[1], 'n:' .. name, 1)
+    fired[#fired + 1] = n
   else
     redis.call('HDEL', KEYS[1], 's:' .. name)
   end
@@ -107,13 +110,6 @@ if old ~= ARGV[2] then
 end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 return fired
-"""
-
-# Record window N's actions done, unless a later window's already are.
-_DONE = """
-local done = tonumber(redis.call('HGET', KEYS[1], 'd:' .. ARGV[1]) or '0')
-if tonumber(ARGV[2]) > done then redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], ARGV[2]) end
-return 1
 """
 
 ROLES = {"customer": "c", "agent": "a", "bot": "b"}
@@ -142,7 +138,6 @@ class Snapshot:
     job: str  # the next evaluation's scheduled job, '' none
     spent: frozenset[str]  # triggers whose window is spent
     fired: Mapping[str, int]  # windows fired per trigger
-    done: Mapping[str, int]  # the last window whose actions are done, per trigger
 
 
 class TriggerState:
@@ -153,7 +148,6 @@ class TriggerState:
         self._live_ttl, self._ended_ttl = live_ttl, ended_ttl
         self._observe = client.register_script(_OBSERVE)
         self._decide = client.register_script(_DECIDE)
-        self._done = client.register_script(_DONE)
 
     def key(self, thread_id: str) -> str:
         return f"{self._p}trigger:{thread_id}"
@@ -169,18 +163,19 @@ class TriggerState:
             " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs])
         return None if reply is None else _snapshot(*reply)
 
-    def decide(self, thread_id: str, version: str, verdicts: Mapping[str, str], job: str,
-               due: float | None) -> list[tuple[str, int]] | None:
-        """Apply the verdicts and the next evaluation if the state is still ``version``; None when it moved on."""
-        args: list[Any] = [version, job, f"{due:.6f}" if due is not None else ""]
+    def decide(self, thread_id: str, version: str, verdicts: Mapping[str, str], job: str, due: float | None,
+               fire_prefix: str, fire_due: float) -> list[tuple[str, int]] | None:
+        """Apply the verdicts and the next evaluation if the state is still ``version``; None when it moved on.
+
+        Each window fired gets a job ``fire_prefix + name|window`` due at ``fire_due``: its actions' backstop,
+        run if the worker is lost before they are done (or handed to retries).
+        """
+        args: list[Any] = [version, job, f"{due:.6f}" if due is not None else "", fire_prefix, f"{fire_due:.6f}"]
         args += [x for kv in verdicts.items() for x in kv]
         reply = self._decide(keys=[self.key(thread_id), self._schedule], args=args)
         if reply is None:
             return None
         return [(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]
-
-    def actions_done(self, thread_id: str, trigger: str, window: int) -> None:
-        self._done(keys=[self.key(thread_id)], args=[trigger, window])
 
 
 def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tags: Sequence[bytes]) -> Snapshot:
@@ -189,7 +184,7 @@ def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tag
     def time(name: str) -> float | None:
         return float(h[name]) if name in h else None
 
-    prefixed = {p: {k[len(p):]: v for k, v in h.items() if k.startswith(p)} for p in ("s:", "n:", "d:", "a:")}
+    prefixed = {p: {k[len(p):]: v for k, v in h.items() if k.startswith(p)} for p in ("s:", "n:", "a:")}
     view = ThreadView(
         status="ended" if "ended" in h else "open",
         started=time("start"), last_customer=time("lc"), last_agent=time("la"),
@@ -200,5 +195,4 @@ def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tag
         tags=frozenset(t.decode() for t in tags), rating=int(h["rating"]) if "rating" in h else None,
         source=h.get("src"), attributes=prefixed["a:"])
     return Snapshot(h.get("v", "0"), view, h.get("src", ""), h.get("org") or None, h.get("chat", ""), h.get("job", ""),
-                    frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()},
-                    {k: int(v) for k, v in prefixed["d:"].items()})
+                    frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()})

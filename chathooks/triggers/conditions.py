@@ -159,6 +159,8 @@ class FieldTest:
     def _matcher(self) -> Callable[[Any], bool]:
         """A test of a present value (text or number) against this test's operator and value."""
         op, value = self.op, self.value
+        if op in ("empty", "notempty"):
+            return lambda v: _empty(v) == (op == "empty")
         if op in _PY:
             limit, compare = float(value), _PY[op]
             return lambda v: (n := number(v)) is not None and getattr(n, compare)(limit)

@@ -72,13 +72,17 @@ def parse(text: str, kind_of: Callable[[str], str | None]) -> Comparison:
     """Parse ``text`` into a Comparison; raise ExprError saying what is wrong and where.
 
     ``kind_of(name)`` tells what a name is: ``"time"`` (changes with the clock: ``now``, the
-    ``seconds_since_*`` clocks), ``"number"``, ``"text"`` (not allowed in arithmetic) or None (unknown).
+    ``seconds_since_*`` clocks), ``"number"``, ``"attribute"`` (a number if the platform sent one),
+    another kind (not allowed in arithmetic) or None (unknown).
     """
     if not isinstance(text, str):
         raise ExprError("must be a string")
     if len(text) > MAX_LENGTH:
         raise ExprError(f"longer than {MAX_LENGTH} characters")
-    parser = _Parser(_tokens(text), kind_of)
+    tokens = _tokens(text)
+    if not tokens:
+        raise ExprError("is empty")
+    parser = _Parser(tokens, kind_of)
     result = parser.comparison()
     if parser.peek() is not None:
         raise ExprError(f"unexpected {parser.peek()!r} after the comparison")
@@ -177,8 +181,8 @@ class _Parser:
             kind = self._kind_of(token)
             if kind is None:
                 raise ExprError(f"unknown field {token!r}")
-            if kind == "text":
-                raise ExprError(f"{token} is text, not a number")
+            if kind not in ("time", "number", "attribute"):
+                raise ExprError(f"{token} is not a number")
             return Name(token)
         raise ExprError(f"unexpected {token!r}")
 

@@ -57,7 +57,8 @@ class TriggerSet:
         read |= {n for t in tests if isinstance(t, ExprTest) for n in names(t.tree)}
         message = {t.id: t for t in tests if isinstance(t, FieldTest) and t.kind == "message"}
         object.__setattr__(self, "message_tests", tuple(message.values()))
-        object.__setattr__(self, "attributes", frozenset(n.partition(".")[2] for n in read if kind_of(n) == "attribute"))
+        attributes = frozenset(n.partition(".")[2] for n in read if kind_of(n) == "attribute")
+        object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "reads_tags", "tags" in read)
 
     def __bool__(self) -> bool:
@@ -180,6 +181,8 @@ class TriggerSchema(Schema):
     def _not_reserved(self, value: str, **kwargs: Any) -> None:
         if value.strip() != value or not value:
             raise ValidationError("must not be blank or padded")
+        if "|" in value:
+            raise ValidationError("must not contain '|'")
         if value == NUDGE:
             raise ValidationError(f"{NUDGE!r} is the built-in nudge's name (the nudge section)")
 

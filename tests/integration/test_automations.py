@@ -250,8 +250,9 @@ def test_nudge_fires_once_when_the_worker_restarts_before_the_deadline(launch, m
     conv = Conversation("3.6")
     deadline = start_silence(system, lc, conv, after)
     # The window is open (its deadline is in the scheduler) before the worker goes.
-    wait_for(lambda: any(m.startswith("nudge|") for m, _ in system.schedule()), timeout=10, what="the nudge scheduled")
-    assert [s for m, s in system.schedule() if m.startswith("nudge|")] == [pytest.approx(deadline, abs=1e-3)]
+    wait_for(lambda: any(m.startswith("trigger|") for m, _ in system.schedule()), timeout=10,
+             what="the nudge scheduled")
+    assert [s for m, s in system.schedule() if m.startswith("trigger|")] == [pytest.approx(deadline, abs=1e-3)]
 
     system.worker.signal(signal.SIGTERM)
     system.worker.proc.wait(15)

@@ -68,7 +68,7 @@ def test_a_refused_nudge_replayed_once_runs_once_even_when_no_worker_was_running
     deadline = start_silence(system, lc, conv, after)
     [item] = dead_lettered(system, 1, timeout=deadline - time.time() + 8)
 
-    assert (item["handler"], item["attempts"], item["replays"]) == ("silence.fire", 1, 0)
+    assert (item["handler"], item["attempts"], item["replays"]) == ("triggers.act", 1, 0)
     assert (item["event"]["chat_id"], item["event"]["thread_id"]) == (conv.chat_id, conv.thread_id)
     [error] = item["errors"]
     assert (error["service"], error["method"], error["type"]) == ("livechat", "send_event", "authorization")
@@ -79,7 +79,7 @@ def test_a_refused_nudge_replayed_once_runs_once_even_when_no_worker_was_running
     assert json.loads(listed.stdout) == [item]
     table = dlq(system, "list", "--chat", conv.chat_id)
     row = table.stdout.splitlines()[1]
-    assert row.split()[0] == item["id"] and row.split()[2] == "silence.fire"
+    assert row.split()[0] == item["id"] and row.split()[2] == "triggers.act"
     assert row.endswith("livechat send_event authorization (403, final): injected authorization")
 
     # LiveChat takes the bot's messages again; the replay is made while no worker runs: it waits in Redis.
@@ -88,7 +88,7 @@ def test_a_refused_nudge_replayed_once_runs_once_even_when_no_worker_was_running
     system.worker.proc.wait(15)
     replayed = dlq(system, "replay", item["id"])
     assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout.startswith(f"replayed {item['id']} (silence.fire on silence_deadline, chat {conv.chat_id})")
+    assert replayed.stdout.startswith(f"replayed {item['id']} (triggers.act on trigger_fired, chat {conv.chat_id})")
     assert system.dead_letters() == [] and gauge(system) == 0
     assert [m for m, _ in system.schedule() if m.startswith("retry|")], system.schedule()
     assert len(sends(lc, NUDGE)) == 1
@@ -113,7 +113,7 @@ def test_replay_all_by_handler_then_purge_the_rest(launch):
     dead_lettered(system, 1, timeout=deadline - time.time() + 8)
     happen(system, lc, conv, conv.deactivated())
     items = {i["handler"]: i for i in dead_lettered(system, 2, timeout=15)}
-    assert set(items) == {"silence.fire", "tagging.thread_ended"}
+    assert set(items) == {"triggers.act", "tagging.thread_ended"}
     assert [e["type"] for e in items["tagging.thread_ended"]["errors"]] == ["validation"]
     assert gauge(system) == 2
     assert sorted(r.json["tag"] for r in lc.calls("tag_thread")) == TAGS  # each refused once
@@ -126,12 +126,12 @@ def test_replay_all_by_handler_then_purge_the_rest(launch):
     system.settle()
     assert _tags(lc, conv) == TAGS
     assert Counter(r.json["tag"] for r in lc.calls("tag_thread")) == Counter(TAGS * 2)
-    assert [i["handler"] for i in system.dead_letters()] == ["silence.fire"] and gauge(system) == 1
+    assert [i["handler"] for i in system.dead_letters()] == ["triggers.act"] and gauge(system) == 1
 
     purged = dlq(system, "purge", "--older-than", "0s")
     assert purged.returncode == 0, purged.stderr
     assert purged.stdout.splitlines() == [
-        f"purged {items['silence.fire']['id']} (silence.fire on silence_deadline, chat {conv.chat_id})", "1 purged"]
+        f"purged {items['triggers.act']['id']} (triggers.act on trigger_fired, chat {conv.chat_id})", "1 purged"]
     assert system.dead_letters() == [] and gauge(system) == 0
     nothing = dlq(system, "purge", "--older-than", "0s")
     assert nothing.returncode == 1 and nothing.stderr == "chathooks: no dead letter matched; nothing purged\n"

@@ -4,9 +4,9 @@ at the moment it can turn (a job in the scheduler, claimed by beat's tick), neve
 A trigger fires its actions once per window: its window is spent when it fires and reopens at
 an evaluation that finds its condition false (``repeat: once``: never). The firing and the
 next evaluation's moment are decided together, on the state as read (see ``trigger_state``).
-Actions are once-guarded; a window whose actions did not all finish (a worker lost, an error)
-is finished by the next evaluation that still finds the condition true, or by the handler's
-retry. The agent-silence nudge is the first of them (``chathooks.triggers.rules.nudge_trigger``).
+A fired window's actions run at once, as their own handler (``act``: retried and dead-lettered
+on their own, each action once-guarded); a backstop job runs them if the worker is lost first.
+The agent-silence nudge is the first of them (``chathooks.triggers.rules.nudge_trigger``).
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from functools import partial
 from chathooks.events import Event, Kind, Role, epoch
 from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
-from chathooks.triggers.rules import Trigger
 from workers.handlers.people import send_as_bot
 from workers.handlers.tagging import tag_once
 from workers.once import Busy
-from workers.retry import attempts, is_transient
+from workers.retry import attempts
 from workers.runtime import Runtime
-from workers.scheduler import job
-from workers.trigger_state import ROLES, Change, Snapshot
+from workers.scheduler import LEASE_SECONDS, job
+from workers.trigger_state import ROLES, Change
 
 log = logging.getLogger(__name__)
 
+ACT = "triggers.act"
 MAX_RACES = 8  # evaluations that lose the state to a concurrent one before the handler is retried
 # What the platforms send of a chat: LHC's chat fields, and whatever extra fields a template adds.
 _ATTRIBUTE_PARTS = ("chat", "attributes")
@@ -55,7 +55,20 @@ def due_event(chat_id: str, thread_id: str, *rest: str) -> Event:
                  chat_id=chat_id, thread_id=thread_id)
 
 
+def fired_event(chat_id: str, thread_id: str, trigger: str, window: str) -> Event:
+    """A window fired: the event its actions run on (``act``)."""
+    return Event(key=f"chathooks:{thread_id}:fired:{trigger}:{window}", source="chathooks", kind=Kind.TRIGGER_FIRED,
+                 chat_id=chat_id, thread_id=thread_id, raw={"trigger": trigger, "window": int(window)})
+
+
+def fire_job(chat_id: str, thread_id: str, trigger: str, window: int) -> str:
+    return job("fire", chat_id, thread_id, trigger, str(window))
+
+
 def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
+    # Imported here: dispatch imports this module for its table.
+    from workers.dispatch import run_handler
+
     firing, thread = rt.rules.firing, chat.thread_id
     assert thread
     tags_key = rt.state.tags_key(thread, "applied")
@@ -67,51 +80,53 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
             return
         now = rt.clock()
         verdicts: dict[str, str] = {}
-        unfinished: list[tuple[Trigger, int]] = []
         turns: float | None = None
         for trigger in firing.triggers:
-            name, fired = trigger.name, snap.fired.get(trigger.name, 0)
-            if trigger.repeat == "once" and fired and trigger.name not in snap.spent:
-                continue
+            name, spent = trigger.name, trigger.name in snap.spent
+            if trigger.repeat == "once" and snap.fired.get(name):
+                continue  # once per thread: done with
             truth = trigger.check(snap.view, now)
-            spent = name in snap.spent
-            if truth.holds and not spent and not (trigger.repeat == "once" and fired):
+            if truth.holds and not spent:
                 verdicts[name] = "fire"
-            elif not truth.holds and spent and trigger.repeat == "window":
+            elif spent and not truth.holds:
                 verdicts[name] = "reopen"
-            elif truth.holds and spent and snap.done.get(name, 0) < fired:
-                unfinished.append((trigger, fired))
-            if truth.turns_at is not None and not (trigger.repeat == "once" and fired):
+            if truth.turns_at is not None:
                 turns = truth.turns_at if turns is None else min(turns, truth.turns_at)
         next_job = job("trigger", snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
-        if verdicts or next_job != snap.job:
-            fired_now = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns)
-            if fired_now is None:
-                continue  # another worker changed the thread meanwhile: evaluate again on its state
-            by_name = {t.name: t for t in firing.triggers}
-            unfinished += [(by_name[name], window) for name, window in fired_now]
-        here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)
-        attempts(*(partial(_act, rt, here, trigger, window) for trigger, window in unfinished))
+        if not verdicts and next_job == snap.job:
+            return
+        fired = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns,
+                                   job("fire", snap.chat_id, thread, ""), now + LEASE_SECONDS)
+        if fired is None:
+            continue  # another worker changed the thread meanwhile: evaluate again on its state
+        for name, window in fired:
+            member = fire_job(snap.chat_id, thread, name, window)
+            run_handler(ACT, fired_event(snap.chat_id, thread, name, str(window)), rt, job=member)
+            rt.scheduler.complete(member)
         return
     raise Busy(f"triggers of thread {thread}")
 
 
-def _act(rt: Runtime, chat: ChatRef, trigger: Trigger, window: int) -> None:
-    """Window ``window``'s actions, each once; done when all are, or when one failed for good."""
-    log.info("trigger %r fired on %s chat %s (window %d)", trigger.name, chat.source, chat.chat_id, window)
+def act(event: Event, rt: Runtime) -> None:
+    """A fired window's actions, each once: a message by the bot, a tag."""
+    name, window, thread = event.raw["trigger"], event.raw["window"], event.thread_id
+    trigger = next((t for t in rt.rules.firing.triggers if t.name == name), None)
+    if trigger is None or not thread:
+        log.warning("trigger %r fired on thread %s is no longer in the rules: nothing done", name, thread)
+        return
+    snap = rt.triggers.observe(thread, None, source="", organization=None, chat_id=event.chat_id or "",
+                               tags_key=rt.state.tags_key(thread, "applied"), read_tags=False)
+    if snap is None:
+        return  # the thread's state expired long ago
+    chat = ChatRef(snap.source, snap.chat_id, thread, snap.organization)
+    log.info("trigger %r fired on %s chat %s (window %d)", name, chat.source, chat.chat_id, window)
     effects = []
     for i, action in enumerate(trigger.actions):
         if action.kind == "message":
-            effects.append(partial(_message, rt, chat, f"{trigger.name}:{chat.thread_id}:{window}:{i}", action.value))
+            effects.append(partial(_message, rt, chat, f"{name}:{thread}:{window}:{i}", action.value))
         else:
             effects.append(partial(tag_once, rt, chat, action.value))
-    try:
-        attempts(*effects)
-    except Exception as exc:
-        if not is_transient(exc):  # dead-lettered once, not again on every evaluation
-            rt.triggers.actions_done(chat.thread_id, trigger.name, window)  # type: ignore[arg-type]
-        raise
-    rt.triggers.actions_done(chat.thread_id, trigger.name, window)  # type: ignore[arg-type]
+    attempts(*effects)
 
 
 def _message(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:

@@ -83,7 +83,8 @@ def test_events_are_handled_one_after_another(dry_rt, monkeypatch):
     a = Event(key="a", source="livechat", kind=Kind.TAGGED, chat_id="C", thread_id="T", tag="x")
     b = Event(key="b", source="livechat", kind=Kind.USER_REMOVED, chat_id="C")
     dispatch([a, b], dry_rt)
-    assert ran == [("a", "timeline.record"), ("a", "tagging.tagged"), ("a", "triggers.observe"), ("b", "timeline.record")]
+    assert ran == [("a", "timeline.record"), ("a", "tagging.tagged"), ("a", "triggers.observe"),
+                   ("b", "timeline.record")]
 
 
 @pytest.mark.parametrize("error", [ValueError("a bug"), permanent(), transient()])

@@ -135,7 +135,8 @@ def test_no_nudge_rule_no_window(dry_settings, fake_redis, clock):
 
 
 def test_after_seconds_comes_from_the_rule(dry_settings, fake_redis, clock):
-    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(nudge=NudgeRule(after_seconds=5, message="Hi")), clock=clock)
+    rules = Rules(nudge=NudgeRule(after_seconds=5, message="Hi"))
+    rt = Runtime.build(dry_settings, fake_redis, rules=rules, clock=clock)
     observe(rt, msg(Role.CUSTOMER, 10, 1))
     assert window(rt) == START + 15
 
