@@ -36,7 +36,8 @@ def holds(field: str, op: str, value=None, view: ThreadView = VIEW) -> bool:
     ("customer_email", "contains", "exam", False),  # whole words, as tagging
     ("customer_email", "contains_any", ["nope", "jane"], True), ("customer_email", "in_list", ["x@y.z"], False),
     ("tags", "contains", "refund", True), ("tags", "contains", "vip", True), ("tags", "contains", "late", False),
-    ("tags", "contains_any", ["late", "refund"], True), ("tags", "notempty", None, True), ("tags", "empty", None, False),
+    ("tags", "contains_any", ["late", "refund"], True), ("tags", "notempty", None, True),
+    ("tags", "empty", None, False),
     ("rating", "eq", 0, True), ("rating", "eq", 1, False), ("rating", "lt", 1, True),
     ("source", "eq", "lhc", True), ("source", "neq", "livechat", True),
     ("attributes.status", "eq", 5, True), ("attributes.status", "eq", "5", True), ("attributes.status", "gte", 5, True),

@@ -39,7 +39,8 @@ def test_the_spec_example_and_the_lhc_examples_load():
     assert [t.name for t in lhc.triggers] == ["hello-no-reply", "twice-in-a-row", "bot-no-reply", "long-chat"]
     hello, twice, bot, long = lhc.triggers
     assert hello.repeat == "window" and bot.repeat == "once"
-    assert twice.actions == (Action("message", "We have your messages: someone is on the way."), Action("tag", "waiting"))
+    assert twice.actions == (Action("message", "We have your messages: someone is on the way."),
+                             Action("tag", "waiting"))
     assert len(long.when) == 2 and isinstance(long.when[0][0], ExprTest)
     assert lhc.firing.attributes == {"status", "last_user_msg_time"} and not lhc.firing.reads_tags
     assert [t.field for t in lhc.firing.message_tests] == ["customer_message_text"]
@@ -133,6 +134,7 @@ def test_trigger_names_are_unique(tmp_path):
 
 
 def test_an_item_is_built_once_at_load(tmp_path):
-    (t,) = load(tmp_path, trigger(when=[{"field": "customer_email", "op": "contains_any", "value": ["a", "b"]}])).triggers
+    when = [{"field": "customer_email", "op": "contains_any", "value": ["a", "b"]}]
+    (t,) = load(tmp_path, trigger(when=when)).triggers
     (item,) = t.when[0]
     assert isinstance(item, FieldTest) and item.value == ("a", "b")
