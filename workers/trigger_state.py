@@ -25,13 +25,18 @@ from chathooks.triggers.conditions import ThreadView
 
 # KEYS: state, messages, applied tags. ARGV: op (msg|end|left|seen|read), time, live ttl, ended ttl,
 # source, organization, chat id, role (c|a|b), message digest, test results, read tags (1|0), then field/value
-# pairs to set ('' deletes). Times travel as the caller's strings so no precision is lost in Lua.
+# pairs to set ('' deletes; a:<name> the platform's attributes). Times travel as the caller's strings so no
+# precision is lost in Lua.
 _OBSERVE = """
 local h, m = KEYS[1], KEYS[2]
 local op, t = ARGV[1], tonumber(ARGV[2])
-local function later(f)
+-- Keep the later time in field f; on a tie (LHC's clock has whole seconds) the message that arrived last wins.
+local function later(f, ties)
   local v = redis.call('HGET', h, f)
-  if v == false or t > tonumber(v) then redis.call('HSET', h, f, ARGV[2]) return true end
+  if v == false or t > tonumber(v) or (ties and t == tonumber(v)) then
+    redis.call('HSET', h, f, ARGV[2])
+    return true
+  end
   return false
 end
 if op ~= 'read' then
@@ -43,15 +48,29 @@ if op ~= 'read' then
     if role ~= 'b' then fresh = redis.call('ZADD', m, 'NX', ARGV[2], role .. ARGV[9]) == 1 end
     if fresh then
       if role == 'c' then
-        if later('lc') then redis.call('HSET', h, 'facts', ARGV[10]) end
-      elseif role == 'a' then later('la') end
-      if later('lt') then redis.call('HSET', h, 'author', role) end
+        if later('lc', true) then redis.call('HSET', h, 'facts', ARGV[10]) end
+      elseif role == 'a' then later('la', false) end
+      if later('lt', true) then redis.call('HSET', h, 'author', role) end
     end
   elseif op == 'end' then redis.call('HSET', h, 'ended', '1')
-  elseif op == 'left' then later('left')
+  elseif op == 'left' then later('left', false)
   end
+  -- The platform's attributes are a snapshot of the chat: an older one delivered late does not win.
+  local attributes_fresh = nil
   for i = 12, #ARGV, 2 do
-    if ARGV[i + 1] == '' then redis.call('HDEL', h, ARGV[i]) else redis.call('HSET', h, ARGV[i], ARGV[i + 1]) end
+    local f, v = ARGV[i], ARGV[i + 1]
+    local apply = true
+    if string.sub(f, 1, 2) == 'a:' then
+      if attributes_fresh == nil then
+        local ta = redis.call('HGET', h, 'ta')
+        attributes_fresh = ta == false or t >= tonumber(ta)
+        if attributes_fresh then redis.call('HSET', h, 'ta', ARGV[2]) end
+      end
+      apply = attributes_fresh
+    end
+    if apply then
+      if v == '' then redis.call('HDEL', h, f) else redis.call('HSET', h, f, v) end
+    end
   end
   redis.call('HINCRBY', h, 'v', 1)
   local ttl = ARGV[3]

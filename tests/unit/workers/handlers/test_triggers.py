@@ -356,3 +356,21 @@ def test_a_failed_send_to_an_ended_chat_is_recorded_not_retried(make_live, livec
     chat = Chat()
     happen(rt, chat.customer(0), chat.customer(1))
     assert records(rt, "send_event", "skipped") and jobs(rt, "retry") == []
+
+
+def test_the_platforms_attributes_of_an_older_event_delivered_late_do_not_win(rt):
+    def message(n: int, seconds: float, status: int) -> Event:
+        return Event(key=f"lhc:1:msg:{n}", source="lhc", kind=Kind.MESSAGE, chat_id=CHAT_ID, thread_id=THREAD_ID,
+                     author_role=Role.CUSTOMER, text="hi", time=at(seconds),
+                     raw={"chat": {"status": status, "last_user_msg_time": int(START + seconds), "nick": "x"}})
+
+    happen(rt, message(2, 10, 1), message(1, 5, 5))
+    assert view(rt).attributes == {"status": "1", "last_user_msg_time": str(int(START + 10))}  # only those read
+
+
+def test_on_a_whole_second_tie_the_message_that_arrived_last_is_the_last(rt):
+    chat = Chat()
+    happen(rt, chat.agent(10), chat.customer(10, "hello"))  # LHC's clock: the same second
+    v = view(rt)
+    assert v.last_author == "customer" and v.last_customer == v.last_agent == START + 10
+    assert v.in_a_row == 0  # an agent's reply in that second counts as answering it
