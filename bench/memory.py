@@ -1,7 +1,8 @@
 """B5: Redis bytes per tracked chat, and the pipeline's keys back to baseline once chats end and TTLs pass.
 
 The web and worker processes run with short TTLs (CHATHOOKS_CHAT_TTL and friends) so the
-return to baseline takes seconds. A warm-up conversation first creates the keys that outlive
+return to baseline takes seconds, and with the 20 triggers of B3T (bench/rules.py), so the
+state kept for triggers (the ``trigger`` family) is counted. A warm-up conversation first creates the keys that outlive
 any chat (counters, the bounded record of outbound actions); once its own keys expire, that
 is the baseline. Then N chats start and talk (measured: bytes per chat, by key family), all
 end, and the benchmark waits for the key count to come back down to the baseline.
@@ -24,6 +25,7 @@ from bench.pipeline import post_and_wait
 from bench.plan import Plan
 from bench.processes import start_celery_worker, start_gunicorn
 from bench.redis_target import Namespace, RedisTarget
+from bench.rules import write_rules
 from bench.stats import Figure, Spread
 
 
@@ -59,7 +61,7 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:
     client = target.client()
     env = ns.env(CHATHOOKS_CHAT_TTL=str(plan.chat_ttl), CHATHOOKS_DEDUPE_TTL=str(plan.chat_ttl),
                  CHATHOOKS_ENDED_CHAT_TTL=str(plan.ended_ttl), CHATHOOKS_STATE_DEDUPE_TTL=str(plan.ended_ttl),
-                 CHATHOOKS_PROFILE_TTL=str(plan.chat_ttl))
+                 CHATHOOKS_PROFILE_TTL=str(plan.chat_ttl), CHATHOOKS_RULES=str(write_rules(log_dir)["triggers"]))
     web, url = start_gunicorn(APPS["ingress"], env, log_dir, "memory-web", plan.web_workers)
     try:
         worker = start_celery_worker(env, log_dir, "memory-worker", concurrency=plan.worker_concurrency)
@@ -89,15 +91,19 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:
     per_customer = (ended.families.get("profile", (0, 0))[1] - baseline.families.get("profile", (0, 0))[1]) / \
         plan.memory_chats
     server_per_chat = (tracked.used_memory - baseline.used_memory) / plan.memory_chats
+    per_chat_triggers = (tracked.families.get("trigger", (0, 0))[1] - baseline.families.get("trigger", (0, 0))[1]) / \
+        plan.memory_chats
     return Figure(
         key="B5", title="Redis bytes per tracked chat; keys back to baseline after TTLs", unit="bytes/chat",
         value=Spread.of([per_chat]),
         sides={"used_memory delta /chat": Spread.of([server_per_chat]),
-               "profile bytes /customer": Spread.of([per_customer])},
+               "profile bytes /customer": Spread.of([per_customer]),
+               "trigger state bytes /chat": Spread.of([per_chat_triggers])},
         details={
             "chats": plan.memory_chats, "messages_per_chat": plan.memory_messages,
             "ttl_seconds": {"chat_dedupe_and_profile": plan.chat_ttl, "ended_chat_and_state_dedupe": plan.ended_ttl},
             "profile_bytes_per_customer": round(per_customer),
+            "trigger_state_bytes_per_chat": round(per_chat_triggers), "rules": "default rules and 20 triggers",
             "keys": {"baseline": baseline.keys, "tracked": tracked.keys, "ended": ended.keys, "after": after.keys},
             "bytes_per_chat_by_family": {
                 name: round((size - baseline.families.get(name, (0, 0))[1]) / plan.memory_chats)

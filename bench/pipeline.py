@@ -1,12 +1,14 @@
-"""B3 (pipeline against a no-op task) and B4 (two worker processes against one).
+"""B3 (pipeline against a no-op task), B3T (with 20 triggers against none) and B4 (two worker processes
+against one).
 
 Pipeline: whole conversations are posted to the real ingress while a real Celery worker runs
 the automations (dry-run: no outbound calls); the rate is deliveries from the first request
 to the moment the workers' ``processed`` counter says the last handler is done.
 No-op: the same worker command and configuration draining as many no-op task messages,
 pushed onto the queue at once; done when the queue and the broker's unacked set are empty.
-Each run starts a fresh worker, warms it up, measures, and stops it; the three sides
-alternate order between rounds.
+Triggers: the pipeline with the default rules minus the nudge (no trigger at all), and with
+20 triggers added (bench/rules.py). Each run starts a fresh worker, warms it up, measures,
+and stops it; the sides alternate order between rounds.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from bench.plan import Plan
 from bench.processes import start_celery_worker, start_gunicorn
 from bench.pyload import PythonLoad
 from bench.redis_target import Namespace, RedisTarget
+from bench.rules import write_rules
 from bench.stats import Figure, Spread, ratios
 from chathooks.queue_message import celery_message
 
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
-SIDES = ("pipeline", "noop", "pipeline-1")
+SIDES = ("pipeline", "noop", "pipeline-1", "no-triggers", "triggers")
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,10 @@ class Run:
                 "seconds": round(self.seconds, 3), "per_second": round(self.rate, 1)}
 
 
-def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> tuple[Figure, Figure]:
+def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> tuple[Figure, Figure, Figure]:
     ns = target.namespace("pipeline")
     client = target.client()
+    rules = write_rules(log_dir)
     web, url = start_gunicorn(APPS["ingress"], ns.env(), log_dir, "pipeline-web", plan.web_workers)
     runs: dict[str, list[Run]] = {side: [] for side in SIDES}
     try:
@@ -61,11 +65,12 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> tuple[Figure, Fig
             for side in (SIDES if n % 2 == 0 else SIDES[::-1]):
                 concurrency = 1 if side == "pipeline-1" else plan.worker_concurrency
                 measure_side = _noop(plan) if side == "noop" else _pipeline(url, plan)
-                runs[side].append(_with_worker(side, concurrency, ns, client, log_dir, n, measure_side))
+                env = {"CHATHOOKS_RULES": str(rules[side])} if side in rules else {}
+                runs[side].append(_with_worker(side, concurrency, ns, client, log_dir, n, measure_side, env))
     finally:
         web.stop()
         ns.clean(client)
-    return _b3(runs, plan), _b4(runs, plan)
+    return _b3(runs, plan), _b3t(runs), _b4(runs, plan)
 
 
 # (namespace, client, warm-up?) -> (deliveries, seconds); a warm-up is small: each pool process runs a task.
@@ -73,9 +78,9 @@ Measure = Callable[[Namespace, redis.Redis, bool], tuple[int, float]]
 
 
 def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis, log_dir: Path, n: int,
-                 measure_side: Measure) -> Run:
+                 measure_side: Measure, env: dict[str, str]) -> Run:
     app = "bench.noop" if side == "noop" else "workers"
-    worker = start_celery_worker(ns.env(), log_dir, f"{side}-{n}", app=app, concurrency=concurrency)
+    worker = start_celery_worker(ns.env(**env), log_dir, f"{side}-{n}", app=app, concurrency=concurrency)
     try:
         measure_side(ns, client, True)
         deliveries, seconds = measure_side(ns, client, False)
@@ -148,6 +153,17 @@ def _b3(runs: dict[str, list[Run]], plan: Plan) -> Figure:
         details={"worker_concurrency": plan.worker_concurrency, "chats": plan.pipeline_chats,
                  "messages_per_chat": plan.messages_per_chat,
                  "runs": [r.to_dict() for side in ("pipeline", "noop") for r in runs[side]]},
+    )
+
+
+def _b3t(runs: dict[str, list[Run]]) -> Figure:
+    with_, without = [r.rate for r in runs["triggers"]], [r.rate for r in runs["no-triggers"]]
+    return Figure(
+        key="B3T", title="pipeline deliveries/s with 20 triggers ÷ with none", unit="ratio",
+        value=ratios(with_, without),
+        sides={"20 triggers /s": Spread.of(with_), "no triggers /s": Spread.of(without)},
+        details={"rules": "default rules without the nudge; and with bench/rules.py's 20 triggers",
+                 "runs": [r.to_dict() for side in ("triggers", "no-triggers") for r in runs[side]]},
     )
 
 

@@ -96,14 +96,15 @@ for i = 1, #after, 2 do
 end
 local tags = {}
 if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
-return {redis.call('HGETALL', h), row, first, redis.call('ZCARD', m), tags}
+return {redis.call('HGETALL', h), row, first, redis.call('ZCARD', m), tags, redis.call('TTL', h)}
 """
 
 # KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
-# actions' job prefix and due time (their backstop), then trigger/verdict pairs (fire|reopen). Returns the
-# fired triggers with their window numbers; nil if the state moved on since it was read.
+# actions' job prefix and due time (their backstop), then trigger/verdict pairs (fire|reopen). Returns
+# the fired triggers with their window numbers; nil if the state moved on since it was read.
 _DECIDE = """
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return false end
+local job = ARGV[2]
 local fired = {}
 for i = 6, #ARGV, 2 do
   local name = ARGV[i]
@@ -118,13 +119,13 @@ for i = 6, #ARGV, 2 do
   end
 end
 local old = redis.call('HGET', KEYS[1], 'job')
-if old ~= ARGV[2] then
+if old ~= job then
   if old then redis.call('ZREM', KEYS[2], old) end
-  if ARGV[2] == '' then
+  if job == '' then
     redis.call('HDEL', KEYS[1], 'job')
   else
-    redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-    redis.call('HSET', KEYS[1], 'job', ARGV[2])
+    redis.call('ZADD', KEYS[2], ARGV[3], job)
+    redis.call('HSET', KEYS[1], 'job', job)
   end
 end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
@@ -155,6 +156,7 @@ class Snapshot:
     organization: str | None
     chat_id: str
     job: str  # the next evaluation's scheduled job, '' none
+    ttl: int  # seconds until the state expires
     spent: frozenset[str]  # triggers whose window is spent
     fired: Mapping[str, int]  # windows fired per trigger
 
@@ -197,7 +199,8 @@ class TriggerState:
         return [(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
-def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tags: Sequence[bytes]) -> Snapshot:
+def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tags: Sequence[bytes],
+              ttl: int) -> Snapshot:
     h = {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
 
     def time(name: str) -> float | None:
@@ -214,4 +217,4 @@ def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tag
         tags=frozenset(t.decode() for t in tags), rating=int(h["rating"]) if "rating" in h else None,
         source=h.get("src"), attributes=prefixed["a:"])
     return Snapshot(h.get("v", "0"), view, h.get("src", ""), h.get("org") or None, h.get("chat", ""), h.get("job", ""),
-                    frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()})
+                    int(ttl), frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()})

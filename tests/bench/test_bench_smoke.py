@@ -20,14 +20,15 @@ def test_smoke_run_measures_every_figure(tmp_path: Path) -> None:
 
     results = json.loads((tmp_path / "latest.json").read_text())
     figures = results["figures"]
-    assert set(figures) == {"B1", "B2", "B3", "B4", "B5", "B6"}
-    for key in ("B1", "B2", "B3", "B4"):
+    assert set(figures) == {"B1", "B2", "B3", "B3T", "B4", "B5", "B6"}
+    for key in ("B1", "B2", "B3", "B3T", "B4"):
         value = figures[key]["value"]
         assert 0 < value["min"] <= value["median"] <= value["max"], key
         assert figures[key]["goal"] and isinstance(figures[key]["met"], bool)
     assert figures["B5"]["value"]["median"] > 0
     assert figures["B5"]["returned_to_baseline"] is True
     assert figures["B5"]["profile_bytes_per_customer"] > 0
+    assert figures["B5"]["trigger_state_bytes_per_chat"] > 0
     assert figures["B6"]["value"]["median"] > 0 and isinstance(figures["B6"]["met"], bool)
     assert {"cpu", "cores", "memory_gib"} <= set(results["machine"])
     for component in ("python", "flask", "celery", "kombu", "redis", "redis server", "gunicorn", "load generator"):

@@ -92,6 +92,8 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
                 verdicts[name] = "reopen"
             if truth.turns_at is not None:
                 turns = truth.turns_at if turns is None else min(turns, truth.turns_at)
+        if turns is not None and turns > now + snap.ttl:
+            turns = None  # the state expires first: nothing would be left to evaluate then
         next_job = job("trigger", snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
         if not verdicts and next_job == snap.job:
             return

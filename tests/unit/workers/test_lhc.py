@@ -39,6 +39,7 @@ def rt(lhc, mailchimp: FakeMailchimp, fake_redis, clock) -> Runtime:  # type: ig
     env = {"LHC_API_URL": settings.api_url, "LHC_API_USER": settings.api_user, "LHC_API_KEY": settings.api_key,
            "MAILCHIMP_API_KEY": mailchimp.api_key, "MAILCHIMP_LIST_ID": mailchimp.list_id,
            "MAILCHIMP_API_URL": mailchimp.api_url}
+    clock.now = fixture("chat_addmsguser", "lhc")["chat"]["time"]  # the fixtures' day: their times are its clock's
     return Runtime.build(make_settings(**env), fake_redis, rules=LHC_RULES, clock=clock)
 
 

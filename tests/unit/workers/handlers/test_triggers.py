@@ -374,3 +374,13 @@ def test_on_a_whole_second_tie_the_message_that_arrived_last_is_the_last(rt):
     v = view(rt)
     assert v.last_author == "customer" and v.last_customer == v.last_agent == START + 10
     assert v.in_a_row == 0  # an agent's reply in that second counts as answering it
+
+
+def test_a_moment_after_the_state_expires_is_not_scheduled(dry_settings, fake_redis, clock):
+    settings = dry_settings.__class__(**{**dry_settings.__dict__, "ended_chat_ttl_seconds": 20})
+    rt = Runtime.build(settings, fake_redis, rules=RULES, clock=clock)
+    chat = Chat()
+    happen(rt, chat.customer(0, "hello"))
+    assert [due for _, due in jobs(rt, "trigger")] == [START + 25]
+    happen(rt, chat.ended(1))  # hello-no-reply could still turn at 25, but the state is gone by then
+    assert jobs(rt, "trigger") == []
