@@ -31,7 +31,7 @@ REGISTRY: dict[str, Handler] = {
     "triggers.observe": triggers.observe,
     "triggers.due": triggers.due,
     "triggers.act": triggers.act,
-    "silence.fire": triggers.due,  # the previous release's nudge deadlines (dead letters): their thread evaluated
+    "silence.fire": triggers.previous_nudge,  # the previous release's nudge deadlines and their dead letters
     "rating.react": rating.react,
     "rating.cancelled": rating.cancelled,
     "profile.seen": profile.seen,

@@ -60,10 +60,12 @@ def tick(self) -> int:  # type: ignore[no-untyped-def]
 def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
     rt = runtime_for(self.app)
     kind, parts = parse(member)
-    if kind in ("trigger", "nudge"):  # nudge: a deadline scheduled by the previous release
+    if kind == "trigger":
         dispatch([triggers.due_event(*parts)], rt)
+    elif kind == "nudge":  # a silence deadline the previous release scheduled
+        dispatch([triggers.previous_deadline(*parts)], rt)
     elif kind == "fire":  # a fired window's actions, their worker lost before they were done
-        run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)
+        run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)  # parts: see fire_jobs
     elif kind == "retry":
         retry = retry_payload(member)
         run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],

@@ -1,11 +1,11 @@
 """What triggers keep of each thread in Redis, and the one decision per evaluation.
 
 Per thread: a hash (the clocks as the events' own times, the last author, the last customer
-message's test results, email, rating, the platform attributes the triggers read, and per
-trigger whether its window is spent and how many windows fired)
-and a sorted set of its customer and agent messages (a short digest each, by time) that
-dedupes redeliveries and gives the count and the customers' messages in a row. No message
-text is kept.
+message's test results, email, rating, the platform attributes the triggers read, the message
+count, and per trigger the version its window was spent at and how many windows fired, and the
+next evaluation's job); a sorted set of its messages (a short digest each, by time) that
+dedupes redeliveries and gives the customers' messages in a row; and, rarely, the customer
+messages in the same second as the last agent reply but after it. No message text is kept.
 
 Every change is one script that also returns the state, so an event costs one round trip.
 A decision (fire, reopen, the next evaluation's moment) is applied only if the state is
@@ -23,17 +23,19 @@ import redis
 
 from chathooks.triggers.conditions import ThreadView
 
-# KEYS: state, messages, applied tags. ARGV: op (msg|end|left|seen|read), time, live ttl, ended ttl,
+# KEYS: state, messages, applied tags, ties. ARGV: op (msg|start|end|left|seen|read), time, live ttl, ended ttl,
 # source, organization, chat id, role (c|a|b), message digest, test results, read tags (1|0), then field/value
-# pairs to set ('' deletes; a:<name> the platform's attributes). Times travel as the caller's strings so no
-# precision is lost in Lua.
+# pairs to set ('' deletes; a:<name> the platform's attributes). Only msg, start and end create a thread's
+# state: a late rating or tag after the state expired does not bring back an empty, open one. Times travel as the
+# caller's strings so no precision is lost in Lua.
 _OBSERVE = """
-local h, m = KEYS[1], KEYS[2]
+local h, m, ties = KEYS[1], KEYS[2], KEYS[4]
 local op, t = ARGV[1], tonumber(ARGV[2])
+if op ~= 'msg' and op ~= 'start' and op ~= 'end' and redis.call('EXISTS', h) == 0 then return false end
 -- Keep the later time in field f; on a tie (LHC's clock has whole seconds) the message that arrived last wins.
-local function later(f, ties)
+local function later(f, ties_win)
   local v = redis.call('HGET', h, f)
-  if v == false or t > tonumber(v) or (ties and t == tonumber(v)) then
+  if v == false or t > tonumber(v) or (ties_win and t == tonumber(v)) then
     redis.call('HSET', h, f, ARGV[2])
     return true
   end
@@ -41,53 +43,62 @@ local function later(f, ties)
 end
 if op ~= 'read' then
   if redis.call('HSETNX', h, 'src', ARGV[5]) == 1 then redis.call('HSET', h, 'org', ARGV[6], 'chat', ARGV[7]) end
-  local s = redis.call('HGET', h, 'start')
-  if s == false or t < tonumber(s) then redis.call('HSET', h, 'start', ARGV[2]) end
-  if op == 'msg' then
-    local role, fresh = ARGV[8], true
-    if role ~= 'b' then fresh = redis.call('ZADD', m, 'NX', ARGV[2], role .. ARGV[9]) == 1 end
-    if fresh then
-      if role == 'c' then
-        if later('lc', true) then redis.call('HSET', h, 'facts', ARGV[10]) end
-      elseif role == 'a' then later('la', false) end
-      if later('lt', true) then redis.call('HSET', h, 'author', role) end
+  local role = ARGV[8]
+  -- Bot messages are kept only to recognise their redeliveries: they count for nothing but the last author.
+  local fresh = op ~= 'msg' or redis.call('ZADD', m, 'NX', ARGV[2], role .. ARGV[9]) == 1
+  if fresh and role ~= 'b' then
+    local s = redis.call('HGET', h, 'start')
+    if s == false or t < tonumber(s) then redis.call('HSET', h, 'start', ARGV[2]) end
+  end
+  if op == 'msg' and fresh then
+    if role == 'c' then
+      redis.call('HINCRBY', h, 'n', 1)
+      if later('lc', true) then redis.call('HSET', h, 'facts', ARGV[10]) end
+      -- In the second of the last agent reply, but after it: still waiting.
+      if redis.call('HGET', h, 'la') == ARGV[2] then redis.call('SADD', ties, ARGV[9]) end
+    elseif role == 'a' then
+      redis.call('HINCRBY', h, 'n', 1)
+      if later('la', true) then redis.call('DEL', ties) end
     end
+    if later('lt', true) then redis.call('HSET', h, 'author', role) end
   elseif op == 'end' then redis.call('HSET', h, 'ended', '1')
   elseif op == 'left' then later('left', false)
   end
-  -- The platform's attributes are a snapshot of the chat: an older one delivered late does not win.
-  local attributes_fresh = nil
+  -- A value set by an event is not overwritten by an older event delivered late: the platform's attributes
+  -- (a snapshot of the chat) as one, the email and the rating each by its own time.
+  local fresh_by = {}
   for i = 12, #ARGV, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
-    local apply = true
-    if string.sub(f, 1, 2) == 'a:' then
-      if attributes_fresh == nil then
-        local ta = redis.call('HGET', h, 'ta')
-        attributes_fresh = ta == false or t >= tonumber(ta)
-        if attributes_fresh then redis.call('HSET', h, 'ta', ARGV[2]) end
-      end
-      apply = attributes_fresh
+    local group = f
+    if string.sub(f, 1, 2) == 'a:' then group = 'a' end
+    if fresh_by[group] == nil then
+      local at = redis.call('HGET', h, 't:' .. group)
+      fresh_by[group] = at == false or t >= tonumber(at)
+      if fresh_by[group] then redis.call('HSET', h, 't:' .. group, ARGV[2]) end
     end
-    if apply then
+    if fresh_by[group] then
       if v == '' then redis.call('HDEL', h, f) else redis.call('HSET', h, f, v) end
     end
   end
   redis.call('HINCRBY', h, 'v', 1)
   local ttl = ARGV[3]
   if redis.call('HEXISTS', h, 'ended') == 1 then ttl = ARGV[4] end
-  redis.call('EXPIRE', h, ttl)
-  redis.call('EXPIRE', m, ttl)
+  for _, key in ipairs({h, m, ties}) do redis.call('EXPIRE', key, ttl) end
 elseif redis.call('EXISTS', h) == 0 then
   return false
 end
--- Customer messages after the last agent reply (or the customer leaving) are the ones in a row.
-local floor, floor_at = '-inf', -1
-for _, f in ipairs({'la', 'left'}) do
-  local v = redis.call('HGET', h, f)
-  if v and tonumber(v) > floor_at then floor, floor_at = '(' .. v, tonumber(v) end
+-- Customer messages after the last agent reply (or the customer leaving) are the ones in a row: those
+-- with a later time, and those in the reply's own second that arrived after it.
+local la, left = redis.call('HGET', h, 'la'), redis.call('HGET', h, 'left')
+local floor, row, first = '-inf', 0, ''
+if la and (not left or tonumber(la) >= tonumber(left)) then
+  floor = '(' .. la
+  row = redis.call('SCARD', ties)
+  if row > 0 then first = la end
+elseif left then
+  floor = '(' .. left
 end
 local after = redis.call('ZRANGEBYSCORE', m, floor, '+inf', 'WITHSCORES')
-local row, first = 0, ''
 for i = 1, #after, 2 do
   if string.sub(after[i], 1, 1) == 'c' then
     row = row + 1
@@ -96,39 +107,44 @@ for i = 1, #after, 2 do
 end
 local tags = {}
 if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
-return {redis.call('HGETALL', h), row, first, redis.call('ZCARD', m), tags, redis.call('TTL', h)}
+return {redis.call('HGETALL', h), row, first, tags, redis.call('TTL', h)}
 """
 
 # KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
-# actions' job prefix and due time (their backstop), then trigger/verdict pairs (fire|reopen). Returns
-# the fired triggers with their window numbers; nil if the state moved on since it was read.
+# actions' job prefix and due time (their backstop), then trigger/verdict pairs (fire|reopen). A window is
+# spent at a version; the state read at or after it found the condition false, so a reopen read from it
+# stands even when the state has moved on since (a concurrent event must not hide that it was false).
+# Fires and the schedule need the state unchanged. Returns the fired triggers with their window numbers;
+# nil if the state moved on since it was read.
 _DECIDE = """
+local read = tonumber(ARGV[1])
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] == 'reopen' then
+    local spent = redis.call('HGET', KEYS[1], 's:' .. ARGV[i])
+    if spent and read >= tonumber(spent) then redis.call('HDEL', KEYS[1], 's:' .. ARGV[i]) end
+  end
+end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return false end
-local job = ARGV[2]
+local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
 local fired = {}
 for i = 6, #ARGV, 2 do
   local name = ARGV[i]
   if ARGV[i + 1] == 'fire' then
-    redis.call('HSET', KEYS[1], 's:' .. name, '1')
+    redis.call('HSET', KEYS[1], 's:' .. name, version)
     local n = redis.call('HINCRBY', KEYS[1], 'n:' .. name, 1)
     redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4] .. name .. '|' .. n)
     fired[#fired + 1] = name
     fired[#fired + 1] = n
-  else
-    redis.call('HDEL', KEYS[1], 's:' .. name)
   end
 end
-local old = redis.call('HGET', KEYS[1], 'job')
-if old ~= job then
-  if old then redis.call('ZREM', KEYS[2], old) end
-  if job == '' then
-    redis.call('HDEL', KEYS[1], 'job')
-  else
-    redis.call('ZADD', KEYS[2], ARGV[3], job)
-    redis.call('HSET', KEYS[1], 'job', job)
-  end
+local old, job = redis.call('HGET', KEYS[1], 'job'), ARGV[2]
+if old and old ~= job then redis.call('ZREM', KEYS[2], old) end
+if job == '' then
+  redis.call('HDEL', KEYS[1], 'job')
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], job)
+  redis.call('HSET', KEYS[1], 'job', job)
 end
-redis.call('HINCRBY', KEYS[1], 'v', 1)
 return fired
 """
 
@@ -138,7 +154,7 @@ _AUTHORS = {"c": "customer", "a": "agent", "b": "bot"}
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one event changes: ``op`` is msg, end, left or seen (times, email, rating, attributes only)."""
+    """What one event changes: ``op`` is msg, start, end, left or seen (times, email, rating, attributes only)."""
 
     op: str
     time: float
@@ -178,7 +194,7 @@ class TriggerState:
         """Apply ``change`` (None: only read) and return the state after it (None: nothing is kept)."""
         key = self.key(thread_id)
         pairs = [x for kv in (change.fields.items() if change else ()) for x in kv]
-        reply = self._observe(keys=[key, f"{key}:messages", tags_key], args=[
+        reply = self._observe(keys=[key, f"{key}:messages", tags_key, f"{key}:ties"], args=[
             change.op if change else "read", f"{change.time:.6f}" if change else "0", self._live_ttl, self._ended_ttl,
             source, organization or "", chat_id, change.role if change else "", change.digest if change else "",
             " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs])
@@ -199,21 +215,23 @@ class TriggerState:
         return [(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
-def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, messages: int, tags: Sequence[bytes],
-              ttl: int) -> Snapshot:
+def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int) -> Snapshot:
     h = {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
 
     def time(name: str) -> float | None:
         return float(h[name]) if name in h else None
 
-    prefixed = {p: {k[len(p):]: v for k, v in h.items() if k.startswith(p)} for p in ("s:", "n:", "a:")}
+    prefixed: dict[str, dict[str, str]] = {"s:": {}, "n:": {}, "a:": {}}
+    for k, v in h.items():
+        if k[1:2] == ":" and (part := prefixed.get(k[:2])) is not None:
+            part[k[2:]] = v
     view = ThreadView(
         status="ended" if "ended" in h else "open",
         started=time("start"), last_customer=time("lc"), last_agent=time("la"),
         waiting_since=float(first) if first else None,
         last_author=_AUTHORS.get(h.get("author", "")),
         message_facts=frozenset(h.get("facts", "").split()), has_customer_message="lc" in h,
-        in_a_row=int(row), messages=int(messages), customer_email=h.get("email"),
+        in_a_row=int(row), messages=int(h.get("n", 0)), customer_email=h.get("email"),
         tags=frozenset(t.decode() for t in tags), rating=int(h["rating"]) if "rating" in h else None,
         source=h.get("src"), attributes=prefixed["a:"])
     return Snapshot(h.get("v", "0"), view, h.get("src", ""), h.get("org") or None, h.get("chat", ""), h.get("job", ""),

@@ -8,6 +8,8 @@ reaching a threshold), so the workers schedule an evaluation then instead of pol
 from __future__ import annotations
 
 import hashlib
+import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ FIELDS: dict[str, str] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "status": ("open", "ended"),
     "last_message_author": ("customer", "agent", "bot"),
-    "source": ("livechat", "livechat_v2", "lhc", "chatbot"),
+    "source": ("livechat", "livechat_v2", "lhc"),  # the platforms with threads
 }
 # Built-in triggers' own fields, not for the rules file: the first customer message nobody has answered.
 INTERNAL_FIELDS = {"seconds_waiting": "time"}
@@ -55,7 +57,7 @@ OPS_FOR: dict[str, tuple[str, ...]] = {
     "tags": ("empty", "notempty", "contains", "contains_any"),
     "attribute": OPS,
 }
-_PY = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+_PY = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 _EXPR_PY = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "==": "eq", "!=": "neq"}
 
 
@@ -90,15 +92,19 @@ class ThreadView:
 
     def clock(self, name: str) -> float | None:
         """The moment a clock field counts from."""
-        return {"seconds_since_customer_message": self.last_customer, "seconds_since_agent_message": self.last_agent,
-                "seconds_since_start": self.started, "seconds_waiting": self.waiting_since}.get(name)
+        return getattr(self, _CLOCKS[name])
 
     def value(self, name: str) -> Any:
         if name.startswith(ATTRIBUTE):
             return self.attributes.get(name[len(ATTRIBUTE):])
-        return {"status": self.status, "last_message_author": self.last_author, "customer_email": self.customer_email,
-                "customer_messages_in_a_row": self.in_a_row, "messages": self.messages, "rating": self.rating,
-                "source": self.source, "tags": self.tags}.get(name)
+        return getattr(self, _VALUES[name])
+
+
+_CLOCKS = {"seconds_since_customer_message": "last_customer", "seconds_since_agent_message": "last_agent",
+           "seconds_since_start": "started", "seconds_waiting": "waiting_since"}
+_VALUES = {"status": "status", "last_message_author": "last_author", "customer_email": "customer_email",
+           "customer_messages_in_a_row": "in_a_row", "messages": "messages", "rating": "rating", "source": "source",
+           "tags": "tags"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +116,23 @@ class Truth:
 FALSE = Truth(False)
 
 
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def number(value: Any) -> float | None:
-    """A number from a number or numeric text (platforms send "12" as often as 12); None otherwise."""
+    """A finite number from a number or decimal text (platforms send "12" as often as 12); None otherwise."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
     if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
+        value = value.strip()
+        if not _NUMERIC_TEXT.fullmatch(value):  # not "inf", "nan", "1e999" or "1_000"
             return None
+    if isinstance(value, int | float | str):
+        try:
+            n = float(value)
+        except (OverflowError, ValueError):
+            return None
+        return n if math.isfinite(n) else None
     return None
 
 
@@ -163,7 +175,7 @@ class FieldTest:
             return lambda v: _empty(v) == (op == "empty")
         if op in _PY:
             limit, compare = float(value), _PY[op]
-            return lambda v: (n := number(v)) is not None and getattr(n, compare)(limit)
+            return lambda v: (n := number(v)) is not None and compare(n, limit)
         if op in ("eq", "neq"):
             want, target, folded = op == "eq", number(value), _folded(value)
             if target is None:
@@ -196,8 +208,7 @@ class FieldTest:
             since = view.clock(self.field)
             if since is None or self.op in ("empty", "notempty"):
                 return Truth((since is None) == (self.op == "empty"))
-            limit = since + float(self.value)  # the moment the clock reaches the value
-            return Truth(self._match(now - since), limit if limit > now else None)
+            return _against(self.op, now, since + float(self.value))  # the moment the clock reaches the value
         value = view.value(self.field)
         if _empty(value):
             return Truth(self.op == "empty")
@@ -212,41 +223,44 @@ class ExprTest:
 
     expr: str
     tree: Comparison
-    internal: bool = False
+    clocks: tuple[str, ...] = ()  # the clock fields it reads
+    others: tuple[str, ...] = ()  # and the other fields
 
     @classmethod
     def build(cls, text: str, internal: bool = False) -> ExprTest:
-        return cls(text, parse(text, lambda name: kind_of(name, internal)), internal)
+        tree = parse(text, lambda name: kind_of(name, internal))
+        read = sorted(names(tree) - {"now"})
+        clocks = tuple(n for n in read if kind_of(n, internal) == "time")
+        return cls(text, tree, clocks, tuple(n for n in read if n not in clocks))
 
     def check(self, view: ThreadView, now: float) -> Truth:
         values: dict[str, Linear | None] = {"now": (1.0, 0.0)}
-        for name in names(self.tree):
-            if name == "now":
-                continue
-            since = view.clock(name) if kind_of(name, self.internal) == "time" else None
-            if since is not None:
-                values[name] = (1.0, -since)  # seconds since: now - since
-            else:
-                n = None if kind_of(name, self.internal) == "time" else number(view.value(name))
-                values[name] = None if n is None else (0.0, n)
+        for name in self.clocks:
+            since = view.clock(name)
+            values[name] = None if since is None else (1.0, -since)  # seconds since: now - since
+        for name in self.others:
+            n = number(view.value(name))
+            values[name] = None if n is None else (0.0, n)
         left, right = linear(self.tree.left, values), linear(self.tree.right, values)
         if left is None or right is None:
             return FALSE
         a, b = left[0] - right[0], left[1] - right[1]  # the comparison is of a * now + b with 0
-        compare = _EXPR_PY[self.tree.op]
-        holds = _holds(compare, a * now + b)
+        op = _EXPR_PY[self.tree.op]
         if a == 0:
-            return Truth(holds)
-        root = -b / a
-        return Truth(holds, root if root > now else None)
+            return Truth(b == 0 if op == "eq" else b != 0 if op == "neq" else _PY[op](b, 0.0))
+        # a * now + b against 0 is now against the root, the comparison turned round when a < 0
+        return _against(op if a > 0 else _TURNED[op], now, -b / a)
 
 
-def _holds(op: str, x: float) -> bool:
-    if op == "eq":
-        return x == 0
-    if op == "neq":
-        return x != 0
-    return getattr(x, _PY[op])(0.0)
+_TURNED = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
+STEP = 1e-6  # the scheduler's resolution: "just after" a moment
+
+
+def _against(op: str, now: float, moment: float) -> Truth:
+    """``now op moment``, and when that turns: at the moment (gte, lt) or just after it (gt, lte)."""
+    holds = _PY[op](now, moment)
+    turns = moment if op in ("gte", "lt") else moment + STEP
+    return Truth(holds, turns if turns > now else None)
 
 
 Test = FieldTest | ExprTest

@@ -176,7 +176,10 @@ class _Parser:
                 raise ExprError("expected ')'")
             return node
         if token[0].isdigit() or token[0] == ".":
-            return Num(float(token))
+            value = float(token)
+            if not math.isfinite(value):
+                raise ExprError(f"number too large: {token[:20]}…")
+            return Num(value)
         if token[0].isalpha() or token[0] == "_":
             kind = self._kind_of(token)
             if kind is None:
@@ -215,17 +218,23 @@ def linear(node: Node, values: Mapping[str, Linear | None]) -> Linear | None:
     if left is None or right is None:
         return None
     (a, b), (c, d) = left, right
+    if not all(map(math.isfinite, (a, b, c, d))):
+        return None
     if node.op == "+":
-        return a + c, b + d
+        return _finite(a + c, b + d)
     if node.op == "-":
-        return a - c, b - d
+        return _finite(a - c, b - d)
     if node.op == "*":  # the grammar lets at most one side carry time
-        return a * d + c * b, b * d
+        return _finite(a * d + c * b, b * d)
     if d == 0:  # / and %: the right side carries no time
         return None
     if node.op == "/":
-        return a / d, b / d
-    return 0.0, math.fmod(b, d)
+        return _finite(a / d, b / d)
+    return _finite(0.0, math.fmod(b, d))
+
+
+def _finite(a: float, b: float) -> Linear | None:
+    return (a, b) if math.isfinite(a) and math.isfinite(b) else None
 
 
 def names(node: Node | Comparison) -> set[str]:

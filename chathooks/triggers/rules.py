@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,7 +73,17 @@ class TriggerSet:
 # --- the rules file ---------------------------------------------------------------------------
 
 def _scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float) and not isinstance(value, bool)
+    return (isinstance(value, str) or _number(value))
+
+
+def _number(value: Any) -> bool:
+    """A finite number that fits a float (not true, not .nan, not 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _field_test(item: dict[str, Any]) -> FieldTest:
@@ -92,12 +103,12 @@ def _field_test(item: dict[str, Any]) -> FieldTest:
         if value is not None:
             raise ValidationError(f"{op} takes no value")
     elif op in NUMERIC_OPS:
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not _number(value):
             raise ValidationError(f"{op} needs a number as value")
     elif op in ("eq", "neq", "contains"):
         if not _scalar(value) or (isinstance(value, str) and not value.strip()):
             raise ValidationError(f"{op} needs a text or number as value")
-        if kind == "number" and not isinstance(value, int | float):
+        if kind == "number" and not _number(value):
             raise ValidationError(f"{name} is a number: {op} needs a number as value")
         if op == "contains" and not isinstance(value, str):
             raise ValidationError("contains needs a text as value")

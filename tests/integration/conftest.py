@@ -17,7 +17,7 @@ from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import SECRET
 from tests.integration.conversation import BOT_ID
 from tests.integration.processes import Process, start_web, start_worker
-from tests.integration.system import System, automation_env, write_rules
+from tests.integration.system import System, automation_env, launched, write_rules
 
 TEST_DB = os.environ.get("CHATHOOKS_TEST_REDIS_DB", "13")
 
@@ -102,22 +102,14 @@ def launch(request: pytest.FixtureRequest, pipeline_env: dict[str, str], process
 
     Everything started is stopped at teardown; the processes' logs are printed if the test failed.
     """
-    fakes: list[FakeLiveChat] = []
-    systems: list[System] = []
-    failed_before = request.session.testsfailed
+    with launched(request) as (systems, fakes):
+        def launch(version: str, after_seconds: int) -> tuple[System, FakeLiveChat]:
+            lc = FakeLiveChat(api_version=version).start()
+            fakes.append(lc)
+            assert lc.bot_id == BOT_ID, "the fixtures' bot is FakeLiveChat's bot"
+            rules = write_rules(tmp_path / "rules.json", after_seconds)
+            system = System(automation_env(pipeline_env, lc, mailchimp, rules), tmp_path, processes)
+            systems.append(system)
+            return system, lc
 
-    def launch(version: str, after_seconds: int) -> tuple[System, FakeLiveChat]:
-        lc = FakeLiveChat(api_version=version).start()
-        fakes.append(lc)
-        assert lc.bot_id == BOT_ID, "the fixtures' bot is FakeLiveChat's bot"
-        rules = write_rules(tmp_path / "rules.json", after_seconds)
-        system = System(automation_env(pipeline_env, lc, mailchimp, rules), tmp_path, processes)
-        systems.append(system)
-        return system, lc
-
-    yield launch
-    if request.session.testsfailed > failed_before:
-        for system in systems:
-            print(system.logs())
-    for lc in fakes:
-        lc.stop()
+        yield launch

@@ -13,7 +13,9 @@ import copy
 import json
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,23 @@ def automation_env(pipeline_env: dict[str, str], lc: FakeLiveChat, mc: FakeMailc
         "MAILCHIMP_API_URL": mc.api_url,
     }
     return env
+
+
+@contextmanager
+def launched(request: Any) -> Iterator[tuple[list[System], list[Any]]]:
+    """Lists for the systems and fakes a test launches: afterwards the systems' logs are printed if the
+    test failed, and the fakes stopped."""
+    systems: list[System] = []
+    fakes: list[Any] = []
+    failed_before = request.session.testsfailed
+    try:
+        yield systems, fakes
+    finally:
+        if request.session.testsfailed > failed_before:
+            for system in systems:
+                print(system.logs())
+        for fake in fakes:
+            fake.stop()
 
 
 class System:

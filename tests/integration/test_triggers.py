@@ -25,7 +25,7 @@ import yaml
 from tests.fakes.lhc import FakeLhc, form
 from tests.helpers import FIXTURES, fixture, wait_for
 from tests.integration.processes import Process, start_worker
-from tests.integration.system import SHUFFLE_SEED, System
+from tests.integration.system import SHUFFLE_SEED, System, launched
 
 pytestmark = pytest.mark.integration
 
@@ -94,27 +94,19 @@ class Chat:
 @pytest.fixture
 def launch(pipeline_env: dict[str, str], processes: list[Process], tmp_path: Path,
            request: pytest.FixtureRequest) -> Iterator[Callable[[], tuple[System, FakeLhc]]]:
-    fakes: list[FakeLhc] = []
-    systems: list[System] = []
-    failed_before = request.session.testsfailed
+    with launched(request) as (systems, fakes):
+        def launch() -> tuple[System, FakeLhc]:
+            lhc = FakeLhc().start()
+            fakes.append(lhc)
+            api = lhc.settings()
+            system = System({**pipeline_env, "CHATHOOKS_RULES": str(rules_file(tmp_path / "rules.json")),
+                             "CHATHOOKS_DRY_RUN": "0", "LHC_WEBHOOK_SECRETS": TOKEN, "LHC_API_URL": api.api_url,
+                             "LHC_API_USER": api.api_user, "LHC_API_KEY": api.api_key}, tmp_path, processes)
+            system.http.headers["Authorization"] = f"Bearer {TOKEN}"
+            systems.append(system)
+            return system, lhc
 
-    def launch() -> tuple[System, FakeLhc]:
-        lhc = FakeLhc().start()
-        fakes.append(lhc)
-        api = lhc.settings()
-        system = System({**pipeline_env, "CHATHOOKS_RULES": str(rules_file(tmp_path / "rules.json")),
-                         "CHATHOOKS_DRY_RUN": "0", "LHC_WEBHOOK_SECRETS": TOKEN, "LHC_API_URL": api.api_url,
-                         "LHC_API_USER": api.api_user, "LHC_API_KEY": api.api_key}, tmp_path, processes)
-        system.http.headers["Authorization"] = f"Bearer {TOKEN}"
-        systems.append(system)
-        return system, lhc
-
-    yield launch
-    if request.session.testsfailed > failed_before:
-        for system in systems:
-            print(system.logs())
-    for lhc in fakes:
-        lhc.stop()
+        yield launch
 
 
 def twice(system: System, *bodies: dict[str, Any], rng: random.Random | None = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from functools import partial
 
 from chathooks.events import Event, Kind, Role, epoch
@@ -23,7 +24,7 @@ from workers.handlers.tagging import tag_once
 from workers.once import Busy
 from workers.retry import attempts
 from workers.runtime import Runtime
-from workers.scheduler import LEASE_SECONDS, job
+from workers.scheduler import LEASE_SECONDS, job, parse
 from workers.trigger_state import ROLES, Change
 
 log = logging.getLogger(__name__)
@@ -44,28 +45,38 @@ def observe(event: Event, rt: Runtime) -> None:
 
 
 def due(event: Event, rt: Runtime) -> None:
-    """A scheduled moment has come: evaluate the thread as it is."""
+    """A scheduled moment has come: evaluate the thread as it is, at that moment at the earliest.
+
+    (A worker's clock a little behind the tick's must not find the moment not yet come, and drop it.)
+    """
     if rt.rules.firing and event.chat_id and event.thread_id:
-        evaluate(rt, ChatRef.of(event), None)
+        evaluate(rt, ChatRef.of(event), None, at=float(event.raw["due"]), consumed=event.raw["job"])
 
 
-def due_event(chat_id: str, thread_id: str, *rest: str) -> Event:
+def due_event(chat_id: str, thread_id: str, due_at: str) -> Event:
     """The internal event a due job becomes, so it runs with the handlers' retries."""
-    return Event(key=f"chathooks:{thread_id}:trigger:{'|'.join(rest)}", source="chathooks", kind=Kind.TRIGGER_DUE,
-                 chat_id=chat_id, thread_id=thread_id)
+    return Event(key=f"chathooks:{thread_id}:trigger:{due_at}", source="chathooks", kind=Kind.TRIGGER_DUE,
+                 chat_id=chat_id, thread_id=thread_id,
+                 raw={"due": due_at, "job": job("trigger", chat_id, thread_id, due_at)})
 
 
-def fired_event(chat_id: str, thread_id: str, trigger: str, window: str) -> Event:
-    """A window fired: the event its actions run on (``act``)."""
+def fired_event(source: str, organization: str, chat_id: str, thread_id: str, trigger: str, window: str) -> Event:
+    """A window fired: the event its actions run on (``act``); the chat's platform and organization with it."""
     return Event(key=f"chathooks:{thread_id}:fired:{trigger}:{window}", source="chathooks", kind=Kind.TRIGGER_FIRED,
-                 chat_id=chat_id, thread_id=thread_id, raw={"trigger": trigger, "window": int(window)})
+                 chat_id=chat_id, thread_id=thread_id,
+                 raw={"trigger": trigger, "window": int(window), "platform": source, "organization": organization})
 
 
-def fire_job(chat_id: str, thread_id: str, trigger: str, window: int) -> str:
-    return job("fire", chat_id, thread_id, trigger, str(window))
+def fire_jobs(chat: ChatRef) -> str:
+    """The prefix of a fired window's backstop job, ``trigger|window`` to follow (see ``fired_event``)."""
+    return job("fire", chat.source, chat.organization or "", chat.chat_id, chat.thread_id or "", "")
 
 
-def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
+def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0, consumed: str = "") -> None:
+    """Apply ``change``, evaluate every trigger on the state, decide, and run what fired.
+
+    ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done).
+    """
     # Imported here: dispatch imports this module for its table.
     from workers.dispatch import run_handler
 
@@ -78,7 +89,7 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
         change = None  # applied: a race only re-reads
         if snap is None:
             return
-        now = rt.clock()
+        now = max(rt.clock(), at)
         verdicts: dict[str, str] = {}
         turns: float | None = None
         for trigger in firing.triggers:
@@ -94,19 +105,35 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None) -> None:
                 turns = truth.turns_at if turns is None else min(turns, truth.turns_at)
         if turns is not None and turns > now + snap.ttl:
             turns = None  # the state expires first: nothing would be left to evaluate then
+        if turns is not None:
+            turns = math.ceil(turns * 1e6) / 1e6  # to the microsecond, never before the moment
         next_job = job("trigger", snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
-        if not verdicts and next_job == snap.job:
+        if not verdicts and _scheduled_in_time(snap.job, consumed, turns):
             return
-        fired = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns,
-                                   job("fire", snap.chat_id, thread, ""), now + LEASE_SECONDS)
+        here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)
+        prefix = fire_jobs(here)
+        fired = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns, prefix, now + LEASE_SECONDS)
         if fired is None:
             continue  # another worker changed the thread meanwhile: evaluate again on its state
         for name, window in fired:
-            member = fire_job(snap.chat_id, thread, name, window)
-            run_handler(ACT, fired_event(snap.chat_id, thread, name, str(window)), rt, job=member)
+            member = f"{prefix}{name}|{window}"
+            run_handler(ACT, fired_event(*parse(member)[1]), rt, job=member)
             rt.scheduler.complete(member)
         return
     raise Busy(f"triggers of thread {thread}")
+
+
+def _scheduled_in_time(scheduled: str, consumed: str, turns: float | None) -> bool:
+    """Whether the job already scheduled will do: none is needed and none is there, or it comes no later
+    than the next moment.
+
+    An early one only evaluates once more and schedules the next, which costs less than moving the job
+    on every message (each customer message moves its clocks' moments later).
+    """
+    live = "" if scheduled == consumed else scheduled
+    if turns is None:
+        return not live
+    return bool(live) and float(live.rpartition("|")[2]) <= turns
 
 
 def act(event: Event, rt: Runtime) -> None:
@@ -116,11 +143,7 @@ def act(event: Event, rt: Runtime) -> None:
     if trigger is None or not thread:
         log.warning("trigger %r fired on thread %s is no longer in the rules: nothing done", name, thread)
         return
-    snap = rt.triggers.observe(thread, None, source="", organization=None, chat_id=event.chat_id or "",
-                               tags_key=rt.state.tags_key(thread, "applied"), read_tags=False)
-    if snap is None:
-        return  # the thread's state expired long ago
-    chat = ChatRef(snap.source, snap.chat_id, thread, snap.organization)
+    chat = ChatRef(event.raw["platform"], event.chat_id, thread, event.raw["organization"] or None)  # type: ignore[arg-type]
     log.info("trigger %r fired on %s chat %s (window %d)", name, chat.source, chat.chat_id, window)
     effects = []
     for i, action in enumerate(trigger.actions):
@@ -151,7 +174,7 @@ def _change(event: Event, rt: Runtime) -> Change | None:
         facts = tuple(rt.rules.firing.message_facts(event.text or "")) if code == "c" else ()
         digest = hashlib.blake2b(event.key.encode(), digest_size=6).hexdigest()
         return Change("msg", at, code, digest, facts, fields)
-    op = {Kind.CHAT_ENDED: "end", Kind.CUSTOMER_LEFT: "left"}.get(event.kind, "seen")
+    op = {Kind.CHAT_STARTED: "start", Kind.CHAT_ENDED: "end", Kind.CUSTOMER_LEFT: "left"}.get(event.kind, "seen")
     return Change(op, at, fields=fields)
 
 
@@ -171,3 +194,25 @@ def _fields(event: Event, rt: Runtime) -> dict[str, str]:
                 fields.update({f"a:{k}": str(v) for k, v in sent.items()
                                if k in wanted and isinstance(v, str | int | float) and not isinstance(v, bool)})
     return fields
+
+
+# --- the previous release's silence windows -------------------------------------------------------
+
+def previous_deadline(chat_id: str, thread_id: str, start: str) -> Event:
+    """A nudge deadline the previous release scheduled (or dead-lettered) for a window opened at ``start``."""
+    return Event(key=f"chathooks:{thread_id}:nudge:{start}", source="chathooks", kind=Kind.SILENCE_DEADLINE,
+                 chat_id=chat_id, thread_id=thread_id, raw={"window_start": start})
+
+
+def previous_nudge(event: Event, rt: Runtime) -> None:
+    """Nudge a window the previous release opened, once, if it is still open: chats open across an upgrade."""
+    nudge, start = rt.rules.nudge, event.raw.get("window_start", "")
+    key = f"{rt.settings.key_prefix}silence:{event.thread_id}"
+    window = rt.redis.hgetall(key)
+    if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
+        return
+    organization = window.get(b"organization", b"").decode() or None
+    chat = ChatRef(window.get(b"source", b"livechat").decode(), event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
+    _message(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)  # the previous release's once name
+    rt.redis.hset(key, "nudged", "1")
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chathooks.triggers.conditions import ExprTest, FieldTest, ThreadView, Truth, check_all, check_any, kind_of
+from chathooks.triggers.conditions import STEP, ExprTest, FieldTest, ThreadView, Truth, check_all, check_any, kind_of
 
 NOW = 10_000.0
 VIEW = ThreadView(
@@ -92,9 +92,10 @@ def test_a_message_tests_id_is_stable_and_tells_tests_apart():
 
 @pytest.mark.parametrize(("expr", "expected"), [
     ("seconds_since_start > 1.5 * 180", Truth(True)),  # 300 s
-    ("seconds_since_start > 1.5 * 600", Truth(False, NOW - 300 + 900)),
+    ("seconds_since_start > 1.5 * 600", Truth(False, NOW - 300 + 900 + STEP)),  # just after: > not >=
     ("now - attributes.last_user_msg_time > 60", Truth(True)),
-    ("now - attributes.last_user_msg_time > 100", Truth(False, NOW + 30)),
+    ("now - attributes.last_user_msg_time > 100", Truth(False, NOW + 30 + STEP)),
+    ("now - attributes.last_user_msg_time >= 100", Truth(False, NOW + 30)),
     ("messages % 2 == 1", Truth(True)),
     ("messages / 2 >= 4", Truth(False)),
     ("attributes.wait_time * 2 < seconds_since_customer_message + 100", Truth(True)),  # and stays true
@@ -131,3 +132,29 @@ def test_any_holds_when_a_group_does_and_turns_at_the_nearest_groups_moment():
               (cond("seconds_since_start", "gte", 900),))
     assert check_any(groups, VIEW, NOW) == Truth(False, NOW + 5)
     assert check_any(groups + ((cond("messages", "gt", 1),),), VIEW, NOW).holds
+
+
+@pytest.mark.parametrize("sent", ["inf", "nan", "-Infinity", "1e999", "1_000", " ", "", "0x10", True])
+def test_an_attribute_that_is_no_finite_decimal_is_no_number(sent):
+    view = ThreadView(attributes={"x": sent})
+    assert not cond("attributes.x", "gt", 0).check(view, NOW).holds
+    assert ExprTest.build("attributes.x * 2 % 7 > 0").check(view, NOW) == Truth(False)
+
+
+@pytest.mark.parametrize("sent", ["12", " 12 ", "+12.5", "-3", ".5", 12, 12.5])
+def test_decimal_text_and_numbers_are_numbers(sent):
+    assert cond("attributes.x", "gt", -10).check(ThreadView(attributes={"x": sent}), NOW).holds
+
+
+@pytest.mark.parametrize(("op", "at_moment", "turns"), [("gte", True, None), ("gt", False, NOW + 1e-6),
+                                                        ("lt", False, None), ("lte", True, NOW + 1e-6)])
+def test_at_the_moment_itself_the_truth_and_the_next_moment_agree(op, at_moment, turns):
+    # seconds_since_customer_message is exactly 20 at NOW: each operator says what holds, and when it turns
+    assert cond("seconds_since_customer_message", op, 20).check(VIEW, NOW) == Truth(at_moment, turns)
+    expr = {"gte": ">=", "gt": ">", "lt": "<", "lte": "<="}[op]
+    assert ExprTest.build(f"seconds_since_customer_message {expr} 20").check(VIEW, NOW) == Truth(at_moment, turns)
+
+
+def test_a_decreasing_expression_turns_the_other_way():
+    # 100 - seconds_since_customer_message (80 at NOW) > 50 holds until the clock passes 50: already past
+    assert ExprTest.build("100 - seconds_since_customer_message > 50").check(VIEW, NOW) == Truth(True, NOW + 30)

@@ -155,3 +155,11 @@ def test_any_text_parses_to_the_grammar_or_is_refused_with_a_message(text):
 @given(st.lists(ALPHABET, max_size=25).map(" ".join))
 def test_near_miss_token_soups_parse_to_the_grammar_or_are_refused(text):
     _check(text)
+
+
+def test_numbers_stay_finite():
+    with pytest.raises(ExprError, match="number too large"):
+        parsed("messages > " + "9" * 400)
+    tree = parsed("attributes.x * 1000000 * 1000000 % 7 > 1")
+    huge = {"attributes.x": (0.0, 1e300)}
+    assert linear(tree.left, huge) is None  # overflow: no value, never an exception

@@ -13,6 +13,7 @@ from tests.unit.workers.conftest import (
     AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, RULES, START, THREAD_ID, deliver, jobs, records, run_due, run_job, seed,
     sent_events,
 )
+from workers import dispatch as dispatch_module
 from workers.handlers import triggers
 from workers.runtime import Runtime
 from workers.scheduler import LEASE_SECONDS, job
@@ -48,9 +49,15 @@ def nudge(start: str) -> str:
 
 
 def window(rt: Runtime) -> float | None:
-    """The one open window's deadline (when the thread is evaluated next), or None."""
-    (pending,) = jobs(rt, "trigger") or [None]
-    return None if pending is None else pending[1]
+    """The one open window's deadline: the moment the nudge is sent, the scheduled evaluations run in turn
+    (one may come earlier: it finds nothing due and schedules the next). None: no nudge is coming."""
+    sent = len(records(rt, "send_event"))
+    while pending := jobs(rt, "trigger"):
+        due = min(at for _, at in pending)
+        run_due(rt, due)
+        if len(records(rt, "send_event")) > sent:
+            return due
+    return None
 
 
 def opened_at(seconds: float) -> float:
@@ -223,9 +230,10 @@ def test_the_job_of_a_window_moved_earlier_sends_nothing(dry_rt):
     observe(dry_rt, msg(Role.CUSTOMER, 30, 2))
     stale = jobs(dry_rt, "trigger")[0][0]
     observe(dry_rt, msg(Role.CUSTOMER, 10, 1))
-    run_job(dry_rt, stale)  # the clock is before either deadline
-    assert records(dry_rt, "send_event") == []
+    assert [member for member, _ in jobs(dry_rt, "trigger")] == [nudge(at(10))]  # the stale one is gone
     run_due(dry_rt, START + 10 + AFTER)
+    assert len(records(dry_rt, "send_event")) == 1
+    run_job(dry_rt, stale)  # a queue message of it, redelivered late
     assert len(records(dry_rt, "send_event")) == 1
 
 
@@ -285,3 +293,42 @@ def test_a_nudge_refused_for_good_is_not_retried_forever(live_rt, livechat, cloc
         clock.advance(LEASE_SECONDS)
     assert len(livechat.calls("send_event")) == 1
     assert jobs(live_rt, "trigger") == []
+
+
+# --- windows the previous release opened ------------------------------------------------------
+
+
+def previous_window(rt: Runtime, start: float, **fields: str) -> str:
+    """The previous release's silence window and its scheduled deadline; returns the job."""
+    rt.redis.hset(f"{rt.settings.key_prefix}silence:{THREAD_ID}",
+                  mapping={"start": f"{start:.6f}", "source": "livechat", **fields})
+    member = job("nudge", CHAT_ID, THREAD_ID, f"{start:.6f}")
+    rt.scheduler.schedule(member, start + AFTER)
+    return member
+
+
+def test_a_window_the_previous_release_opened_is_nudged_once(live_rt, livechat):
+    seed(livechat)
+    member = previous_window(live_rt, START)
+    run_due(live_rt, START + AFTER)
+    run_job(live_rt, member)  # redelivered
+    (call,) = sent_events(livechat)
+    assert call["event"]["text"] == RULES.nudge.message
+    assert call["event"]["custom_id"] == f"nudge:{THREAD_ID}:{START:.6f}"  # the previous release's once name
+    assert jobs(live_rt, "nudge") == []
+
+
+@pytest.mark.parametrize("closed", [{"ended": "1"}, {"nudged": "1"}])
+def test_a_previous_window_closed_or_nudged_since_sends_nothing(live_rt, livechat, closed):
+    seed(livechat)
+    previous_window(live_rt, START, **closed)
+    run_due(live_rt, START + AFTER)
+    assert sent_events(livechat) == []
+
+
+def test_a_previous_releases_dead_letter_replays_as_its_nudge(live_rt, livechat):
+    seed(livechat)
+    previous_window(live_rt, START)
+    event = triggers.previous_deadline(CHAT_ID, THREAD_ID, f"{START:.6f}")
+    dispatch_module.run_handler("silence.fire", Event.from_dict(event.to_dict()), live_rt)
+    assert len(sent_events(livechat)) == 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chathooks.events import Event, Kind, Role
-from chathooks.rules import Rules, load_rules
+from chathooks.rules import NudgeRule, Rules, load_rules
 from tests.helpers import FIXTURES
 from tests.unit.workers.conftest import (
     AGENT_ID, BOT_ID, CHAT_ID, CUSTOMER_ID, START, THREAD_ID, Clock, jobs, records, run_due, seed,
@@ -130,7 +130,7 @@ def test_a_message_without_the_words_does_not_start_the_clock(rt):
     happen(rt, chat.customer(0, "othello is a play"))
     until(rt, 60)
     assert said(rt, HELLO) == []
-    assert [due for _, due in jobs(rt, "trigger")] == [START + 900]  # only long-chat's moment is pending
+    assert [due for _, due in jobs(rt, "trigger")] == [pytest.approx(START + 900)]  # only long-chat's is pending
 
 
 def test_twice_in_a_row_fires_at_the_second_message_once_until_an_agent_replies(rt):
@@ -224,7 +224,7 @@ def test_a_worker_lost_after_the_window_fired_leaves_a_backstop_that_runs_the_ac
         happen(rt, chat.customer(0, "one"), chat.customer(1, "two"))
     assert lost == ["triggers.act"] and said(rt) == []
     ((member, due),) = jobs(rt, "fire")
-    assert member == f"fire|{CHAT_ID}|{THREAD_ID}|twice-in-a-row|1" and due == START + LEASE_SECONDS
+    assert member == f"fire|livechat||{CHAT_ID}|{THREAD_ID}|twice-in-a-row|1" and due == START + LEASE_SECONDS
     run_due(rt, START + LEASE_SECONDS)
     run_due(rt, START + 3 * LEASE_SECONDS)
     assert said(rt, TWICE) == [START + LEASE_SECONDS] and tagged(rt) == ["waiting"] and jobs(rt, "fire") == []
@@ -267,7 +267,8 @@ def test_an_action_refused_for_good_is_dead_lettered_once(make_live, livechat):
     happen(rt, chat.customer(0, "one"), chat.customer(1, "two"), chat.customer(2, "three"))
     (item,) = rt.dead_letters.list()
     assert (item["handler"], item["event"]["kind"]) == ("triggers.act", "trigger_fired")
-    assert item["event"]["raw"] == {"trigger": "twice-in-a-row", "window": 1}
+    assert item["event"]["raw"] == {"trigger": "twice-in-a-row", "window": 1, "platform": "livechat",
+                                    "organization": ""}
 
 
 def test_a_bot_not_accepting_chats_skips_the_message_and_spends_the_window(make_live, livechat):
@@ -284,7 +285,7 @@ def test_a_bot_not_accepting_chats_skips_the_message_and_spends_the_window(make_
 def test_a_trigger_gone_from_the_rules_does_nothing_when_its_backstop_runs(rt, fake_redis, dry_settings, clock):
     happen(rt, Chat().customer(0, "one"))
     later = Runtime.build(dry_settings, fake_redis, rules=Rules(), clock=clock)
-    triggers.act(triggers.fired_event(CHAT_ID, THREAD_ID, "twice-in-a-row", "1"), later)
+    triggers.act(triggers.fired_event("livechat", "", CHAT_ID, THREAD_ID, "twice-in-a-row", "1"), later)
     assert said(later) == []
 
 
@@ -373,7 +374,62 @@ def test_on_a_whole_second_tie_the_message_that_arrived_last_is_the_last(rt):
     happen(rt, chat.agent(10), chat.customer(10, "hello"))  # LHC's clock: the same second
     v = view(rt)
     assert v.last_author == "customer" and v.last_customer == v.last_agent == START + 10
-    assert v.in_a_row == 0  # an agent's reply in that second counts as answering it
+    assert (v.in_a_row, v.waiting_since) == (1, START + 10)  # after the reply: still waiting
+    happen(rt, chat.customer(10, "hello?"), chat.agent(10))  # a second reply in that second answers both
+    v = view(rt)
+    assert (v.last_author, v.in_a_row, v.waiting_since, v.messages) == ("agent", 0, None, 4)
+
+
+def test_a_redelivered_bot_message_does_not_take_the_last_word_back(rt):
+    chat = Chat()
+    bot = chat.bot(10)
+    happen(rt, chat.customer(5), bot, chat.customer(10, "and?"), bot)
+    v = view(rt)
+    assert (v.last_author, v.messages, v.started) == ("customer", 2, START + 5)
+
+
+def test_a_late_rating_or_tag_after_the_state_expired_brings_back_nothing(rt, fake_redis):
+    happen(rt, Event(key="r", source="livechat", kind=Kind.RATED, chat_id=CHAT_ID, thread_id=THREAD_ID, rating=1,
+                     time=at(2)),
+           Event(key="t", source="livechat", kind=Kind.TAGGED, chat_id=CHAT_ID, thread_id=THREAD_ID, tag="x",
+                 time=at(3)))
+    assert not fake_redis.exists(rt.triggers.key(THREAD_ID))
+
+
+def test_an_end_delivered_before_the_transcript_keeps_the_thread_ended(dry_settings, fake_redis, clock):
+    rt = Runtime.build(dry_settings, fake_redis, rules=Rules(nudge=NudgeRule(after_seconds=5, message="Hi")),
+                       clock=clock)
+    chat = Chat()  # as LiveChat v2 sends it: the end first, then the chat's messages
+    happen(rt, chat.ended(100), chat.customer(0, "hello"), chat.customer(5, "are you there"))
+    until(rt, 200)
+    assert view(rt).status == "ended" and said(rt) == []  # the nudge is for open threads
+
+
+def test_the_rating_and_email_are_kept_by_their_events_times(rt):
+    chat = Chat()
+    happen(rt, chat.customer(0),
+           Event(key="c", source="livechat", kind=Kind.RATING_CANCELLED, chat_id=CHAT_ID, thread_id=THREAD_ID,
+                 time=at(20)),
+           Event(key="r", source="livechat", kind=Kind.RATED, chat_id=CHAT_ID, thread_id=THREAD_ID, rating=1,
+                 time=at(10)))
+    assert view(rt).rating is None  # cancelled after it was given, though delivered before
+
+
+def test_a_stale_evaluation_that_found_the_condition_false_still_reopens_the_window(rt):
+    chat = Chat()
+    happen(rt, chat.customer(0, "one"), chat.customer(1, "two"))
+    assert said(rt, TWICE) == [START]
+    read = lambda: rt.triggers.observe(THREAD_ID, None, source="", organization=None, chat_id=CHAT_ID,  # noqa: E731
+                                       tags_key=rt.state.tags_key(THREAD_ID, "applied"), read_tags=False)
+    rt.triggers.observe(THREAD_ID, triggers._change(chat.agent(2), rt), source="livechat", organization=None,
+                        chat_id=CHAT_ID, tags_key="x", read_tags=False)
+    after_reply = read()  # worker A: the agent's reply, the condition false...
+    assert after_reply.view.in_a_row == 0
+    happen(rt, chat.customer(3, "three"), chat.customer(4, "four"))  # ...while worker B takes two more messages
+    assert rt.triggers.decide(THREAD_ID, after_reply.version, {"twice-in-a-row": "reopen"}, "", None, "fire|",
+                              START) is None  # A's state is stale: no fire, no schedule, but the reopen stands
+    happen(rt, chat.customer(5, "five"))
+    assert said(rt, TWICE) == [START, START]
 
 
 def test_a_moment_after_the_state_expires_is_not_scheduled(dry_settings, fake_redis, clock):
