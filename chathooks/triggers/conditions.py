@@ -13,7 +13,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from chathooks.triggers.grammar import Comparison, Linear, linear, names, parse
 
@@ -107,13 +107,14 @@ _VALUES = {"status": "status", "last_message_author": "last_author", "customer_e
            "tags": "tags"}
 
 
-@dataclass(frozen=True, slots=True)
-class Truth:
+class Truth(NamedTuple):
+    """Whether a condition holds now, and the next moment (> now) its truth may change with time alone."""
+
     holds: bool
-    turns_at: float | None = None  # the next moment (> now) its truth may change with time alone
+    turns_at: float | None = None
 
 
-FALSE = Truth(False)
+TRUE, FALSE = Truth(True), Truth(False)  # the answers of tests time does not change (most of them)
 
 
 _NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -202,19 +203,20 @@ class FieldTest:
 
     def check(self, view: ThreadView, now: float) -> Truth:
         if self.kind == "message":
-            return Truth(view.has_customer_message and self.id in view.message_facts
-                         if self.op != "empty" else not view.has_customer_message or self.id in view.message_facts)
+            passed = self.id in view.message_facts
+            return _truth(view.has_customer_message and passed if self.op != "empty"
+                          else not view.has_customer_message or passed)
         if self.kind == "time":
             since = view.clock(self.field)
             if since is None or self.op in ("empty", "notempty"):
-                return Truth((since is None) == (self.op == "empty"))
+                return _truth((since is None) == (self.op == "empty"))
             return _against(self.op, now, since + float(self.value))  # the moment the clock reaches the value
         value = view.value(self.field)
         if _empty(value):
-            return Truth(self.op == "empty")
+            return _truth(self.op == "empty")
         if self.op in ("empty", "notempty"):
-            return Truth(self.op == "notempty")
-        return Truth(self._match(value))
+            return _truth(self.op == "notempty")
+        return _truth(self._match(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,7 @@ class ExprTest:
         a, b = left[0] - right[0], left[1] - right[1]  # the comparison is of a * now + b with 0
         op = _EXPR_PY[self.tree.op]
         if a == 0:
-            return Truth(b == 0 if op == "eq" else b != 0 if op == "neq" else _PY[op](b, 0.0))
+            return _truth(b == 0 if op == "eq" else b != 0 if op == "neq" else _PY[op](b, 0.0))
         # a * now + b against 0 is now against the root, the comparison turned round when a < 0
         return _against(op if a > 0 else _TURNED[op], now, -b / a)
 
@@ -266,6 +268,10 @@ def _against(op: str, now: float, moment: float) -> Truth:
 Test = FieldTest | ExprTest
 
 
+def _truth(holds: bool) -> Truth:
+    return TRUE if holds else FALSE
+
+
 def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
     """An AND-list: holds when every test does; turns at the nearest moment any test turns.
 
@@ -273,22 +279,24 @@ def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
     """
     holds, turns = True, None
     for test in tests:
-        truth = test.check(view, now)
-        if not truth.holds and truth.turns_at is None:
-            return FALSE
-        holds = holds and truth.holds
-        if truth.turns_at is not None and (turns is None or truth.turns_at < turns):
-            turns = truth.turns_at
-    return Truth(holds, turns)
+        test_holds, test_turns = test.check(view, now)
+        if test_turns is None:
+            if not test_holds:
+                return FALSE
+        else:
+            holds = holds and test_holds
+            if turns is None or test_turns < turns:
+                turns = test_turns
+    return _truth(holds) if turns is None else Truth(holds, turns)
 
 
 def check_any(groups: tuple[tuple[Test, ...], ...], view: ThreadView, now: float) -> Truth:
     """OR of AND-lists."""
     holds, turns = False, None
     for group in groups:
-        truth = check_all(group, view, now)
-        holds = holds or truth.holds
-        if truth.turns_at is not None and (turns is None or truth.turns_at < turns):
-            turns = truth.turns_at
-    return Truth(holds, turns)
+        group_holds, group_turns = check_all(group, view, now)
+        holds = holds or group_holds
+        if group_turns is not None and (turns is None or group_turns < turns):
+            turns = group_turns
+    return _truth(holds) if turns is None else Truth(holds, turns)
 
