@@ -19,6 +19,7 @@ from functools import partial
 from chathooks.events import Event, Kind, Role, epoch
 from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
+from chathooks.platforms.registry import DEFAULT_SOURCE
 from workers.handlers.people import send_as_bot
 from workers.handlers.tagging import tag_once
 from workers.once import Busy
@@ -212,7 +213,8 @@ def previous_nudge(event: Event, rt: Runtime) -> None:
     if nudge is None or b"ended" in window or b"nudged" in window or window.get(b"start") != start.encode():
         return
     organization = window.get(b"organization", b"").decode() or None
-    chat = ChatRef(window.get(b"source", b"livechat").decode(), event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
+    source = window.get(b"source", DEFAULT_SOURCE.encode()).decode()
+    chat = ChatRef(source, event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
     _message(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)  # the previous release's once name
     rt.redis.hset(key, "nudged", "1")
 
