@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from chathooks.matching import MAX_MATCH_CHARS, words
 from chathooks.platforms.chatbot.answers import ChatbotRule, ChatbotRuleSchema
 from chathooks.platforms.lhc.rules import LhcRule, LhcRuleSchema
 from chathooks.settings import ConfigError
@@ -18,10 +19,6 @@ from chathooks.triggers.rules import Trigger, TriggerSchema, TriggerSet, nudge_t
 
 Author = Literal["customer", "agent", "any"]
 Status = Literal["subscribed", "pending"]
-
-# Chat messages are short; a much longer text is an attack or an accident, and a user's
-# pattern with nested quantifiers can backtrack for seconds on it. Only this much is matched.
-MAX_MATCH_CHARS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +34,7 @@ class TagRule:
     def __post_init__(self) -> None:
         regexes: list[re.Pattern[str]] = []
         if self.keywords:
-            # Whole words or phrases: "refund" not in "refunded"; "money back" across any whitespace.
-            words = "|".join(r"\s+".join(map(re.escape, k.split())) for k in self.keywords)
-            regexes.append(re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE))
+            regexes.append(words(self.keywords))
         if self.pattern is not None:
             regexes.append(re.compile(self.pattern, re.IGNORECASE))
         object.__setattr__(self, "_regexes", tuple(regexes))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from chathooks.matching import MAX_MATCH_CHARS, words
 from chathooks.triggers.grammar import Comparison, Linear, linear, names, parse
 
 ATTRIBUTE = "attributes."
@@ -137,12 +138,6 @@ def number(value: Any) -> float | None:
     return None
 
 
-def words(phrases: list[str] | tuple[str, ...]) -> re.Pattern[str]:
-    """Whole words or phrases, case-insensitive, as tagging matches them."""
-    alternatives = "|".join(r"\s+".join(map(re.escape, p.split())) for p in phrases)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-
-
 def _folded(value: Any) -> str:
     return str(value).strip().casefold()
 
@@ -166,7 +161,8 @@ class FieldTest:
     def build(cls, name: str, op: str, value: Any, kind: str) -> FieldTest:
         digest = hashlib.blake2b(repr((name, op, value)).encode(), digest_size=5).hexdigest()
         test = cls(name, op, value, kind, digest)
-        object.__setattr__(test, "_match", test._matcher())
+        if kind != "time":  # a clock is compared with its moment instead (``_against``)
+            object.__setattr__(test, "_match", test._matcher())
         return test
 
     def _matcher(self) -> Callable[[Any], bool]:
@@ -190,11 +186,12 @@ class FieldTest:
         if self.kind == "tags":
             wanted = {_folded(v) for v in ([value] if op == "contains" else value)}
             return lambda tags: any(_folded(t) in wanted for t in tags)
-        pattern = words([value] if op == "contains" else list(value))
+        pattern = words([value] if op == "contains" else value)
         return lambda v: pattern.search(str(v)) is not None
 
     def matches_text(self, text: str) -> bool:
-        """For tests of the last customer message: decided once, when it arrives."""
+        """For tests of the last customer message: decided once, when it arrives (on as much as tagging reads)."""
+        text = text[:MAX_MATCH_CHARS]
         if self.op == "empty":
             return not text.strip()
         if self.op == "notempty":

@@ -51,14 +51,20 @@ def due(event: Event, rt: Runtime) -> None:
     (A worker's clock a little behind the tick's must not find the moment not yet come, and drop it.)
     """
     if rt.rules.firing and event.chat_id and event.thread_id:
-        evaluate(rt, ChatRef.of(event), None, at=float(event.raw["due"]), consumed=event.raw["job"])
+        due_at = event.raw["due"]
+        consumed = due_job(event.chat_id, event.thread_id, due_at)
+        evaluate(rt, ChatRef.of(event), None, at=float(due_at), consumed=consumed)
 
 
 def due_event(chat_id: str, thread_id: str, due_at: str) -> Event:
     """The internal event a due job becomes, so it runs with the handlers' retries."""
     return Event(key=f"chathooks:{thread_id}:trigger:{due_at}", source="chathooks", kind=Kind.TRIGGER_DUE,
-                 chat_id=chat_id, thread_id=thread_id,
-                 raw={"due": due_at, "job": job("trigger", chat_id, thread_id, due_at)})
+                 chat_id=chat_id, thread_id=thread_id, raw={"due": due_at})
+
+
+def due_job(chat_id: str, thread_id: str, due_at: str) -> str:
+    """The job that evaluates a thread at ``due_at`` (``f"{moment:.6f}"``)."""
+    return job("trigger", chat_id, thread_id, due_at)
 
 
 def fired_event(source: str, organization: str, chat_id: str, thread_id: str, trigger: str, window: str) -> Event:
@@ -108,7 +114,7 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
             turns = None  # the state expires first: nothing would be left to evaluate then
         if turns is not None:
             turns = math.ceil(turns * 1e6) / 1e6  # to the microsecond, never before the moment
-        next_job = job("trigger", snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
+        next_job = due_job(snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
         if not verdicts and _scheduled_in_time(snap.job, consumed, turns):
             return
         here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)

@@ -60,6 +60,17 @@ class Text:
         return value
 
 
+def _rendered(parts: tuple[Any, ...], context: Context) -> list[Any]:
+    """Each part rendered; a part that drops out (an empty optional value) is left out."""
+    out = []
+    for part in parts:
+        try:
+            out.append(part.render(context))
+        except Drop:
+            continue
+    return out
+
+
 @dataclass(frozen=True)
 class Items:
     items: tuple[Any, ...]
@@ -67,12 +78,7 @@ class Items:
     high: int
 
     def render(self, context: Context) -> list[Any]:
-        out = []
-        for item in self.items:
-            try:
-                out.append(item.render(context))
-            except Drop:
-                continue
+        out = _rendered(self.items, context)
         if len(out) < self.low:
             raise Drop
         return out[:self.high]
@@ -111,12 +117,7 @@ class ChatbotRule:
         return block and all(context.value(*name) == expected for name, expected in self.conditions)
 
     def render(self, context: Context) -> dict[str, Any]:
-        responses = []
-        for response in self.responses:
-            try:
-                responses.append(response.render(context))
-            except Drop:
-                continue
+        responses = _rendered(self.responses, context)
         answer: dict[str, Any] = {"responses": responses} if responses else {}
         answer["attributes"] = {name: value.render(context)[:ATTRIBUTE_VALUE_MAX] for name, value in self.attributes}
         return answer
