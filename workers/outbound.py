@@ -21,7 +21,6 @@ import redis
 from chathooks.http import DEFAULT_TIMEOUT
 from chathooks.keys import Keys
 from chathooks.mailchimp import MailchimpClient, split_name
-from chathooks.metrics import Metrics
 from chathooks.platforms.base import ChatAPI, ChatRef, Thread
 from chathooks.platforms.registry import PLATFORMS
 from chathooks.rules import MarketingRule, Rules, load_rules
@@ -48,17 +47,22 @@ def client_timeout(settings: Settings) -> tuple[float, float]:
 class Record:
     """A bounded, expiring log of what was done (``chathooks simulate`` shows it)."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
+    def __init__(self, client: redis.Redis, key: str, metrics_key: str | None = None) -> None:
         self._redis = client
         self._key = key
+        self._metrics_key = metrics_key
 
-    def add(self, action: str, outcome: str, **params: Any) -> None:
+    def add(self, action: str, outcome: str, *, skipped: str | None = None, **params: Any) -> None:
+        """Log and keep one entry; ``skipped``: the reason code it counts under (``SKIP_REASONS``), in the same
+        round trip."""
         entry = {"action": action, "outcome": outcome, "at": time.time(), **params}
         log.info("%s %s %s", outcome, action, json.dumps(params, sort_keys=True, default=str))
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.lpush(self._key, json.dumps(entry, default=str))
             pipe.ltrim(self._key, 0, RECORD_LIMIT - 1)
             pipe.expire(self._key, RECORD_TTL)
+            if skipped and self._metrics_key:
+                pipe.hincrby(self._metrics_key, f"skipped:{skipped}", 1)
             pipe.execute()
 
     def entries(self) -> list[dict[str, Any]]:
@@ -68,11 +72,10 @@ class Record:
 class Chats:
     """One platform's chats: reads through its ``ChatAPI``, writes sent or (dry-run) only recorded."""
 
-    def __init__(self, api: ChatAPI, dry_run: bool, record: Record, count: Callable[[str], None]) -> None:
+    def __init__(self, api: ChatAPI, dry_run: bool, record: Record) -> None:
         self.api = api
         self.dry_run = dry_run
         self._record = record
-        self._count = count
 
     @property
     def bot_id(self) -> str | None:
@@ -120,13 +123,11 @@ class Chats:
     def skipped(self, effect: Effect, chat: ChatRef, reason: str, *, code: str, **params: Any) -> None:
         """Record an effect not sent and why (``reason``), and count it under ``code`` (``SKIP_REASONS``)."""
         method = self.api.tag_method if effect == "tag" else self.api.message_method
-        self._record.add(method, "skipped", chat_id=chat.chat_id, **params, reason=reason)
-        self._count(code)
+        self._record.add(method, "skipped", skipped=code, chat_id=chat.chat_id, **params, reason=reason)
 
     def _write(self, method: str, call: Callable[[], None], **params: Any) -> None:
         if self.dry_run or not self.api.live:
-            self._record.add(method, "dry-run", **params)
-            self._count("dry_run")
+            self._record.add(method, "dry-run", skipped="dry_run", **params)
             return
         call()
         self._record.add(method, "sent", **params)
@@ -136,10 +137,9 @@ class Outbound:
     def __init__(self, settings: Settings, client: redis.Redis, record_key: str, apis: Mapping[str, ChatAPI],
                  mailchimp: MailchimpClient | None = None) -> None:
         self.dry_run = settings.dry_run
-        self._record = Record(client, record_key)
-        self._metrics = Metrics(client, Keys(settings.key_prefix))
+        self._record = Record(client, record_key, Keys(settings.key_prefix).metrics)
         self._chats = {source: Chats(api, settings.platform_dry_run(PLATFORMS[source].has_credentials(settings)),
-                                     self._record, self.count_skip)
+                                     self._record)
                        for source, api in apis.items()}
         self._mailchimp = mailchimp
 
@@ -157,17 +157,13 @@ class Outbound:
         except KeyError:
             raise LookupError(f"no platform acts on chats from {source!r}") from None
 
-    def count_skip(self, code: str) -> None:
-        self._metrics.count(f"skipped:{code}")
-
     def upsert_member(self, email: str, name: str | None, rule: MarketingRule) -> bool:
         """Upsert into the marketing list; False when list sync is not configured."""
         first, last = split_name(name)
         params = dict(email=email, first_name=first, last_name=last, status_if_new=rule.status_if_new,
                       tags=list(rule.tags))
         if self.dry_run:
-            self.record("upsert_member", "dry-run", **params)
-            self.count_skip("dry_run")
+            self._record.add("upsert_member", "dry-run", skipped="dry_run", **params)
             return True
         if self._mailchimp is None:
             return False

@@ -16,12 +16,23 @@ from chathooks.events import Role, User
 ROUTING_TTL = 3600  # a remembered routing status is refreshed from the API after this
 
 
+# KEYS: the tag set, the thread's ended marker. ARGV: live TTL, ended TTL, tags. Kept as long as the thread's
+# other state: the ended chat's shorter TTL once it has ended.
+_ADD_TAGS = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 3))
+local ttl = ARGV[1]
+if redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[2] end
+redis.call('EXPIRE', KEYS[1], ttl)
+"""
+
+
 class ChatState:
     def __init__(self, client: redis.Redis, prefix: str, chat_ttl: int, ended_ttl: int) -> None:
         self._redis = client
         self._p = prefix
         self.chat_ttl = chat_ttl
         self.ended_ttl = ended_ttl
+        self._add_tags = client.register_script(_ADD_TAGS)
 
     # --- people -------------------------------------------------------------------------
 
@@ -83,12 +94,8 @@ class ChatState:
         tags = list(tags)
         if not tags:
             return
-        key = self._thread(thread_id, part)
-        ttl = self.ended_ttl if self.has_ended(thread_id) else self.chat_ttl
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(key, *tags)
-            pipe.expire(key, ttl)
-            pipe.execute()
+        self._add_tags(keys=[self._thread(thread_id, part), self.ended_key(thread_id)],
+                       args=[self.chat_ttl, self.ended_ttl, *tags])
 
     def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
         self._redis.srem(self._thread(thread_id, part), tag)
