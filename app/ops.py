@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from app.ingress import current_ingress
-from chathooks import metrics
+from chathooks import metrics, observed
 
 bp = Blueprint("ops", __name__)
 
@@ -32,10 +34,15 @@ def prometheus() -> Response:
         counters = ingress.metrics.snapshot()
         depths = ingress.broker.queue_depths()
         dead = ingress.dead_letters()
+        with ingress.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(ingress.keys.observed)
+            pipe.zcard(ingress.keys.schedule)
+            pipe.zcount(ingress.keys.schedule, "-inf", time.time() - observed.OVERDUE_SECONDS)
+            raw, timers, overdue = pipe.execute()
     except redis.RedisError:
         return Response("# redis unavailable\n", status=503, mimetype="text/plain")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(list(metrics.families(counters, depths, dead))))
+    registry.register(_Snapshot([*metrics.families(counters, depths, dead), *observed.families(raw, timers, overdue)]))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -124,3 +124,8 @@ def epoch(time: str | None) -> float | None:
         return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def rfc3339(t: float, timespec: str = "milliseconds") -> str:
+    """``t`` (seconds since the epoch) as RFC 3339 UTC with a ``Z``: the inverse of ``epoch``."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -11,6 +11,8 @@ from typing import Any
 
 import requests
 
+from chathooks.observed import OBSERVATIONS
+
 Timeout = float | tuple[float, float]
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 
@@ -165,6 +167,20 @@ class JsonHttp:
     ) -> Any:
         """Send one request (a JSON body, or ``data`` form-encoded); return the decoded JSON answer (None when
         empty) or raise OutboundError."""
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return self._call(http_method, url, label=label, json=json, data=data, params=params, headers=headers,
+                              auth=auth, secrets=secrets)
+        except OutboundError as exc:
+            outcome = exc.type
+            raise
+        finally:
+            OBSERVATIONS.count("chathooks_outbound_requests", self.service, label, outcome)
+            OBSERVATIONS.observe("chathooks_outbound_seconds", time.perf_counter() - started, self.service, label)
+
+    def _call(self, http_method: str, url: str, *, label: str, json: Any, data: Mapping[str, Any] | None,
+              params: Mapping[str, Any] | None, headers: Mapping[str, str] | None, auth: tuple[str, str] | None,
+              secrets: Iterable[str | None]) -> Any:
         hide = self._secrets + tuple(s for s in secrets if s) + _basic_credential(auth)
         try:
             # No redirects: following a 301/302 would silently turn the POST into a bodiless GET.

@@ -9,9 +9,11 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.metrics = f"{prefix}metrics"
+        self.observed = f"{prefix}metrics:observed"  # histograms and labelled counters (chathooks.observed)
         self.dead_letters = f"{prefix}dlq:index"  # item id → time dead-lettered (what /metrics counts)
         self.dead_letter_items = f"{prefix}dlq:items"
         self.outbound = f"{prefix}outbound"  # the record of what the automations did
+        self.schedule = f"{prefix}schedule"  # delayed jobs by due time (workers.scheduler)
 
     def dedupe(self, delivery_id: str) -> str:
         return f"{self.prefix}dedupe:{delivery_id}"

@@ -13,7 +13,7 @@ from chathooks.keys import Keys
 log = logging.getLogger(__name__)
 
 # Why an effect was not sent (SPEC §5's reason values); exported from the first scrape, zero or not.
-SKIP_REASONS = ("bot_not_accepting", "chat_inactive", "dry_run", "no_subject")
+SKIP_REASONS = ("already_done", "bot_not_accepting", "chat_inactive", "dry_run", "no_email", "no_subject")
 
 REJECT_REASONS = (
     "bad_secret", "bad_basic_auth", "bad_json", "invalid_payload", "unsupported_media_type",

@@ -14,13 +14,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import redis
 import requests
 
+from chathooks.events import rfc3339
 from chathooks.keys import Keys
 from chathooks.rules import load_rules
 from chathooks.settings import Settings
@@ -29,10 +29,6 @@ from workers.outbound import Record
 
 ORGANIZATION = "00000000-0000-4000-8000-00000000c4a7"
 AGENT = "agent.smith@example.com"
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def conversation(secret: str, after_seconds: int, bot_id: str | None, now: float) -> Iterator[tuple[float, dict]]:
@@ -47,7 +43,7 @@ def conversation(secret: str, after_seconds: int, bot_id: str | None, now: float
                 "organization_id": ORGANIZATION, "payload": payload, "additional_data": {}}
 
     def event(n: int, author: str | None, at: float, **fields: Any) -> dict[str, Any]:
-        ev = {"id": f"{thread}_{n}", "created_at": _iso(at), "visibility": "all", **fields}
+        ev = {"id": f"{thread}_{n}", "created_at": rfc3339(at, "microseconds"), "visibility": "all", **fields}
         return {**ev, "author_id": author} if author else ev
 
     if bot_id:
@@ -57,7 +53,7 @@ def conversation(secret: str, after_seconds: int, bot_id: str | None, now: float
     form = event(1, customer, start, type="filled_form", form_type="prechat", form_id="prechat",
                  fields=[{"type": "email", "id": "1", "label": "E-mail", "answer": email}])
     yield 0, body("incoming_chat", {"chat": {"id": chat, "users": users, "thread": {
-        "id": thread, "active": True, "events": [form, first], "created_at": _iso(start)}}})
+        "id": thread, "active": True, "events": [form, first], "created_at": rfc3339(start, "microseconds")}}})
     yield 0.3, body("incoming_event", {"chat_id": chat, "thread_id": thread, "event": event(
         3, customer, start + 5, type="message", text="Can I get my money back today?")})
     # Silence: the customer's first message is older than nudge.after_seconds; the next tick nudges.

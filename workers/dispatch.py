@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chathooks.events import Event, Kind
+from chathooks.events import Delivery, Event, Kind, rfc3339
 from workers.handlers import marketing, people, profile, rating, tagging, timeline, triggers
 from workers.once import Busy
 from workers.retry import describe, is_transient, retry_after
@@ -69,6 +70,18 @@ def dispatch(events: Iterable[Event], rt: Runtime) -> None:
             run_handler(name, event, rt)
 
 
+def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
+    """One queued delivery (``Delivery.to_message``), as its task runs it: every handler, then its story,
+    its ``processed`` count and how long it took from the ingress, written in one round trip."""
+    rt.journal.begin_delivery(message)
+    dispatch(Delivery.events_of(message), rt)
+    source = message["source"]
+    rt.journal.count(f"processed:{source}")
+    if message.get("received_at"):
+        rt.journal.observations.observe("chathooks_delivery_seconds", time.time() - message["received_at"], source)
+    rt.journal.flush()
+
+
 def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: list[dict[str, Any]] | None = None,
                 *, replays: int = 0, job: str | None = None) -> None:
     """Run handler ``name`` on ``event``: on failure, schedule the next attempt or dead-letter it.
@@ -76,6 +89,7 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
     ``errors`` are the earlier attempts', ``replays`` how often an operator replayed it. ``job`` is the
     scheduled job this run comes from: the next attempt or the dead letter replaces it in one transaction.
     """
+    started = time.perf_counter()
     try:
         REGISTRY[name](event, rt)
     except Exception as exc:
@@ -85,8 +99,22 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
             delay = rt.retry.delay(attempt + 1, retry_after(exc))
             retry = retry_job(name, event.to_dict(), attempt + 1, errors, replays)
             rt.scheduler.schedule(retry, rt.clock() + delay, replacing=job)
+            rt.journal.observations.count("chathooks_retries", name)
+            rt.journal.handler(event.chat_id, event.thread_id, name, "retried", attempt=attempt,
+                               error=_brief(errors[-1]), next_at=rfc3339(rt.clock() + delay))
             log.warning("%s failed on %s (attempt %d), retrying in %.1fs: %s", name, event.key, attempt, delay, exc)
         else:
             item = rt.dead_letters.add(event.to_dict(), name, errors, replays, job)
+            rt.journal.handler(event.chat_id, event.thread_id, name, "dead_lettered", attempt=attempt,
+                               error=_brief(errors[-1]), dead_letter=item)
             log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
                       name, event.key, attempt, item, exc)
+    else:
+        rt.journal.handler(event.chat_id, event.thread_id, name, "done", attempt=attempt if attempt > 1 else None)
+    finally:
+        rt.journal.observations.observe("chathooks_handler_seconds", time.perf_counter() - started, name)
+
+
+def _brief(error: dict[str, Any]) -> str:
+    """A failure in a line of the chat's story."""
+    return f"{error.get('type')}: {error.get('message', '')}"[:200]

@@ -25,6 +25,7 @@ from chathooks.platforms.base import ChatAPI, ChatRef, Thread
 from chathooks.platforms.registry import PLATFORMS
 from chathooks.rules import MarketingRule, Rules, load_rules
 from chathooks.settings import Settings
+from workers.journal import Journal
 
 log = logging.getLogger("chathooks.outbound")
 
@@ -35,6 +36,7 @@ RECORD_TTL = 24 * 3600
 CALLS_PER_TASK = 4
 
 Effect = Literal["tag", "message"]
+EFFECT_NAMES = {"tag": "tag", "message": "bot_message"}  # as ``chathooks chat`` names them
 
 
 def client_timeout(settings: Settings) -> tuple[float, float]:
@@ -76,6 +78,7 @@ class Chats:
         self.api = api
         self.dry_run = dry_run
         self._record = record
+        self.journal: Journal | None = None  # the chats' stories (``Outbound.attach``)
 
     @property
     def bot_id(self) -> str | None:
@@ -112,25 +115,41 @@ class Chats:
     # --- writes -------------------------------------------------------------------------
 
     def tag(self, chat: ChatRef, tag: str) -> None:
-        self._write(self.api.tag_method, lambda: self.api.tag(chat, tag),
-                    chat_id=chat.chat_id, thread_id=chat.thread_id, tag=tag)
+        self._write("tag", chat, lambda: self.api.tag(chat, tag), thread_id=chat.thread_id, tag=tag)
 
     def post_bot_message(self, chat: ChatRef, text: str, custom_id: str) -> None:
         """Post ``text`` as the bot; ``custom_id`` lets a crashed attempt's message be recognised."""
-        self._write(self.api.message_method, lambda: self.api.post_bot_message(chat, text, custom_id),
-                    chat_id=chat.chat_id, text=text, custom_id=custom_id)
+        self._write("message", chat, lambda: self.api.post_bot_message(chat, text, custom_id),
+                    text=text, custom_id=custom_id)
 
     def skipped(self, effect: Effect, chat: ChatRef, reason: str, *, code: str, **params: Any) -> None:
         """Record an effect not sent and why (``reason``), and count it under ``code`` (``SKIP_REASONS``)."""
-        method = self.api.tag_method if effect == "tag" else self.api.message_method
-        self._record.add(method, "skipped", skipped=code, chat_id=chat.chat_id, **params, reason=reason)
+        self._record.add(self._method(effect), "skipped", skipped=code, chat_id=chat.chat_id, **params, reason=reason)
+        self._tell(effect, chat, "skipped", code, params)
 
-    def _write(self, method: str, call: Callable[[], None], **params: Any) -> None:
+    def already_done(self, effect: Effect, chat: ChatRef, **params: Any) -> None:
+        """An effect found done by an earlier attempt: told and counted, not recorded again."""
+        if self.journal is not None:
+            self.journal.count("skipped:already_done")
+        self._tell(effect, chat, "skipped", "already_done", params)
+
+    def _write(self, effect: Effect, chat: ChatRef, call: Callable[[], None], **params: Any) -> None:
+        method = self._method(effect)
         if self.dry_run or not self.api.live:
-            self._record.add(method, "dry-run", skipped="dry_run", **params)
+            self._record.add(method, "dry-run", skipped="dry_run", chat_id=chat.chat_id, **params)
+            self._tell(effect, chat, "skipped", "dry_run", params)
             return
         call()
-        self._record.add(method, "sent", **params)
+        self._record.add(method, "sent", chat_id=chat.chat_id, **params)
+        self._tell(effect, chat, "sent", None, params)
+
+    def _method(self, effect: Effect) -> str:
+        return self.api.tag_method if effect == "tag" else self.api.message_method
+
+    def _tell(self, effect: Effect, chat: ChatRef, outcome: str, reason: str | None, params: dict[str, Any]) -> None:
+        if self.journal is not None:  # the story names the tag, never the message's text
+            self.journal.effect(chat.chat_id, chat.thread_id, EFFECT_NAMES[effect], outcome, source=chat.source,
+                                reason=reason, method=self._method(effect), tag=params.get("tag"))
 
 
 class Outbound:
@@ -149,6 +168,11 @@ class Outbound:
         apis = {source: platform.api(settings, client, timeout, rules) for source, platform in PLATFORMS.items()}
         mailchimp = MailchimpClient(settings.mailchimp, timeout=timeout) if settings.mailchimp else None
         return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp)
+
+    def attach(self, journal: Journal) -> None:
+        """Tell ``journal`` every effect from now on."""
+        for chats in self._chats.values():
+            chats.journal = journal
 
     def chats(self, source: str) -> Chats:
         """The platform the events of ``source`` came from."""

@@ -13,12 +13,14 @@ from celery import Celery
 from chathooks.events import Event, Role
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
+from chathooks.observed import OBSERVATIONS
 from chathooks.platforms.base import ChatRef
 from chathooks.profiles import Profiles
 from chathooks.redis_client import connect
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
 from workers.dead_letters import DeadLetters
+from workers.journal import Journal
 from workers.once import Once
 from workers.outbound import Outbound
 from workers.retry import RetryPolicy
@@ -40,6 +42,7 @@ class Runtime:
     dead_letters: DeadLetters
     profiles: Profiles
     triggers: TriggerState
+    journal: Journal
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
     _other_once: Once | None = field(default=None, repr=False)
@@ -52,18 +55,25 @@ class Runtime:
         p = settings.key_prefix
         rules = rules or load_rules(settings.rules_path)
         scheduler = Scheduler(client, p)
+        state = ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds)
+        journal = Journal(client, Keys(p), OBSERVATIONS, max_events=settings.timeline_max_events,
+                          chat_ttl=settings.chat_ttl_seconds, ended_ttl=settings.ended_chat_ttl_seconds,
+                          ended_key=state.ended_key)
+        outbound = outbound or Outbound.build(settings, client, rules)
+        outbound.attach(journal)
         return cls(
             settings=settings,
             redis=client,
             keys=Keys(p),
             rules=rules,
-            state=ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
+            state=state,
             once=_once(client, settings, settings.dry_run),
             scheduler=scheduler,
-            outbound=outbound or Outbound.build(settings, client, rules),
+            outbound=outbound,
             dead_letters=DeadLetters(client, p),
             profiles=Profiles(client, Keys(p), settings.profile_ttl_seconds, settings.chat_ttl_seconds),
             triggers=TriggerState(client, p, scheduler.key, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
+            journal=journal,
             retry=overrides.pop("retry", None) or RetryPolicy(
                 settings.retry_base_seconds, settings.retry_cap_seconds, settings.retry_max_attempts),
             **overrides,

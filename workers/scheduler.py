@@ -15,12 +15,14 @@ from typing import Any
 
 import redis
 
+from chathooks.keys import Keys
+
 LEASE_SECONDS = 30
 
 _CLAIM_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #due, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[2], due[i])
 end
 return due
 """
@@ -55,7 +57,7 @@ def parse(member: str) -> tuple[str, list[str]]:
 class Scheduler:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
-        self.key = f"{prefix}schedule"
+        self.key = Keys(prefix).schedule
         self._claim = client.register_script(_CLAIM_DUE)
 
     def schedule(self, member: str, due: float, replacing: str | None = None) -> None:
@@ -69,9 +71,11 @@ class Scheduler:
     def complete(self, member: str) -> None:
         self._redis.zrem(self.key, member)
 
-    def claim_due(self, now: float | None = None, limit: int = 500) -> list[str]:
+    def claim_due(self, now: float | None = None, limit: int = 500) -> list[tuple[str, float]]:
+        """The jobs due by ``now``, each with its due time, leased for ``LEASE_SECONDS``."""
         now = time.time() if now is None else now
-        return [m.decode() for m in self._claim(keys=[self.key], args=[now, now + LEASE_SECONDS, limit])]
+        found = self._claim(keys=[self.key], args=[now, now + LEASE_SECONDS, limit])
+        return [(found[i].decode(), float(found[i + 1])) for i in range(0, len(found), 2)]
 
     def due_at(self, member: str) -> float | None:
         return self._redis.zscore(self.key, member)

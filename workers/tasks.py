@@ -11,11 +11,11 @@ import redis
 from celery import shared_task
 from celery.exceptions import Reject
 
-from chathooks.events import Delivery, Event
+from chathooks.events import Event
 from chathooks.queue_message import PROCESS_DELIVERY
-from workers.dispatch import dispatch, run_handler
+from workers.dispatch import dispatch, handle_delivery, run_handler
 from workers.handlers import triggers
-from workers.runtime import runtime_for
+from workers.runtime import Runtime, runtime_for
 from workers.scheduler import parse, retry_payload
 
 TICK = "chathooks.tick"
@@ -42,32 +42,54 @@ def process_delivery(self, message: dict[str, Any]) -> None:  # type: ignore[no-
     """Handle one queued delivery (see ``Delivery.to_message``)."""
     rt = runtime_for(self.app)
     with redelivered_if_redis_fails():
-        dispatch(Delivery.events_of(message), rt)
-    rt.metrics.count(f"processed:{message['source']}")
+        handle_delivery(message, rt)
 
 
-@shared_task(name=TICK, bind=True, ignore_result=True)
+# Beat sends it every second: no task events, so Flower's history keeps the work, not the clock.
+@shared_task(name=TICK, bind=True, ignore_result=True, send_events=False)
 def tick(self) -> int:  # type: ignore[no-untyped-def]
     """Queue every job that is due (beat sends this every second)."""
     rt = runtime_for(self.app)
     due = rt.scheduler.claim_due(rt.clock())
-    for member in due:
-        run_job.apply_async(args=[member], queue=rt.settings.scheduled_queue)
+    for member, due_at in due:
+        run_job.apply_async(args=[member, due_at], queue=rt.settings.scheduled_queue, argsrepr=job_repr(member))
+    rt.journal.flush()  # observations only: at most once a second
     return len(due)
 
 
 @shared_task(name=RUN_JOB, bind=True)
-def run_job(self, member: str) -> None:  # type: ignore[no-untyped-def]
+def run_job(self, member: str, due_at: float | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Run one scheduled job; ``due_at`` is its deadline as the tick found it (jobs queued before it: none)."""
     rt = runtime_for(self.app)
     kind, parts = parse(member)
-    if kind == "trigger":
-        dispatch([triggers.due_event(*parts)], rt)
-    elif kind == "nudge":  # a silence deadline the previous release scheduled
-        dispatch([triggers.previous_deadline(*parts)], rt)
-    elif kind == "fire":  # a fired window's actions, their worker lost before they were done
-        run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)  # parts: see fire_jobs
-    elif kind == "retry":
-        retry = retry_payload(member)
-        run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
-                    replays=retry["replays"], job=member)
-    rt.scheduler.complete(member)
+    with redelivered_if_redis_fails():
+        if kind == "trigger":  # its lateness is the evaluation's to tell (a nudge's, or another trigger's)
+            dispatch([triggers.due_event(*parts)], rt)
+        elif kind == "nudge":  # a silence deadline the previous release scheduled
+            _late(rt, "nudge", due_at)
+            dispatch([triggers.previous_deadline(*parts)], rt)
+        elif kind == "fire":  # a fired window's actions, their worker lost before they were done
+            run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)  # parts: see fire_jobs
+        elif kind == "retry":
+            _late(rt, "retry", due_at)
+            retry = retry_payload(member)
+            run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
+                        replays=retry["replays"], job=member)
+        rt.scheduler.complete(member)
+        rt.journal.flush()
+
+
+def _late(rt: Runtime, kind: str, due_at: float | None) -> None:
+    if due_at is not None:
+        rt.journal.observations.observe("chathooks_timer_lateness_seconds", max(0.0, rt.clock() - due_at), kind)
+
+
+def job_repr(member: str) -> str:
+    """What Flower shows of a job: its kind and chat, never a retry's event (it may hold an email)."""
+    kind, parts = parse(member)
+    if kind == "retry":
+        payload = retry_payload(member)
+        return f"retry {payload['handler']} attempt {payload['attempt']} chat {payload['event'].get('chat_id')}"
+    if kind == "fire":
+        return f"fire {parts[4] if len(parts) > 4 else ''} chat {parts[2] if len(parts) > 2 else ''}"
+    return f"{kind} chat {parts[0] if parts else ''}"

@@ -9,12 +9,14 @@ from workers.runtime import Runtime
 
 
 def sync(event: Event, rt: Runtime) -> None:
-    email = (event.customer_email or "").strip()
-    if "@" not in email or any(c.isspace() for c in email):
-        return
-    list_id = rt.settings.mailchimp.list_id if rt.settings.mailchimp else "dry-run"
     if rt.settings.mailchimp is None and not rt.outbound.dry_run:
         return  # list sync not configured
+    email = (event.customer_email or "").strip()
+    if "@" not in email or any(c.isspace() for c in email):
+        _told(event, rt, "skipped", "no_email")
+        rt.journal.count("skipped:no_email")
+        return
+    list_id = rt.settings.mailchimp.list_id if rt.settings.mailchimp else "dry-run"
     name = event.customer_name
     if name is None and event.chat_id and event.author_id:
         name = rt.state.customer_name(event.chat_id, event.author_id)  # a later form: name from the chat
@@ -23,3 +25,11 @@ def sync(event: Event, rt: Runtime) -> None:
                                 lambda: rt.outbound.upsert_member(email, name, rt.rules.marketing))
     if upserted or not ran:  # sent now, or done before
         rt.profiles.subscribed(email)
+    if not ran:
+        rt.journal.count("skipped:already_done")
+    _told(event, rt, "sent" if ran and not rt.outbound.dry_run else "skipped",
+          None if ran and not rt.outbound.dry_run else "dry_run" if ran else "already_done")
+
+
+def _told(event: Event, rt: Runtime, outcome: str, reason: str | None) -> None:
+    rt.journal.effect(event.chat_id, event.thread_id, "list_upsert", outcome, source=event.source, reason=reason)

@@ -50,5 +50,8 @@ def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
     # The once name is the message's custom_id, so a retry can tell whether a crashed attempt's message landed
     # (platforms without custom ids look for the text among our messages since that attempt began).
     once = rt.once_for(chats.dry_run)
-    once.run(once_name, lambda: chats.post_bot_message(chat, text, custom_id=once_name),
-             already=lambda: chats.bot_message_landed(chat, once_name, text, once.attempted_at(once_name) or 0.0))
+    ran, _ = once.run(once_name, lambda: chats.post_bot_message(chat, text, custom_id=once_name),
+                      already=lambda: chats.bot_message_landed(chat, once_name, text,
+                                                               once.attempted_at(once_name) or 0.0))
+    if not ran:
+        chats.already_done("message", chat)

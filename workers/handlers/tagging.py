@@ -69,7 +69,9 @@ def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
         log.warning("tag %r not applied to %s chat %s: %s", tag, chat.source, chat.chat_id, reason)
         chats.skipped("tag", chat, reason, code="no_subject", tag=tag)
         return
-    rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
-                                   already=lambda: chats.tag_landed(chat, tag))
+    ran, _ = rt.once_for(chats.dry_run).run(f"tag:{chat.thread_id}:{tag}", lambda: chats.tag(chat, tag),
+                                            already=lambda: chats.tag_landed(chat, tag))
+    if not ran:
+        chats.already_done("tag", chat, tag=tag)
     rt.state.add_tags(chat.thread_id, "applied", [tag])  # type: ignore[arg-type]
     rt.profiles.tagged(chat.source, chat.chat_id, [tag])

@@ -1,4 +1,4 @@
-"""Per-chat timeline: every handled event, in event-time order, bounded and expiring.
+"""Per-chat timeline: every handled event, in event-time order (see ``workers.journal``).
 
 Entries are deterministic, so recording an event twice (a redelivered task) leaves one entry.
 """
@@ -27,30 +27,12 @@ def record(event: Event, rt: Runtime) -> None:
         "rating": event.rating,
         "tag": event.tag,
     }
-    member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True)
-    ended = rt.state.ended_key(event.thread_id) if event.thread_id else rt.keys.timeline(subject)
-    rt.redis.register_script(_RECORD)(
-        keys=[rt.keys.timeline(subject), ended],
-        args=[epoch(event.time) or 0.0, member, rt.settings.timeline_max_events,
-              rt.settings.chat_ttl_seconds, rt.settings.ended_chat_ttl_seconds],
-    )
+    rt.journal.add(subject, event.thread_id, epoch(event.time) or 0.0, entry)
 
 
 def _visitor(event: Event) -> str | None:
     """A visitor waiting in the queue has no chat yet: their timeline is their own."""
     return f"visitor:{event.author_id}" if event.kind is Kind.VISITOR_QUEUED and event.author_id else None
-
-
-# Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating
-# or a tag that arrives after the end included), the ended chat's shorter TTL.
-# KEYS: timeline, the thread's ended marker. ARGV: score, entry, max entries, chat TTL, ended TTL.
-_RECORD = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
-local ttl = ARGV[4]
-if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[5] end
-redis.call('EXPIRE', KEYS[1], ttl)
-"""
 
 
 def read(rt: Runtime, chat_id: str) -> list[dict]:

@@ -20,6 +20,7 @@ from chathooks.events import Event, Kind, Role, epoch
 from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
 from chathooks.platforms.registry import DEFAULT_SOURCE
+from chathooks.triggers.rules import NUDGE
 from workers.handlers.people import send_as_bot
 from workers.handlers.tagging import tag_once
 from workers.once import Busy
@@ -53,7 +54,9 @@ def due(event: Event, rt: Runtime) -> None:
     if rt.rules.firing and event.chat_id and event.thread_id:
         due_at = event.raw["due"]
         consumed = due_job(event.chat_id, event.thread_id, due_at)
-        evaluate(rt, ChatRef.of(event), None, at=float(due_at), consumed=consumed)
+        fired = evaluate(rt, ChatRef.of(event), None, at=float(due_at), consumed=consumed)
+        kind = "nudge" if NUDGE in fired else "trigger"
+        rt.journal.observations.observe("chathooks_timer_lateness_seconds", max(0.0, rt.clock() - float(due_at)), kind)
 
 
 def due_event(chat_id: str, thread_id: str, due_at: str) -> Event:
@@ -79,8 +82,10 @@ def fire_jobs(chat: ChatRef) -> str:
     return job("fire", chat.source, chat.organization or "", chat.chat_id, chat.thread_id or "", "")
 
 
-def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0, consumed: str = "") -> None:
-    """Apply ``change``, evaluate every trigger on the state, decide, and run what fired.
+def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0,
+             consumed: str = "") -> list[str]:
+    """Apply ``change``, evaluate every trigger on the state, decide, and run what fired; returns the triggers
+    that fired.
 
     ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done).
     """
@@ -95,7 +100,7 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
                                    chat_id=chat.chat_id, tags_key=tags_key, read_tags=firing.reads_tags)
         change = None  # applied: a race only re-reads
         if snap is None:
-            return
+            return []
         now = max(rt.clock(), at)
         verdicts: dict[str, str] = {}
         turns: float | None = None
@@ -116,7 +121,7 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
             turns = math.ceil(turns * 1e6) / 1e6  # to the microsecond, never before the moment
         next_job = due_job(snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
         if not verdicts and _scheduled_in_time(snap.job, consumed, turns):
-            return
+            return []
         here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)
         prefix = fire_jobs(here)
         fired = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns, prefix, now + LEASE_SECONDS)
@@ -124,9 +129,11 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
             continue  # another worker changed the thread meanwhile: evaluate again on its state
         for name, window in fired:
             member = f"{prefix}{name}|{window}"
+            rt.journal.add(here.chat_id, thread, now, {"type": "timer", "name": "nudge" if name == NUDGE else "trigger",
+                                                       "outcome": "fired", "trigger": name, "window": window})
             run_handler(ACT, fired_event(*parse(member)[1]), rt, job=member)
             rt.scheduler.complete(member)
-        return
+        return [name for name, _ in fired]
     raise Busy(f"triggers of thread {thread}")
 
 

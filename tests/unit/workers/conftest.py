@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chathooks.events import Event, epoch
+from chathooks.events import Delivery, Event, epoch
 from chathooks.mailchimp import MailchimpClient
 from chathooks.platforms.lhc.api import LhcAPI
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
@@ -29,7 +29,7 @@ from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
 from workers import runtime as runtime_module
 from workers import tasks
-from workers.dispatch import dispatch
+from workers.dispatch import handle_delivery
 from workers.outbound import Outbound
 from workers.runtime import Runtime, install
 from workers.scheduler import parse
@@ -63,19 +63,26 @@ class Clock:
 # --- events --------------------------------------------------------------------------------
 
 
-def events(name: str, settings: Settings, edit: Callable[[dict[str, Any]], None] | None = None) -> tuple[Event, ...]:
-    """The normalised events of webhook fixture ``name`` (``edit`` may change its payload first)."""
+def delivery_of(name: str, settings: Settings, edit: Callable[[dict[str, Any]], None] | None = None) -> Delivery | None:
+    """The delivery of webhook fixture ``name`` (``edit`` may change its payload first)."""
     body = fixture(name)
     if edit is not None:
         edit(body["payload"])
-    delivery = to_delivery(load_envelope(body), settings)
+    return to_delivery(load_envelope(body), settings)
+
+
+def events(name: str, settings: Settings, edit: Callable[[dict[str, Any]], None] | None = None) -> tuple[Event, ...]:
+    """The normalised events of webhook fixture ``name``."""
+    delivery = delivery_of(name, settings, edit)
     return delivery.events if delivery else ()
 
 
 def deliver(rt: Runtime, *names: str) -> None:
-    """Deliver webhook fixtures to the workers, one after another."""
+    """Deliver webhook fixtures to the workers, one after another, as their tasks would."""
     for name in names:
-        dispatch(events(name, rt.settings), rt)
+        delivery = delivery_of(name, rt.settings)
+        if delivery is not None:
+            handle_delivery(delivery.to_message(), rt)
 
 
 def chat_event(name: str) -> dict[str, Any]:
@@ -127,13 +134,13 @@ def tag_calls(fake: FakeLiveChat) -> list[str]:
 # --- running scheduled jobs ----------------------------------------------------------------
 
 
-def run_job(rt: Runtime, member: str) -> None:
+def run_job(rt: Runtime, member: str, due_at: float | None = None) -> None:
     """Run one scheduled job with the body of ``workers.tasks.run_job`` (called directly: no broker)."""
     app = tasks.run_job.app
     previous = runtime_module._runtimes.get(id(app))
     install(app, rt)
     try:
-        tasks.run_job.run(member)
+        tasks.run_job.run(member, due_at)
     finally:
         if previous is None:
             runtime_module._runtimes.pop(id(app), None)
@@ -149,9 +156,9 @@ def run_due(rt: Runtime, now: float | None = None) -> list[str]:
     if now is not None and isinstance(rt.clock, Clock):
         rt.clock.now = max(rt.clock.now, now)
     due = rt.scheduler.claim_due(rt.clock() if now is None else now)
-    for member in due:
-        run_job(rt, member)
-    return due
+    for member, due_at in due:
+        run_job(rt, member, due_at)
+    return [member for member, _ in due]
 
 
 # --- runtimes ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tests.fakes.lhc import FakeLhc
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
 from tests.unit.workers.conftest import RULES, records, run_due
-from workers.dispatch import dispatch
+from workers.dispatch import handle_delivery
 from workers.runtime import Runtime
 
 SOURCE = "lhc"
@@ -54,7 +54,7 @@ def deliver(rt: Runtime, *bodies: dict[str, Any]) -> None:
     for body in bodies:
         delivery = to_delivery(body, rt.settings, rt.rules.lhc)
         assert delivery is not None
-        dispatch(delivery.events, rt)
+        handle_delivery(delivery.to_message(), rt)
 
 
 def mirror(lhc: FakeLhc, body: dict[str, Any]) -> dict[str, Any]:

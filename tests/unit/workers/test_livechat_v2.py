@@ -12,7 +12,7 @@ from chathooks.platforms.livechat_v2.adapter import to_delivery
 from tests.fakes.livechat import FakeLiveChat
 from tests.helpers import fixture
 from tests.unit.workers.conftest import records
-from workers.dispatch import dispatch
+from workers.dispatch import handle_delivery
 from workers.runtime import Runtime
 
 SOURCE = "livechat_v2"
@@ -25,7 +25,7 @@ def deliver(rt: Runtime, name: str, body: dict[str, Any] | None = None) -> None:
     b.pop("token", None)
     delivery = to_delivery(b, rt.settings)
     assert delivery is not None
-    dispatch(delivery.events, rt)
+    handle_delivery(delivery.to_message(), rt)
 
 
 def seed(fake: FakeLiveChat, tags: list[str] | None = None) -> None:

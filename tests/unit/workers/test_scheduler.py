@@ -16,10 +16,14 @@ def scheduler(settings, fake_redis) -> Scheduler:
     return Scheduler(fake_redis, settings.key_prefix)
 
 
+def members(claimed):
+    return [m for m, _ in claimed]
+
+
 def test_a_job_is_not_claimed_before_it_is_due(scheduler):
     scheduler.schedule("nudge|C|T|1.0", NOW + 10)
-    assert scheduler.claim_due(NOW + 9.999) == []
-    assert scheduler.claim_due(NOW + 10) == ["nudge|C|T|1.0"]
+    assert members(scheduler.claim_due(NOW + 9.999)) == []
+    assert members(scheduler.claim_due(NOW + 10)) == ["nudge|C|T|1.0"]
 
 
 def test_the_same_job_scheduled_twice_is_one_job(scheduler, fake_redis):
@@ -27,33 +31,33 @@ def test_the_same_job_scheduled_twice_is_one_job(scheduler, fake_redis):
     scheduler.schedule(member, NOW)
     scheduler.schedule(member, NOW)
     assert fake_redis.zcard(scheduler.key) == 1
-    assert scheduler.claim_due(NOW) == [member]
+    assert members(scheduler.claim_due(NOW)) == [member]
 
 
 def test_claiming_leases_the_job_instead_of_removing_it(scheduler):
     scheduler.schedule("a", NOW)
-    assert scheduler.claim_due(NOW) == ["a"]
+    assert members(scheduler.claim_due(NOW)) == ["a"]
     assert scheduler.due_at("a") == NOW + LEASE_SECONDS
     # Another tick within the lease does not hand it out again...
-    assert scheduler.claim_due(NOW + LEASE_SECONDS - 1) == []
+    assert members(scheduler.claim_due(NOW + LEASE_SECONDS - 1)) == []
     # ...but if the job was lost (tick, queue message or worker), it comes back after the lease.
-    assert scheduler.claim_due(NOW + LEASE_SECONDS) == ["a"]
+    assert members(scheduler.claim_due(NOW + LEASE_SECONDS)) == ["a"]
 
 
 def test_complete_removes_the_job(scheduler):
     scheduler.schedule("a", NOW)
-    scheduler.claim_due(NOW)
+    members(scheduler.claim_due(NOW))
     scheduler.complete("a")
     assert scheduler.due_at("a") is None
-    assert scheduler.claim_due(NOW + 10 * LEASE_SECONDS) == []
+    assert members(scheduler.claim_due(NOW + 10 * LEASE_SECONDS)) == []
 
 
 def test_claim_due_takes_only_due_jobs_up_to_the_limit_in_due_order(scheduler):
     for n in range(5):
         scheduler.schedule(f"job{n}", NOW + n)
     scheduler.schedule("later", NOW + 100)
-    assert scheduler.claim_due(NOW + 10, limit=3) == ["job0", "job1", "job2"]
-    assert scheduler.claim_due(NOW + 10) == ["job3", "job4"]
+    assert members(scheduler.claim_due(NOW + 10, limit=3)) == ["job0", "job1", "job2"]
+    assert members(scheduler.claim_due(NOW + 10)) == ["job3", "job4"]
     assert scheduler.due_at("later") == NOW + 100
 
 

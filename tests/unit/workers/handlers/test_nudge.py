@@ -212,7 +212,7 @@ def test_a_job_already_claimed_when_the_window_closes_sends_nothing(live_rt, liv
     seed(livechat)
     deliver(live_rt, "incoming_chat", "user_added_to_chat")
     clock.now = deadline_of(FIRST_CUSTOMER)
-    (member,) = live_rt.scheduler.claim_due(clock.now)  # queued by the tick...
+    ((member, _),) = live_rt.scheduler.claim_due(clock.now)  # queued by the tick...
     deliver(live_rt, closing)  # ...then the window closes before a worker runs it
     run_job(live_rt, member)
     assert sent_events(livechat) == []

@@ -1,0 +1,127 @@
+"""A chat's story as the workers saw it, and the task's counters: kept in memory while a task runs,
+written in one pipeline when it ends (``flush``).
+
+Each chat has one timeline (a sorted set by time, bounded, expiring with the chat's other state):
+the events (what ``timeline.record`` adds), each delivery with the handlers that ran on it, each
+handler that failed (retried or dead-lettered), each effect (sent, or skipped and why) and each
+timer that fired. ``chathooks chat`` reads it. Entries are deterministic where the work is (an
+event, a delivery and its handlers), so a redelivered task leaves one entry, not two; no message
+text is kept beyond the event's short preview. A task lost before its flush loses nothing: its
+message is redelivered and the task runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from chathooks.keys import Keys
+from chathooks.observed import Observations
+
+# Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating
+# or a tag that arrives after the end included), the ended chat's shorter TTL.
+# KEYS: timeline, the thread's ended marker. ARGV: max entries, chat TTL, ended TTL, then score/entry pairs.
+_RECORD = """
+for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+local ttl = ARGV[2]
+if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[3] end
+redis.call('EXPIRE', KEYS[1], ttl)
+"""
+
+
+@dataclass
+class _Chat:
+    ended_key: str
+    entries: list[tuple[float, str]] = field(default_factory=list)
+
+
+class Journal:
+    """What one task adds to chats' timelines and to the shared counters, until ``flush``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, observations: Observations, *, max_events: int,
+                 chat_ttl: int, ended_ttl: int, ended_key=lambda thread_id: "") -> None:  # type: ignore[no-untyped-def]
+        self._redis = client
+        self._keys = keys
+        self.observations = observations
+        self._limits = (max_events, chat_ttl, ended_ttl)
+        self._ended_key = ended_key
+        self._record = client.register_script(_RECORD)
+        self._chats: dict[str, _Chat] = {}
+        self._counts: dict[str, int] = {}
+        self._delivery: dict[str, Any] | None = None
+
+    # --- what happened ----------------------------------------------------------------
+
+    def add(self, chat_id: str, thread_id: str | None, at: float, entry: dict[str, Any]) -> None:
+        """One timeline entry for ``chat_id`` (None values left out)."""
+        member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True, default=str)
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            timeline = self._keys.timeline(chat_id)
+            chat = self._chats[chat_id] = _Chat(self._ended_key(thread_id) if thread_id else timeline)
+        elif thread_id and chat.ended_key == self._keys.timeline(chat_id):
+            chat.ended_key = self._ended_key(thread_id)
+        chat.entries.append((at, member))
+
+    def begin_delivery(self, message: dict[str, Any]) -> None:
+        """The task's delivery: its handlers are listed on its entry, not one entry each."""
+        self._delivery = {"message": message, "done": []}
+
+    def handler(self, chat_id: str | None, thread_id: str | None, name: str, outcome: str, **detail: Any) -> None:
+        """A handler run: done (within a delivery: listed on it), retried or dead-lettered."""
+        if outcome == "done" and self._delivery is not None:
+            self._delivery["done"].append(name)
+            return
+        if outcome == "done" and not detail.get("attempt"):
+            return  # a scheduled evaluation, say: the timer tells of it when it fires
+        if chat_id:
+            self.add(chat_id, thread_id, time.time(), {"type": "handler", "name": name, "outcome": outcome, **detail})
+
+    def effect(self, chat_id: str | None, thread_id: str | None, name: str, outcome: str, *, source: str,
+               reason: str | None = None, **detail: Any) -> None:
+        """An effect (``tag``, ``bot_message``, ``list_upsert``) sent or skipped; a skip is counted by reason."""
+        if reason is not None:
+            self.count(f"skipped:{reason}")
+        if chat_id:
+            self.add(chat_id, thread_id, time.time(), {"type": "effect", "name": name, "outcome": outcome,
+                                                      "source": source, "reason": reason, **detail})
+
+    def count(self, field_name: str) -> None:
+        """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""
+        self._counts[field_name] = self._counts.get(field_name, 0) + 1
+
+    # --- written ----------------------------------------------------------------------
+
+    def flush(self, *, force_observations: bool = False) -> None:
+        """Write everything since the last flush in one round trip."""
+        self._end_delivery()
+        chats, counts, self._chats, self._counts = self._chats, self._counts, {}, {}
+        with self._redis.pipeline(transaction=False) as pipe:
+            for chat_id, chat in chats.items():
+                args: list[Any] = [*self._limits]
+                for at, member in chat.entries:
+                    args += [f"{at:.6f}", member]
+                self._record(keys=[self._keys.timeline(chat_id), chat.ended_key], args=args, client=pipe)
+            for name, n in counts.items():
+                pipe.hincrby(self._keys.metrics, name, n)
+            self.observations.flush(pipe, self._keys.observed, force=force_observations)
+            if len(pipe):
+                pipe.execute()
+
+    def _end_delivery(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        if delivery is None:
+            return
+        message = delivery["message"]
+        events = message.get("events") or [{}]
+        chat_id = next((e.get("chat_id") for e in events if e.get("chat_id")), None)
+        thread_id = next((e.get("thread_id") for e in events if e.get("thread_id")), None)
+        if chat_id:
+            self.add(chat_id, thread_id, float(message.get("received_at") or 0.0), {
+                "type": "delivery", "id": message.get("id"), "source": message.get("source"),
+                "action": message.get("action"), "outcome": "queued", "handlers": delivery["done"]})
