@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from chathooks.events import Delivery
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
@@ -61,11 +61,13 @@ class Broker:
 
     def publish(self, delivery: Delivery) -> None:
         args: list[Any] = [delivery.to_message()]
+        shown = delivery_repr(delivery)
         if self.redis is not None:
-            self.redis.lpush(self.settings.queue, celery_message(PROCESS_DELIVERY, args, self.settings.queue))
+            self.redis.lpush(self.settings.queue,
+                             celery_message(PROCESS_DELIVERY, args, self.settings.queue, argsrepr=shown))
         else:
             self._celery.send_task(PROCESS_DELIVERY, args=args, queue=self.settings.queue,
-                                   ignore_result=True, retry=False)
+                                   ignore_result=True, retry=False, argsrepr=shown)
 
     @cached_property
     def _celery(self):  # type: ignore[no-untyped-def]

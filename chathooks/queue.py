@@ -10,6 +10,7 @@ and released again if publishing fails, so a failed publish never turns the retr
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,7 +20,7 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.settings import Settings
 
 
@@ -32,7 +33,8 @@ class Enqueuer(Protocol):
         """Queue ``delivery`` once: True if queued now, False if it was seen before."""
 
 
-# KEYS: dedupe, queue, metrics. ARGV: ttl, message, source.
+# KEYS: dedupe, queue, metrics, the chat's timeline (the dedupe key when there is no chat). ARGV: ttl, message,
+# source, received at, the duplicate's timeline entry. A duplicate is told in the story of a chat the workers know.
 _ENQUEUE_LUA = """
 redis.call('HINCRBY', KEYS[3], 'received:' .. ARGV[3], 1)
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -41,6 +43,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 1
 end
 redis.call('HINCRBY', KEYS[3], 'duplicate:' .. ARGV[3], 1)
+if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5]) end
 return 0
 """
 
@@ -54,14 +57,24 @@ class RedisEnqueuer:
         self._queue = queue
 
     def enqueue(self, delivery: Delivery) -> bool:
-        message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue)
+        message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue,
+                                 argsrepr=delivery_repr(delivery))
+        dedupe = self._keys.dedupe(delivery.id)
+        chat = next((e.chat_id for e in delivery.events if e.chat_id), None)
         try:
             return bool(self._script(
-                keys=[self._keys.dedupe(delivery.id), self._queue, self._keys.metrics],
-                args=[delivery.dedupe_ttl, message, delivery.source],
+                keys=[dedupe, self._queue, self._keys.metrics, self._keys.timeline(chat) if chat else dedupe],
+                args=[delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}",
+                      duplicate_entry(delivery)],
             ))
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
+
+
+def duplicate_entry(delivery: Delivery) -> str:
+    """The chat's timeline entry for a repeat of ``delivery`` answered ``duplicate`` (see ``workers.journal``)."""
+    return json.dumps({"type": "delivery", "id": delivery.id, "source": delivery.source, "action": delivery.action,
+                       "outcome": "duplicate", "received": round(delivery.received_at, 6)}, sort_keys=True)
 
 
 class PublishingEnqueuer:

@@ -15,20 +15,24 @@ import socket
 import uuid
 from typing import Any
 
+from chathooks.events import Delivery
+
 PROCESS_DELIVERY = "chathooks.process_delivery"
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _SLOT = re.compile(r"@@(\w+)@@")
 
 
-def celery_message(task: str, args: list[Any], queue: str, task_id: str | None = None) -> str:
-    """The JSON envelope kombu's Redis transport stores for a protocol-2 task message."""
+def celery_message(task: str, args: list[Any], queue: str, task_id: str | None = None,
+                   argsrepr: str | None = None) -> str:
+    """The JSON envelope kombu's Redis transport stores for a protocol-2 task message; ``argsrepr`` is what
+    Flower shows of its arguments (default: their size)."""
     task_id = task_id or str(uuid.uuid4())
     body = json.dumps([args, {}, _EMBED])
     values = {
         "body": base64.b64encode(body.encode()).decode(),
         "id": task_id,
-        "argsrepr": f"<{len(body)} bytes>",
+        "argsrepr": json.dumps(argsrepr)[1:-1] if argsrepr else f"<{len(body)} bytes>",
         "tag": str(uuid.uuid4()),
     }
     # The template alternates literal text and slot names (odd positions).
@@ -58,3 +62,9 @@ def _template(task: str, queue: str) -> tuple[str, ...]:
 
 
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def delivery_repr(delivery: Delivery) -> str:
+    """What Flower's task list shows of a delivery: source, action and chat (never a secret or message text)."""
+    chat = next((e.chat_id for e in delivery.events if e.chat_id), None)
+    return f"{delivery.source} {delivery.action}" + (f" chat {chat}" if chat else "")

@@ -62,6 +62,28 @@ def _lhc_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    import redis
+
+    from chathooks.keys import Keys
+    from chathooks.redis_client import connect
+    from chathooks.settings import Settings
+    from cli import chat
+
+    settings = Settings.from_env()
+    try:
+        entries = chat.story(connect(settings.redis_url, settings.redis_timeout_seconds), Keys(settings.key_prefix),
+                             args.chat_id, source=args.source, organization=args.org)
+    except redis.RedisError as exc:
+        print(f"chathooks: cannot use the Redis at REDIS_URL: {exc}", file=sys.stderr)
+        return 2
+    if not entries:
+        print(f"chathooks chat: nothing is known of chat {args.chat_id} (never seen, or expired)", file=sys.stderr)
+        return 1
+    chat.render(args.chat_id, entries, args.json, sys.stdout)
+    return 0
+
+
 def _dlq(args: argparse.Namespace) -> int:
     import redis
 
@@ -131,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--url", required=True, help="public URL of POST /webhooks/livechat")
     setup.add_argument("--type", choices=("license", "bot"), default="license", help="webhook type")
     setup.set_defaults(func=_livechat_setup)
+
+    chat = commands.add_parser("chat", help="a chat's story: deliveries, handler runs, effects, timers")
+    chat.add_argument("chat_id", metavar="CHAT_ID")
+    chat.add_argument("--json", action="store_true", help="print JSON (SPEC §8's shape)")
+    chat.add_argument("--source", help="only this platform's entries (ids that collide across platforms)")
+    chat.add_argument("--org", help="only this organization's entries (ids that collide across licenses)")
+    chat.set_defaults(func=_chat)
 
     lhc = commands.add_parser("lhc", help="Live Helper Chat tasks").add_subparsers(dest="lhc_command", required=True)
     template = lhc.add_parser("template", help="print the Rest API call, trigger and webhook rows to create in LHC")

@@ -121,7 +121,9 @@ class Journal:
         events = message.get("events") or [{}]
         chat_id = next((e.get("chat_id") for e in events if e.get("chat_id")), None)
         thread_id = next((e.get("thread_id") for e in events if e.get("thread_id")), None)
+        organization = next((e.get("organization") for e in events if e.get("organization")), None)
         if chat_id:
             self.add(chat_id, thread_id, float(message.get("received_at") or 0.0), {
                 "type": "delivery", "id": message.get("id"), "source": message.get("source"),
-                "action": message.get("action"), "outcome": "queued", "handlers": delivery["done"]})
+                "organization": organization, "action": message.get("action"), "outcome": "queued",
+                "handlers": delivery["done"], "finished": round(time.time(), 6)})

@@ -104,3 +104,17 @@ def test_an_unreachable_redis_is_one_line_without_the_password(env, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("chathooks: cannot use the Redis at REDIS_URL:") and err.count("\n") == 1
     assert "hunter2" not in err
+
+
+def test_chat_tells_a_known_chat_and_exits_1_for_an_unknown_one(store, capsys):
+    client = store._redis
+    entry = {"type": "delivery", "id": "d1", "source": "livechat", "action": "incoming_chat", "outcome": "queued",
+             "handlers": ["timeline.record"], "finished": 1756720800.5}
+    client.zadd(f"{PREFIX}timeline:C1", {json.dumps(entry): 1756720800.0})
+    assert main(["chat", "C1", "--json"]) == 0
+    told = json.loads(capsys.readouterr().out)
+    assert [(e["type"], e["name"], e["outcome"]) for e in told["entries"]] == [
+        ("delivery", "incoming_chat", "queued"), ("handler", "timeline.record", "done")]
+    assert told["entries"][0]["at"] == "2025-09-01T10:00:00.000Z"
+    assert main(["chat", "C2"]) == 1
+    assert "nothing is known of chat C2" in capsys.readouterr().err

@@ -42,6 +42,23 @@ def test_retry_of_a_delivery_is_a_duplicate_and_not_queued_again(client, fake_re
     assert len(queued(fake_redis, settings)) == 1
 
 
+def test_a_duplicate_is_told_in_the_story_of_a_chat_the_workers_know(client, fake_redis, settings):
+    timeline = f"{settings.key_prefix}timeline:RX8QK2MZ1A"
+    post(client, fixture("incoming_event"))
+    post(client, fixture("incoming_event"))
+    assert not fake_redis.exists(timeline)  # no story yet: a duplicate does not start one
+    fake_redis.zadd(timeline, {"{}": 1.0})
+    post(client, fixture("incoming_event"))
+    (told,) = [json.loads(m) for m in fake_redis.zrange(timeline, 0, -1) if m != b"{}"]
+    assert (told["type"], told["action"], told["outcome"]) == ("delivery", "incoming_event", "duplicate")
+
+
+def test_flower_shows_a_delivery_by_source_action_and_chat(client, fake_redis, settings):
+    post(client, fixture("incoming_event"))
+    (raw,) = fake_redis.lrange(settings.queue, 0, -1)
+    assert json.loads(raw)["headers"]["argsrepr"] == "livechat incoming_event chat RX8QK2MZ1A"
+
+
 def test_incoming_event_is_deduplicated_on_the_event_id(client, fake_redis, settings):
     body = fixture("incoming_event")
     post(client, body)
