@@ -44,7 +44,8 @@ def story(client: redis.Redis, keys: Keys, chat_id: str, *, source: str | None =
 
 
 def _entry(kind: str, name: str, outcome: str, **detail: Any) -> dict[str, Any]:
-    return {"type": kind, "name": name, "outcome": outcome, "detail": {k: v for k, v in detail.items() if v is not None}}
+    detail = {k: v for k, v in detail.items() if v is not None}
+    return {"type": kind, "name": name, "outcome": outcome, "detail": detail}
 
 
 def _entries(stored: dict[str, Any], at: float) -> list[tuple[float, dict[str, Any]]]:

@@ -10,6 +10,10 @@ from pathlib import Path
 
 DEFAULT_PORT = "5555"
 DEFAULT_ADDRESS = "0.0.0.0"
+# Flower keeps every task in memory (about 1.5 KB each) up to max_tasks. The tick sends no events, so the
+# history is deliveries and jobs: 200,000 is a day at a little over two deliveries a second, in about 300 MB.
+DEFAULT_MAX_TASKS = "200000"
+DEFAULT_DB = "/tmp/chathooks-flower.db"  # its history survives a restart (--persistent)
 
 
 def is_loopback(address: str) -> bool:
@@ -30,14 +34,17 @@ def has_basic_auth(value: str | None) -> bool:
 
 
 def flower_command(environ: Mapping[str, str]) -> list[str]:
-    """The ``celery ... flower`` argv for FLOWER_PORT and FLOWER_ADDRESS.
+    """The ``celery ... flower`` argv for FLOWER_PORT, FLOWER_ADDRESS, FLOWER_MAX_TASKS and FLOWER_DB.
 
     FLOWER_BASIC_AUTH stays in the environment, where Flower reads it itself, so the password
     never appears in the process list.
     """
     port = environ.get("FLOWER_PORT") or DEFAULT_PORT
     address = environ.get("FLOWER_ADDRESS") or DEFAULT_ADDRESS
-    return ["celery", "-A", "workers", "flower", f"--port={port}", f"--address={address}"]
+    max_tasks = environ.get("FLOWER_MAX_TASKS") or DEFAULT_MAX_TASKS
+    db = environ.get("FLOWER_DB") or DEFAULT_DB
+    return ["celery", "-A", "workers", "flower", f"--max_tasks={max_tasks}", "--persistent=True", f"--db={db}",
+            f"--port={port}", f"--address={address}"]
 
 
 def _executable(name: str) -> str:

@@ -44,7 +44,8 @@ def test_every_metric_of_the_table_is_exported_from_the_first_scrape():
     text, samples = scrape({})
     for spec in (*HISTOGRAMS, *COUNTERS):
         assert f"# HELP {spec.name}" in text and f"# TYPE {spec.name}" in text
-    assert samples[("chathooks_timers_due", frozenset())] == 0 and samples[("chathooks_timers_overdue", frozenset())] == 0
+    assert samples[("chathooks_timers_due", frozenset())] == 0
+    assert samples[("chathooks_timers_overdue", frozenset())] == 0
 
 
 def test_a_histogram_is_cumulative_with_its_sum_and_count(fake_redis):
@@ -72,7 +73,8 @@ def test_processes_add_up_in_redis(fake_redis):
     labels = frozenset((("platform", "livechat"), ("method", "tag_thread"), ("outcome", "ok")))
     assert samples[("chathooks_outbound_requests_total", labels)] == 2
     assert samples[("chathooks_retries_total", frozenset((("handler", "tagging.match"),)))] == 2
-    assert samples[("chathooks_timers_due", frozenset())] == 3 and samples[("chathooks_timers_overdue", frozenset())] == 1
+    assert samples[("chathooks_timers_due", frozenset())] == 3
+    assert samples[("chathooks_timers_overdue", frozenset())] == 1
 
 
 def test_observations_are_written_at_most_once_a_second(fake_redis):
