@@ -276,7 +276,8 @@ class Watch:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self.fixed = {KEYS.metrics, KEYS.outbound}  # one each, bounded: counters and the capped record
+        # One each, bounded: the counters, the histograms and the capped record.
+        self.fixed = {KEYS.metrics, KEYS.observed, KEYS.outbound}
         self.peak = {"used_memory": 0, "keys": 0}
         self.series: list[dict[str, float]] = []
         self.sampler = Every(0.5, self._sample)
@@ -364,7 +365,8 @@ class Timelines:
         return not self.pending and self._arrived.empty()
 
     def found(self, chat: Chat) -> set[str]:
-        return {json.loads(m)["key"] for m in self.redis.zrange(KEYS.timeline(chat.conv.chat_id), 0, -1)}
+        entries = (json.loads(m) for m in self.redis.zrange(KEYS.timeline(chat.conv.chat_id), 0, -1))
+        return {e["key"] for e in entries if "type" not in e}  # the events (deliveries, effects: workers.journal)
 
 
 def held_within(done: Callable[[], bool], what: str, timeout: float, interval: float) -> bool:

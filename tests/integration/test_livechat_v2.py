@@ -20,7 +20,7 @@ from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture
 from tests.integration.processes import Process
-from tests.integration.system import MEMBER_TAGS, READS, System, automation_env, write_rules
+from tests.integration.system import MEMBER_TAGS, READS, System, automation_env, events_of, write_rules
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_a_v2_chat_delivered_twice_is_tagged_and_synced_exactly_once(v2_system, 
              "merge_fields": {"FNAME": "John", "LNAME": "Doe"}}, sort_keys=True)),
         ("POST", member(mailchimp, "john.doe@example.net") + "/tags", tags),
     ])
-    timeline = [json.loads(m) for m in system.redis.zrange(f"{system.prefix}timeline:{CHAT}", 0, -1)]
+    timeline = events_of(system.redis, f"{system.prefix}timeline:{CHAT}")
     assert [e["kind"] for e in timeline] == ["chat_started"] + ["message"] * 5 + ["chat_ended", "tagged"]  # by time
     assert [e["author_role"] for e in timeline if e["kind"] == "message"] == [
         "customer", "internal", "agent", "customer", "agent"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import requests
 from chathooks.embedded_redis import free_port
 from tests.helpers import fixture, wait_for
 from tests.integration.processes import Process
+from tests.integration.system import events_of
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,9 @@ def test_queued_work_survives_stop_and_restart(tmp_path, pipeline_env, processes
     processes.append(second)
     client = redis.Redis(port=int(env["CHATHOOKS_REDIS_PORT"]))
     key = f"{env['CHATHOOKS_KEY_PREFIX']}timeline:RX8QK2MZ1A"
-    wait_for(lambda: _alive(second) and client.zcard(key) == 5, timeout=60, what="queued work handled after restart")
-    assert {json.loads(m)["key"].rsplit(":", 1)[1] for m in client.zrange(key, 0, -1)} == {f"RESTART_{n}" for n in range(5)}
+    wait_for(lambda: _alive(second) and len(events_of(client, key)) == 5, timeout=60,
+             what="queued work handled after restart")
+    assert {e["key"].rsplit(":", 1)[1] for e in events_of(client, key)} == {f"RESTART_{n}" for n in range(5)}
     assert stop(second) == 0
 
 
