@@ -102,6 +102,11 @@ class Delivery:
     events: tuple[Event, ...]
     received_at: float
 
+    @property
+    def chat_id(self) -> str | None:
+        """The chat it is about (its first event's), if any."""
+        return next((e.chat_id for e in self.events if e.chat_id), None)
+
     def to_message(self) -> dict[str, Any]:
         return {
             "id": self.id,

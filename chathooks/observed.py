@@ -11,16 +11,13 @@ last second of observations; the counters of the ingress and the ledger are not 
 from __future__ import annotations
 
 import bisect
-import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-
-log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 
@@ -58,7 +55,7 @@ OVERDUE_SECONDS = 2.0
 class Observations:
     """One process's observations since its last flush."""
 
-    def __init__(self, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._counts: dict[str, int] = {}
         self._sums: dict[str, float] = {}
         self._lock = threading.Lock()  # the ingress may run threaded workers
@@ -92,15 +89,6 @@ class Observations:
         for field, total in sums.items():
             pipe.hincrbyfloat(key, field, total)
         return bool(counts or sums)
-
-    def write(self, client: redis.Redis, key: str, *, force: bool = False) -> None:
-        """Flush on a pipeline of its own; a Redis outage costs these observations, never the caller's work."""
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                if self.flush(pipe, key, force=force):
-                    pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("observations not written: %s", exc)
 
 
 def _series(metric: str, labels: Iterable[str]) -> str:

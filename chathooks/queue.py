@@ -10,7 +10,6 @@ and released again if publishing fails, so a failed publish never turns the retr
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from typing import Protocol
 
@@ -34,7 +33,8 @@ class Enqueuer(Protocol):
 
 
 # KEYS: dedupe, queue, metrics, the chat's timeline (the dedupe key when there is no chat). ARGV: ttl, message,
-# source, received at, the duplicate's timeline entry. A duplicate is told in the story of a chat the workers know.
+# source, received at, delivery id, action. A duplicate is told in the story of a chat the workers know (its entry
+# built here, so a delivery queued pays nothing for it; see workers.journal).
 _ENQUEUE_LUA = """
 redis.call('HINCRBY', KEYS[3], 'received:' .. ARGV[3], 1)
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -43,7 +43,10 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 1
 end
 redis.call('HINCRBY', KEYS[3], 'duplicate:' .. ARGV[3], 1)
-if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5]) end
+if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('ZADD', KEYS[4], ARGV[4], cjson.encode({type = 'delivery', outcome = 'duplicate', id = ARGV[5],
+                                                     source = ARGV[3], action = ARGV[6], received = ARGV[4]}))
+end
 return 0
 """
 
@@ -59,22 +62,15 @@ class RedisEnqueuer:
     def enqueue(self, delivery: Delivery) -> bool:
         message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue,
                                  argsrepr=delivery_repr(delivery))
-        dedupe = self._keys.dedupe(delivery.id)
-        chat = next((e.chat_id for e in delivery.events if e.chat_id), None)
+        dedupe, chat = self._keys.dedupe(delivery.id), delivery.chat_id
         try:
             return bool(self._script(
                 keys=[dedupe, self._queue, self._keys.metrics, self._keys.timeline(chat) if chat else dedupe],
-                args=[delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}",
-                      duplicate_entry(delivery)],
+                args=[delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
+                      delivery.action],
             ))
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
-
-
-def duplicate_entry(delivery: Delivery) -> str:
-    """The chat's timeline entry for a repeat of ``delivery`` answered ``duplicate`` (see ``workers.journal``)."""
-    return json.dumps({"type": "delivery", "id": delivery.id, "source": delivery.source, "action": delivery.action,
-                       "outcome": "duplicate", "received": round(delivery.received_at, 6)}, sort_keys=True)
 
 
 class PublishingEnqueuer:

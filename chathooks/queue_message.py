@@ -66,5 +66,5 @@ ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 def delivery_repr(delivery: Delivery) -> str:
     """What Flower's task list shows of a delivery: source, action and chat (never a secret or message text)."""
-    chat = next((e.chat_id for e in delivery.events if e.chat_id), None)
+    chat = delivery.chat_id
     return f"{delivery.source} {delivery.action}" + (f" chat {chat}" if chat else "")

@@ -15,7 +15,8 @@ import redis
 
 from chathooks.events import rfc3339
 from chathooks.keys import Keys
-from workers.scheduler import parse, retry_payload
+from chathooks.triggers.rules import NUDGE
+from workers.scheduler import describe
 
 _EMAIL = re.compile(r"([A-Za-z0-9])[^@\s\"]*(@[^\s\"]+)")
 
@@ -66,20 +67,14 @@ def _entries(stored: dict[str, Any], at: float) -> list[tuple[float, dict[str, A
 def _pending(client: redis.Redis, keys: Keys, chat_id: str) -> Iterable[tuple[float, dict[str, Any]]]:
     """The schedule's jobs for this chat: trigger moments, fired actions' backstops, retries."""
     for raw, due in client.zscan_iter(keys.schedule, match=f"*{_glob(chat_id)}*", count=1000):
-        member = raw.decode()
-        kind, parts = parse(member)
-        if kind == "trigger" and parts[0] == chat_id:
-            yield due, _entry("timer", "trigger", "pending", thread_id=parts[1])
-        elif kind == "fire" and len(parts) > 5 and parts[2] == chat_id:
-            yield due, _entry("timer", "nudge" if parts[4] == "nudge" else "trigger", "pending", source=parts[0],
-                              trigger=parts[4], backstop=True)
-        elif kind == "nudge" and parts[0] == chat_id:
-            yield due, _entry("timer", "nudge", "pending", thread_id=parts[1])
-        elif kind == "retry":
-            payload = retry_payload(member)
-            if payload["event"].get("chat_id") == chat_id:
-                yield due, _entry("timer", "retry", "pending", handler=payload["handler"], attempt=payload["attempt"],
-                                  source=payload["event"].get("source"))
+        job = describe(raw.decode())
+        if job.chat_id != chat_id:
+            continue  # the id appears elsewhere in the job's name
+        if job.kind == "fire":
+            name = "nudge" if job.detail["trigger"] == NUDGE else "trigger"
+            yield due, _entry("timer", name, "pending", backstop=True, **job.detail)
+        elif job.kind in ("trigger", "nudge", "retry"):
+            yield due, _entry("timer", job.kind, "pending", **job.detail)
 
 
 def _glob(text: str) -> str:

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown
 from kombu import Queue
 
 from chathooks.rules import load_rules
@@ -81,5 +81,12 @@ def create_celery_app(settings: Settings | None = None) -> ChathooksCelery:
             load_rules(app.chathooks_settings.rules_path)
         except ConfigError as exc:
             raise SystemExit(f"chathooks: configuration error: {exc}") from None
+
+    @worker_process_shutdown.connect(weak=False)
+    def write_observations(**_: object) -> None:
+        """A pool process stopping writes its last second of observations."""
+        from workers.runtime import flush_all  # at run time: importing workers.runtime builds this app first
+
+        flush_all()
 
     return app

@@ -4,16 +4,18 @@ written in one pipeline when it ends (``flush``).
 Each chat has one timeline (a sorted set by time, bounded, expiring with the chat's other state):
 the events (what ``timeline.record`` adds), each delivery with the handlers that ran on it, each
 handler that failed (retried or dead-lettered), each effect (sent, or skipped and why) and each
-timer that fired. ``chathooks chat`` reads it. Entries are deterministic where the work is (an
-event, a delivery and its handlers), so a redelivered task leaves one entry, not two; no message
-text is kept beyond the event's short preview. A task lost before its flush loses nothing: its
-message is redelivered and the task runs again.
+timer that fired. ``chathooks chat`` reads it. An event's entry is deterministic, so a redelivered
+task leaves one; a delivery, a handler run and an effect are told each time they happen (the
+second run of a delivery finds its effects already done, and says so). No message text is kept
+beyond the event's short preview. A task lost before its flush loses nothing: its message is
+redelivered and the task runs again.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +38,7 @@ redis.call('EXPIRE', KEYS[1], ttl)
 
 @dataclass
 class _Chat:
-    ended_key: str
+    thread_id: str | None = None  # its ended marker gives the timeline the ended chat's TTL
     entries: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -44,7 +46,7 @@ class Journal:
     """What one task adds to chats' timelines and to the shared counters, until ``flush``."""
 
     def __init__(self, client: redis.Redis, keys: Keys, observations: Observations, *, max_events: int,
-                 chat_ttl: int, ended_ttl: int, ended_key=lambda thread_id: "") -> None:  # type: ignore[no-untyped-def]
+                 chat_ttl: int, ended_ttl: int, ended_key: Callable[[str], str]) -> None:
         self._redis = client
         self._keys = keys
         self.observations = observations
@@ -60,12 +62,8 @@ class Journal:
     def add(self, chat_id: str, thread_id: str | None, at: float, entry: dict[str, Any]) -> None:
         """One timeline entry for ``chat_id`` (None values left out)."""
         member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True, default=str)
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            timeline = self._keys.timeline(chat_id)
-            chat = self._chats[chat_id] = _Chat(self._ended_key(thread_id) if thread_id else timeline)
-        elif thread_id and chat.ended_key == self._keys.timeline(chat_id):
-            chat.ended_key = self._ended_key(thread_id)
+        chat = self._chats.setdefault(chat_id, _Chat())
+        chat.thread_id = chat.thread_id or thread_id
         chat.entries.append((at, member))
 
     def begin_delivery(self, message: dict[str, Any]) -> None:
@@ -84,12 +82,17 @@ class Journal:
 
     def effect(self, chat_id: str | None, thread_id: str | None, name: str, outcome: str, *, source: str,
                reason: str | None = None, **detail: Any) -> None:
-        """An effect (``tag``, ``bot_message``, ``list_upsert``) sent or skipped; a skip is counted by reason."""
-        if reason is not None:
-            self.count(f"skipped:{reason}")
+        """An effect (``tag``, ``bot_message``, ``list_upsert``) sent, or skipped for ``reason``.
+
+        Told, not counted: the outbound record counts the skips it records, ``count`` the others.
+        """
         if chat_id:
             self.add(chat_id, thread_id, time.time(), {"type": "effect", "name": name, "outcome": outcome,
                                                       "source": source, "reason": reason, **detail})
+
+    def late(self, kind: str, due_at: float, now: float) -> None:
+        """A timer (``nudge``, ``trigger``, ``retry``) ran at ``now``, its deadline ``due_at``."""
+        self.observations.observe("chathooks_timer_lateness_seconds", max(0.0, now - due_at), kind)
 
     def count(self, field_name: str) -> None:
         """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""
@@ -106,7 +109,9 @@ class Journal:
                 args: list[Any] = [*self._limits]
                 for at, member in chat.entries:
                     args += [f"{at:.6f}", member]
-                self._record(keys=[self._keys.timeline(chat_id), chat.ended_key], args=args, client=pipe)
+                timeline = self._keys.timeline(chat_id)
+                ended = self._ended_key(chat.thread_id) if chat.thread_id else timeline
+                self._record(keys=[timeline, ended], args=args, client=pipe)
             for name, n in counts.items():
                 pipe.hincrby(self._keys.metrics, name, n)
             self.observations.flush(pipe, self._keys.observed, force=force_observations)

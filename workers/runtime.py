@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from workers.retry import RetryPolicy
 from workers.scheduler import Scheduler
 from workers.state import ChatState
 from workers.trigger_state import TriggerState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,3 +145,12 @@ def runtime_for(app: Celery) -> Runtime:
 
 def install(app: Celery, runtime: Runtime) -> None:
     _runtimes[id(app)] = runtime
+
+
+def flush_all() -> None:
+    """Write what every runtime of the process holds, observations included (a process stopping)."""
+    for rt in _runtimes.values():
+        try:
+            rt.journal.flush(force_observations=True)
+        except redis.RedisError as exc:
+            log.warning("observations not written at shutdown: %s", exc)

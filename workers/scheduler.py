@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -52,6 +53,29 @@ def retry_payload(member: str) -> dict[str, Any]:
 def parse(member: str) -> tuple[str, list[str]]:
     kind, _, rest = member.partition("|")
     return kind, ([rest] if kind == "retry" else rest.split("|"))
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a job is about: its kind, its chat, and what else its name tells (never a retry's whole event)."""
+
+    kind: str
+    chat_id: str | None
+    detail: dict[str, Any]
+
+
+def describe(member: str) -> Described:
+    """Read a job's name: ``trigger|chat|thread|due`` and ``fire|source|org|chat|thread|trigger|window``
+    (``workers.handlers.triggers``), ``nudge|chat|thread|start`` (the previous release's), ``retry|payload``."""
+    kind, parts = parse(member)
+    if kind == "retry":
+        payload = retry_payload(member)
+        event = payload["event"]
+        return Described(kind, event.get("chat_id"),
+                         {"handler": payload["handler"], "attempt": payload["attempt"], "source": event.get("source")})
+    if kind == "fire":
+        return Described(kind, parts[2], {"source": parts[0], "trigger": parts[4]})
+    return Described(kind, parts[0], {"thread_id": parts[1]})
 
 
 class Scheduler:

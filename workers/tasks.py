@@ -15,8 +15,8 @@ from chathooks.events import Event
 from chathooks.queue_message import PROCESS_DELIVERY
 from workers.dispatch import dispatch, handle_delivery, run_handler
 from workers.handlers import triggers
-from workers.runtime import Runtime, runtime_for
-from workers.scheduler import parse, retry_payload
+from workers.runtime import runtime_for
+from workers.scheduler import describe, parse, retry_payload
 
 TICK = "chathooks.tick"
 RUN_JOB = "chathooks.run_job"
@@ -62,34 +62,27 @@ def run_job(self, member: str, due_at: float | None = None) -> None:  # type: ig
     """Run one scheduled job; ``due_at`` is its deadline as the tick found it (jobs queued before it: none)."""
     rt = runtime_for(self.app)
     kind, parts = parse(member)
-    with redelivered_if_redis_fails():
-        if kind == "trigger":  # its lateness is the evaluation's to tell (a nudge's, or another trigger's)
-            dispatch([triggers.due_event(*parts)], rt)
-        elif kind == "nudge":  # a silence deadline the previous release scheduled
-            _late(rt, "nudge", due_at)
-            dispatch([triggers.previous_deadline(*parts)], rt)
-        elif kind == "fire":  # a fired window's actions, their worker lost before they were done
-            run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)  # parts: see fire_jobs
-        elif kind == "retry":
-            _late(rt, "retry", due_at)
-            retry = retry_payload(member)
-            run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
-                        replays=retry["replays"], job=member)
-        rt.scheduler.complete(member)
-        rt.journal.flush()
-
-
-def _late(rt: Runtime, kind: str, due_at: float | None) -> None:
-    if due_at is not None:
-        rt.journal.observations.observe("chathooks_timer_lateness_seconds", max(0.0, rt.clock() - due_at), kind)
+    if due_at is not None and kind in ("nudge", "retry"):  # a trigger's is its evaluation's to tell (nudge or not)
+        rt.journal.late(kind, due_at, rt.clock())
+    if kind == "trigger":
+        dispatch([triggers.due_event(*parts)], rt)
+    elif kind == "nudge":  # a silence deadline the previous release scheduled
+        dispatch([triggers.previous_deadline(*parts)], rt)
+    elif kind == "fire":  # a fired window's actions, their worker lost before they were done
+        run_handler(triggers.ACT, triggers.fired_event(*parts), rt, job=member)  # parts: see fire_jobs
+    elif kind == "retry":
+        retry = retry_payload(member)
+        run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
+                    replays=retry["replays"], job=member)
+    rt.scheduler.complete(member)
+    rt.journal.flush()
 
 
 def job_repr(member: str) -> str:
     """What Flower shows of a job: its kind and chat, never a retry's event (it may hold an email)."""
-    kind, parts = parse(member)
-    if kind == "retry":
-        payload = retry_payload(member)
-        return f"retry {payload['handler']} attempt {payload['attempt']} chat {payload['event'].get('chat_id')}"
-    if kind == "fire":
-        return f"fire {parts[4] if len(parts) > 4 else ''} chat {parts[2] if len(parts) > 2 else ''}"
-    return f"{kind} chat {parts[0] if parts else ''}"
+    job = describe(member)
+    if job.kind == "retry":
+        return f"retry {job.detail['handler']} attempt {job.detail['attempt']} chat {job.chat_id}"
+    if job.kind == "fire":
+        return f"fire {job.detail['trigger']} chat {job.chat_id}"
+    return f"{job.kind} chat {job.chat_id}"

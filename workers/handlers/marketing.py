@@ -27,8 +27,11 @@ def sync(event: Event, rt: Runtime) -> None:
         rt.profiles.subscribed(email)
     if not ran:
         rt.journal.count("skipped:already_done")
-    _told(event, rt, "sent" if ran and not rt.outbound.dry_run else "skipped",
-          None if ran and not rt.outbound.dry_run else "dry_run" if ran else "already_done")
+        _told(event, rt, "skipped", "already_done")
+    elif rt.outbound.dry_run:  # counted by the outbound record
+        _told(event, rt, "skipped", "dry_run")
+    else:
+        _told(event, rt, "sent", None)
 
 
 def _told(event: Event, rt: Runtime, outcome: str, reason: str | None) -> None:

@@ -55,8 +55,7 @@ def due(event: Event, rt: Runtime) -> None:
         due_at = event.raw["due"]
         consumed = due_job(event.chat_id, event.thread_id, due_at)
         fired = evaluate(rt, ChatRef.of(event), None, at=float(due_at), consumed=consumed)
-        kind = "nudge" if NUDGE in fired else "trigger"
-        rt.journal.observations.observe("chathooks_timer_lateness_seconds", max(0.0, rt.clock() - float(due_at)), kind)
+        rt.journal.late("nudge" if NUDGE in fired else "trigger", float(due_at), rt.clock())
 
 
 def due_event(chat_id: str, thread_id: str, due_at: str) -> Event:

@@ -93,3 +93,12 @@ def test_handler_runs_outside_a_delivery_tell_nothing_unless_they_failed(dry_rt)
     dispatch([ended], dry_rt)
     dry_rt.journal.flush()
     assert [e for e in (story(dry_rt) or []) if e["type"] == "handler"] == []
+
+
+def test_a_stopping_process_writes_its_last_observations(dry_rt, monkeypatch):
+    from workers import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "_runtimes", {0: dry_rt})
+    dry_rt.journal.observations.count("chathooks_retries", "tagging.match")
+    runtime_module.flush_all()  # within the second of the last write: only a stop forces it
+    assert dry_rt.redis.hget(dry_rt.keys.observed, "chathooks_retries|tagging.match") is not None
