@@ -13,7 +13,9 @@ DEFAULT_ADDRESS = "0.0.0.0"
 # Flower keeps every task in memory (about 1.5 KB each) up to max_tasks. The tick sends no events, so the
 # history is deliveries and jobs: 200,000 is a day at a little over two deliveries a second, in about 300 MB.
 DEFAULT_MAX_TASKS = "200000"
-DEFAULT_DB = "/tmp/chathooks-flower.db"  # its history survives a restart (--persistent)
+DEFAULT_DB = "/tmp/chathooks-flower.db"  # its history survives a restart (--persistent), saved every minute
+# The task list shows each task's arguments as the ingress names them: source, action, chat.
+TASKS_COLUMNS = "name,args,state,received,runtime,worker,uuid"
 
 
 def is_loopback(address: str) -> bool:
@@ -44,7 +46,7 @@ def flower_command(environ: Mapping[str, str]) -> list[str]:
     max_tasks = environ.get("FLOWER_MAX_TASKS") or DEFAULT_MAX_TASKS
     db = environ.get("FLOWER_DB") or DEFAULT_DB
     return ["celery", "-A", "workers", "flower", f"--max_tasks={max_tasks}", "--persistent=True", f"--db={db}",
-            f"--port={port}", f"--address={address}"]
+            "--state_save_interval=60000", f"--tasks_columns={TASKS_COLUMNS}", f"--port={port}", f"--address={address}"]
 
 
 def _executable(name: str) -> str:

@@ -41,7 +41,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_time_limit_seconds - max(1, settings.task_time_limit_seconds // 6),
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Workers' received/started/succeeded events tell Flower of every task. A sent event would also come
+        # from beat for its one-second tick, which sends no events of its own, and fill Flower's history with it.
+        "task_send_sent_event": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
         "enable_utc": True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from chathooks.events import Event
+from chathooks.events import Event, Kind
 from workers.runtime import Runtime
 
 
@@ -13,8 +13,10 @@ def sync(event: Event, rt: Runtime) -> None:
         return  # list sync not configured
     email = (event.customer_email or "").strip()
     if "@" not in email or any(c.isspace() for c in email):
-        _told(event, rt, "skipped", "no_email")
-        rt.journal.count("skipped:no_email")
+        # The end only looks again for an email a form may have added; the chat's start told of none.
+        if event.kind is not Kind.CHAT_ENDED:
+            _told(event, rt, "skipped", "no_email")
+            rt.journal.count("skipped:no_email")
         return
     list_id = rt.settings.mailchimp.list_id if rt.settings.mailchimp else "dry-run"
     name = event.customer_name

@@ -15,7 +15,9 @@ def execs(monkeypatch):
 
 def test_command_defaults():
     assert flower_command({}) == ["celery", "-A", "workers", "flower", "--max_tasks=200000", "--persistent=True",
-                                  "--db=/tmp/chathooks-flower.db", "--port=5555", "--address=0.0.0.0"]
+                                  "--db=/tmp/chathooks-flower.db", "--state_save_interval=60000",
+                                  "--tasks_columns=name,args,state,received,runtime,worker,uuid",
+                                  "--port=5555", "--address=0.0.0.0"]
 
 
 def test_command_uses_port_and_address_and_keeps_the_password_off_the_command_line():

@@ -102,3 +102,15 @@ def test_a_stopping_process_writes_its_last_observations(dry_rt, monkeypatch):
     dry_rt.journal.observations.count("chathooks_retries", "tagging.match")
     runtime_module.flush_all()  # within the second of the last write: only a stop forces it
     assert dry_rt.redis.hget(dry_rt.keys.observed, "chathooks_retries|tagging.match") is not None
+
+
+def test_no_email_is_told_where_one_was_looked_for_not_again_at_the_end(dry_rt):
+    from workers.handlers import marketing
+
+    for kind in (Kind.CHAT_STARTED, Kind.CHAT_ENDED):
+        marketing.sync(Event(key=f"k:{kind}", source="livechat", kind=kind, chat_id=CHAT_ID, thread_id=THREAD_ID),
+                       dry_rt)
+    dry_rt.journal.flush()
+    told = [e for e in story(dry_rt) if e["type"] == "effect"]
+    assert [(e["name"], e["detail"]["reason"]) for e in told] == [("list_upsert", "no_email")]
+    assert dry_rt.redis.hget(dry_rt.keys.metrics, "skipped:no_email") == b"1"

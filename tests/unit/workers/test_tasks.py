@@ -31,3 +31,10 @@ def test_the_tick_sends_no_task_events_but_the_work_does():
 ])
 def test_a_job_shows_in_flower_by_kind_and_chat_never_its_event(member, shown):
     assert tasks.job_repr(member) == shown
+
+
+def test_no_task_sent_events_so_beat_s_tick_stays_out_of_flower(settings):
+    from workers.celery_app import celery_config
+
+    config = celery_config(settings)
+    assert config["worker_send_task_events"] is True and config["task_send_sent_event"] is False
