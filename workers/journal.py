@@ -1,5 +1,5 @@
-"""A chat's story as the workers saw it, and the task's counters: kept in memory while a task runs,
-written in one pipeline when it ends (``flush``).
+"""A chat's story as the workers saw it, the task's counters and the outbound record's entries: kept
+in memory while a task runs, written in one pipeline when it ends (``flush``).
 
 Each chat has one timeline (a sorted set by time, bounded, expiring with the chat's other state):
 the events (what ``timeline.record`` adds), each delivery with the handlers that ran on it, each
@@ -55,6 +55,7 @@ class Journal:
         self._record = client.register_script(_RECORD)
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
+        self._later: list[Callable[[redis.client.Pipeline], None]] = []
         self._delivery: dict[str, Any] | None = None
 
     # --- what happened ----------------------------------------------------------------
@@ -94,6 +95,10 @@ class Journal:
         """A timer (``nudge``, ``trigger``, ``retry``) ran at ``now``, its deadline ``due_at``."""
         self.observations.observe("chathooks_timer_lateness_seconds", max(0.0, now - due_at), kind)
 
+    def later(self, write: Callable[[redis.client.Pipeline], None]) -> None:
+        """A write of someone else's (the outbound record's) to go with the flush."""
+        self._later.append(write)
+
     def count(self, field_name: str) -> None:
         """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""
         self._counts[field_name] = self._counts.get(field_name, 0) + 1
@@ -104,7 +109,10 @@ class Journal:
         """Write everything since the last flush in one round trip."""
         self._end_delivery()
         chats, counts, self._chats, self._counts = self._chats, self._counts, {}, {}
+        later, self._later = self._later, []
         with self._redis.pipeline(transaction=False) as pipe:
+            for write in later:
+                write(pipe)
             for chat_id, chat in chats.items():
                 args: list[Any] = [*self._limits]
                 for at, member in chat.entries:

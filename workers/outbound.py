@@ -47,28 +47,42 @@ def client_timeout(settings: Settings) -> tuple[float, float]:
 
 
 class Record:
-    """A bounded, expiring log of what was done (``chathooks simulate`` shows it)."""
+    """A bounded, expiring log of what was done (``chathooks simulate`` shows it).
+
+    In a worker its entries (and the skips they count) are written with the task's journal, in the
+    round trip that ends the task; on its own, at once.
+    """
 
     def __init__(self, client: redis.Redis, key: str, metrics_key: str | None = None) -> None:
         self._redis = client
         self._key = key
         self._metrics_key = metrics_key
+        self.journal: Journal | None = None
 
     def add(self, action: str, outcome: str, *, skipped: str | None = None, **params: Any) -> None:
-        """Log and keep one entry; ``skipped``: the reason code it counts under (``SKIP_REASONS``), in the same
-        round trip."""
-        entry = {"action": action, "outcome": outcome, "at": time.time(), **params}
+        """Log and keep one entry; ``skipped``: the reason code it counts under (``SKIP_REASONS``)."""
+        entry = json.dumps({"action": action, "outcome": outcome, "at": time.time(), **params}, default=str)
         log.info("%s %s %s", outcome, action, json.dumps(params, sort_keys=True, default=str))
+        if self.journal is not None:
+            self.journal.later(lambda pipe: write_entries(pipe, self._key, [entry]))
+            if skipped:
+                self.journal.count(f"skipped:{skipped}")
+            return
         with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(self._key, json.dumps(entry, default=str))
-            pipe.ltrim(self._key, 0, RECORD_LIMIT - 1)
-            pipe.expire(self._key, RECORD_TTL)
+            write_entries(pipe, self._key, [entry])
             if skipped and self._metrics_key:
                 pipe.hincrby(self._metrics_key, f"skipped:{skipped}", 1)
             pipe.execute()
 
     def entries(self) -> list[dict[str, Any]]:
         return [json.loads(r) for r in reversed(self._redis.lrange(self._key, 0, -1))]
+
+
+def write_entries(pipe: redis.client.Pipeline, key: str, entries: list[str]) -> None:
+    """Entries onto the record at ``key``, newest first, bounded and expiring."""
+    pipe.lpush(key, *entries)
+    pipe.ltrim(key, 0, RECORD_LIMIT - 1)
+    pipe.expire(key, RECORD_TTL)
 
 
 class Chats:
@@ -170,7 +184,8 @@ class Outbound:
         return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp)
 
     def attach(self, journal: Journal) -> None:
-        """Tell ``journal`` every effect from now on."""
+        """Tell ``journal`` every effect from now on; the record is written with it."""
+        self._record.journal = journal
         for chats in self._chats.values():
             chats.journal = journal
 

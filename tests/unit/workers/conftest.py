@@ -108,6 +108,8 @@ def seed(fake: FakeLiveChat, *extra_events: dict[str, Any], active: bool = True,
 
 
 def records(rt: Runtime, action: str | None = None, outcome: str | None = None) -> list[dict[str, Any]]:
+    """The outbound record as the task in progress will have left it (written when the task ends)."""
+    rt.journal.flush()
     return [r for r in rt.outbound.records()
             if (action is None or r["action"] == action) and (outcome is None or r["outcome"] == outcome)]
 

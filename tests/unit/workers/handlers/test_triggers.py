@@ -66,7 +66,9 @@ def rt(dry_settings, fake_redis, clock) -> Runtime:  # type: ignore[no-untyped-d
 
 
 def happen(rt: Runtime, *events: Event) -> None:
+    """The events' task: its handlers, then what it writes when it ends."""
     dispatch(events, rt)
+    rt.journal.flush()
 
 
 def until(rt: Runtime, seconds: float) -> None:
