@@ -10,6 +10,7 @@ and released again if publishing fails, so a failed publish never turns the retr
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +23,8 @@ from chathooks.metrics import Metrics
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class QueueUnavailable(Exception):
     """Redis or the broker could not take the delivery; nothing was queued."""
@@ -32,9 +35,18 @@ class Enqueuer(Protocol):
         """Queue ``delivery`` once: True if queued now, False if it was seen before."""
 
 
+# A duplicate counted, and told in the story of a chat the workers know: its entry is built here, so a delivery
+# queued pays nothing for it (see workers.journal). The "no chat" timeline key is the script's sentinel key.
+_DUPLICATE = """
+redis.call('HINCRBY', {metrics}, 'duplicate:' .. {source}, 1)
+if {timeline} ~= {sentinel} and redis.call('EXISTS', {timeline}) == 1 then
+  redis.call('ZADD', {timeline}, {at}, cjson.encode({{type = 'delivery', outcome = 'duplicate', id = {id},
+                                                    source = {source}, action = {action}, received = {at}}}))
+end
+"""
+
 # KEYS: dedupe, queue, metrics, the chat's timeline (the dedupe key when there is no chat). ARGV: ttl, message,
-# source, received at, delivery id, action. A duplicate is told in the story of a chat the workers know (its entry
-# built here, so a delivery queued pays nothing for it; see workers.journal).
+# source, received at, delivery id, action.
 _ENQUEUE_LUA = """
 redis.call('HINCRBY', KEYS[3], 'received:' .. ARGV[3], 1)
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -42,13 +54,18 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('HINCRBY', KEYS[3], 'queued:' .. ARGV[3], 1)
   return 1
 end
-redis.call('HINCRBY', KEYS[3], 'duplicate:' .. ARGV[3], 1)
-if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('ZADD', KEYS[4], ARGV[4], cjson.encode({type = 'delivery', outcome = 'duplicate', id = ARGV[5],
-                                                     source = ARGV[3], action = ARGV[6], received = ARGV[4]}))
-end
-return 0
-"""
+""" + _DUPLICATE.format(metrics="KEYS[3]", timeline="KEYS[4]", sentinel="KEYS[1]", source="ARGV[3]", at="ARGV[4]",
+                        id="ARGV[5]", action="ARGV[6]") + "return 0\n"
+
+# KEYS: metrics, the chat's timeline (the metrics key when there is no chat). ARGV: source, received at, delivery
+# id, action.
+_DUPLICATE_LUA = "redis.call('HINCRBY', KEYS[1], 'received:' .. ARGV[1], 1)\n" + _DUPLICATE.format(
+    metrics="KEYS[1]", timeline="KEYS[2]", sentinel="KEYS[1]", source="ARGV[1]", at="ARGV[2]", id="ARGV[3]",
+    action="ARGV[4]")
+
+
+def _timeline(keys: Keys, delivery: Delivery, no_chat: str) -> str:
+    return keys.timeline(delivery.chat_id) if delivery.chat_id else no_chat
 
 
 class RedisEnqueuer:
@@ -62,10 +79,10 @@ class RedisEnqueuer:
     def enqueue(self, delivery: Delivery) -> bool:
         message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue,
                                  argsrepr=delivery_repr(delivery))
-        dedupe, chat = self._keys.dedupe(delivery.id), delivery.chat_id
+        dedupe = self._keys.dedupe(delivery.id)
         try:
             return bool(self._script(
-                keys=[dedupe, self._queue, self._keys.metrics, self._keys.timeline(chat) if chat else dedupe],
+                keys=[dedupe, self._queue, self._keys.metrics, _timeline(self._keys, delivery, dedupe)],
                 args=[delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
                       delivery.action],
             ))
@@ -81,6 +98,7 @@ class PublishingEnqueuer:
         self._keys = keys
         self._metrics = metrics
         self._publish = publish
+        self._duplicate = client.register_script(_DUPLICATE_LUA)
 
     def enqueue(self, delivery: Delivery) -> bool:
         key = self._keys.dedupe(delivery.id)
@@ -89,7 +107,12 @@ class PublishingEnqueuer:
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
         if not claimed:
-            self._metrics.count(f"received:{delivery.source}", f"duplicate:{delivery.source}")
+            metrics = self._keys.metrics
+            try:
+                self._duplicate(keys=[metrics, _timeline(self._keys, delivery, metrics)],
+                                args=[delivery.source, f"{delivery.received_at:.6f}", delivery.id, delivery.action])
+            except redis.RedisError as exc:  # the answer stands: it was seen before
+                log.warning("duplicate %s not counted: %s", delivery.id, exc)
             return False
         try:
             self._publish(delivery)
