@@ -92,8 +92,9 @@ class Scheduler:
                 pipe.zrem(self.key, replacing)
             pipe.execute()
 
-    def complete(self, member: str) -> None:
-        self._redis.zrem(self.key, member)
+    def complete(self, member: str, pipe: redis.client.Pipeline | None = None) -> None:
+        """Remove a job that has run (on ``pipe``, to go with other writes, when given)."""
+        (pipe if pipe is not None else self._redis).zrem(self.key, member)
 
     def claim_due(self, now: float | None = None, limit: int = 500) -> list[tuple[str, float]]:
         """The jobs due by ``now``, each with its due time, leased for ``LEASE_SECONDS``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import redis
@@ -74,7 +75,7 @@ def run_job(self, member: str, due_at: float | None = None) -> None:  # type: ig
         retry = retry_payload(member)
         run_handler(retry["handler"], Event.from_dict(retry["event"]), rt, retry["attempt"], retry["errors"],
                     replays=retry["replays"], job=member)
-    rt.scheduler.complete(member)
+    rt.journal.later(partial(rt.scheduler.complete, member))  # removed with the task's writes, or run again
     rt.journal.flush()
 
 
