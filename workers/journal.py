@@ -43,7 +43,7 @@ class _Chat:
 
 
 class Journal:
-    """What one task adds to chats' timelines and to the shared counters, until ``flush``."""
+    """What one task adds to chats' timelines, the shared counters and others' writes, until ``flush``."""
 
     def __init__(self, client: redis.Redis, keys: Keys, observations: Observations, *, max_events: int,
                  chat_ttl: int, ended_ttl: int, ended_key: Callable[[str], str]) -> None:
@@ -52,7 +52,6 @@ class Journal:
         self.observations = observations
         self._limits = (max_events, chat_ttl, ended_ttl)
         self._ended_key = ended_key
-        self._record = client.register_script(_RECORD)
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
         self._later: list[Callable[[redis.client.Pipeline], None]] = []
@@ -96,7 +95,7 @@ class Journal:
         self.observations.observe("chathooks_timer_lateness_seconds", max(0.0, now - due_at), kind)
 
     def later(self, write: Callable[[redis.client.Pipeline], None]) -> None:
-        """A write of someone else's (the outbound record's) to go with the flush."""
+        """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
 
     def count(self, field_name: str) -> None:
@@ -119,7 +118,8 @@ class Journal:
                     args += [f"{at:.6f}", member]
                 timeline = self._keys.timeline(chat_id)
                 ended = self._ended_key(chat.thread_id) if chat.thread_id else timeline
-                self._record(keys=[timeline, ended], args=args, client=pipe)
+                # EVAL, not a Script: a Script on a pipeline asks SCRIPT EXISTS first, a round trip of its own.
+                pipe.eval(_RECORD, 2, timeline, ended, *args)
             for name, n in counts.items():
                 pipe.hincrby(self._keys.metrics, name, n)
             self.observations.flush(pipe, self._keys.observed, force=force_observations)
