@@ -12,7 +12,7 @@ from chathooks.settings import Settings
 
 def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Flask:
     """Create and configure an instance of the ingress application."""
-    from app import openapi, ops, webhooks
+    from app import livechat_app, openapi, ops, webhooks
     from app.ingress import Ingress, register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     for source in webhooks.SOURCES:
         app.register_blueprint(source.bp)
     app.register_blueprint(ops.bp)
-    app.extensions["chathooks.openapi"] = openapi.document(settings, webhooks.SOURCES)
+    app.register_blueprint(livechat_app.bp)
+    app.extensions["chathooks.openapi"] = openapi.document(settings, (*webhooks.SOURCES, livechat_app))
     register_error_handlers(app)
     logging.getLogger("chathooks").setLevel(logging.INFO)
     return app

@@ -20,6 +20,9 @@ from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
 from chathooks.platforms.base import InvalidPayload
+from chathooks.platforms.livechat.accounts import AccountsClient
+from chathooks.platforms.livechat.adapter import SOURCE as LIVECHAT
+from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.profiles import Profiles
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
 from chathooks.redis_client import connect
@@ -59,6 +62,8 @@ class Ingress:
     enqueuer: Enqueuer
     rules: Rules
     profiles: Profiles
+    tenants: TenantStore | None = None  # many licenses (SPEC §11): who installed the app
+    accounts: AccountsClient | None = None
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Ingress:
@@ -66,9 +71,12 @@ class Ingress:
         keys = Keys(settings.key_prefix)
         metrics = Metrics(client, keys)
         broker = Broker(settings, client)
+        market = settings.marketplace
         return cls(settings, client, keys, metrics, broker, make_enqueuer(settings, client, keys, metrics, broker),
                    load_rules(settings.rules_path),
-                   Profiles(client, keys, settings.profile_ttl_seconds, settings.chat_ttl_seconds))
+                   Profiles(client, keys, settings.profile_ttl_seconds, settings.chat_ttl_seconds),
+                   TenantStore(client, settings.key_prefix, market.secret_keys) if market else None,
+                   AccountsClient(market) if market else None)
 
     def dead_letters(self) -> int:
         return int(self.redis.zcard(self.keys.dead_letters))
@@ -105,7 +113,19 @@ class Ingress:
         if delivery is None:
             self.metrics.count(f"received:{source}", f"ignored:{source}")
             return {"status": "ignored"}
+        if self._uninstalled(source, delivery):
+            self.metrics.count(f"received:{source}", f"ignored:{source}", f"uninstalled:{source}")
+            return {"status": "ignored"}
         return self.queue(delivery)
+
+    def _uninstalled(self, source: str, delivery: Delivery) -> bool:
+        """Whether the delivery is from an organization that uninstalled the app (multi-license mode)."""
+        if self.tenants is None or source != LIVECHAT or delivery.organization is None:
+            return False
+        try:
+            return self.tenants.status(delivery.organization) is Status.UNINSTALLED
+        except redis.RedisError as exc:
+            raise unavailable("tenant store unavailable; retry later") from exc
 
     def queue(self, delivery: Delivery) -> dict[str, str]:
         """Durably queue once; the reply body says which happened."""

@@ -26,6 +26,7 @@ class Kind(StrEnum):
     TRIGGER_DUE = "trigger_due"  # internal: a moment a thread's triggers may turn has come
     TRIGGER_FIRED = "trigger_fired"  # internal: a trigger's window fired, its actions are to run
     SILENCE_DEADLINE = "silence_deadline"  # the previous release's nudge deadline (its dead letters replay)
+    TENANT = "tenant"  # internal: an organization installed or uninstalled the app (``raw["step"]`` says which)
 
 
 class Role(StrEnum):
@@ -106,6 +107,11 @@ class Delivery:
     def chat_id(self) -> str | None:
         """The chat it is about (its first event's), if any."""
         return next((e.chat_id for e in self.events if e.chat_id), None)
+
+    @property
+    def organization(self) -> str | None:
+        """The organization (license) it came from, if it said."""
+        return next((e.organization for e in self.events if e.organization), None)
 
     def to_message(self) -> dict[str, Any]:
         return {

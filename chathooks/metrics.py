@@ -53,9 +53,14 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             "chathooks_webhooks_ignored", "Valid deliveries with no automation (not queued)", labels=["source"]),
         "processed": CounterMetricFamily(
             "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran", labels=["source"]),
+        "uninstalled": CounterMetricFamily(
+            "chathooks_webhooks_uninstalled", "Deliveries for an organization that uninstalled the app (answered "
+            "ignored)", labels=["source"]),
     }
     rejected = CounterMetricFamily("chathooks_webhooks_rejected", "Requests rejected, by reason", labels=["reason"])
     skipped = CounterMetricFamily("chathooks_effects_skipped", "Effects not sent, by reason", labels=["reason"])
+    parked = CounterMetricFamily("chathooks_deliveries_parked", "Work parked until its organization can be acted "
+                                 "for (dead-letter store), by reason", labels=["reason"])
     seen_reasons, seen_skips = set(), set()
     for field, value in sorted(counters.items()):
         name, _, label = field.partition(":")
@@ -67,6 +72,8 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
         elif name == "skipped":
             skipped.add_metric([label], value)
             seen_skips.add(label)
+        elif name == "parked":
+            parked.add_metric([label], value)
     for reason in REJECT_REASONS:
         if reason not in seen_reasons:
             rejected.add_metric([reason], 0)
@@ -79,6 +86,7 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
     yield from by_source.values()
     yield rejected
     yield skipped
+    yield parked
     yield depth
     if dead_letters is not None:
         yield GaugeMetricFamily("chathooks_dead_letters", "Items in the dead-letter store", value=dead_letters)

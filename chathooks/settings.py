@@ -34,6 +34,24 @@ class LiveChatSettings:
 
 
 @dataclass(frozen=True)
+class MarketplaceSettings:
+    """Many licenses from one deployment (SPEC §11): the app's OAuth client and where installs come back."""
+
+    client_id: str
+    client_secret: str
+    public_url: str
+    secret_keys: tuple[str, ...]  # Fernet keys: the first encrypts, every one decrypts
+    accounts_url: str = "https://accounts.livechat.com"
+    app_webhook_token: str | None = None
+    org_rate: float = 5.0  # LiveChat API calls per second per organization
+
+    @property
+    def redirect_uri(self) -> str:
+        """The Direct installation URL: where the accounts server sends an installing user back."""
+        return f"{self.public_url}/livechat/callback"
+
+
+@dataclass(frozen=True)
 class LhcSettings:
     """Live Helper Chat's REST API: base URL (``/index.php`` included where needed), Basic ``user:key``."""
 
@@ -61,6 +79,7 @@ class Settings:
     ingress_basic_auth: tuple[str, str] | None = None
     ingress_max_bytes: int = 1024 * 1024
     livechat: LiveChatSettings = field(default_factory=LiveChatSettings)
+    marketplace: MarketplaceSettings | None = None  # set: many licenses, tenants by organization
     mailchimp: MailchimpSettings | None = None
     rules_path: str | None = None
     flower_basic_auth: str | None = None
@@ -138,11 +157,12 @@ class Settings:
         )
         if bool(livechat.account_id) != bool(livechat.pat):
             raise ConfigError("LIVECHAT_ACCOUNT_ID and LIVECHAT_PAT must be set together")
+        marketplace = _marketplace(get, livechat.client_id)
 
         dry_run_flag = get("CHATHOOKS_DRY_RUN")
         forced = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else None
         lhc = _lhc(get("LHC_API_URL"), get("LHC_API_USER"), get("LHC_API_KEY"))
-        dry_run = forced if forced is not None else not (livechat.has_credentials or lhc)
+        dry_run = forced if forced is not None else not (livechat.has_credentials or marketplace or lhc)
 
         return cls(
             redis_url=redis_url,
@@ -155,6 +175,7 @@ class Settings:
             ingress_basic_auth=_user_password(get("INGRESS_BASIC_AUTH"), "INGRESS_BASIC_AUTH"),
             ingress_max_bytes=_positive_int(get("INGRESS_MAX_BYTES"), "INGRESS_MAX_BYTES", cls.ingress_max_bytes),
             livechat=livechat,
+            marketplace=marketplace,
             mailchimp=_mailchimp(get("MAILCHIMP_API_KEY"), get("MAILCHIMP_LIST_ID"), get("MAILCHIMP_API_URL")),
             rules_path=get("CHATHOOKS_RULES"),
             flower_basic_auth=get("FLOWER_BASIC_AUTH"),
@@ -204,13 +225,13 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-def _positive_float(value: str, name: str) -> float:
+def _positive_float(value: str, name: str, unit: str = "seconds") -> float:
     try:
         number = float(value)
     except ValueError:
         number = -1.0
     if not 0 < number < float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+        raise ConfigError(f"{name} must be a positive number of {unit}, not {value!r}")
     return number
 
 
@@ -256,6 +277,46 @@ def _lhc(api_url: str | None, user: str | None, key: str | None) -> LhcSettings 
     if not (api_url and user and key):
         raise ConfigError("LHC_API_URL, LHC_API_USER and LHC_API_KEY must be set together")
     return LhcSettings(_url(api_url, "LHC_API_URL", ("http", "https")).rstrip("/"), user, key)
+
+
+def _marketplace(get: Callable[[str], str | None], client_id: str | None) -> MarketplaceSettings | None:
+    """Multi-license mode, on when LIVECHAT_CLIENT_SECRET is set; a malformed CHATHOOKS_SECRET_KEY stops the
+    process whether or not it is on."""
+    keys = _fernet_keys(get("CHATHOOKS_SECRET_KEY"))
+    secret = get("LIVECHAT_CLIENT_SECRET")
+    if secret is None:
+        return None
+    for name, value in (("LIVECHAT_CLIENT_ID", client_id), ("CHATHOOKS_PUBLIC_URL", get("CHATHOOKS_PUBLIC_URL"))):
+        if value is None:
+            raise ConfigError(f"{name} is required with LIVECHAT_CLIENT_SECRET (many licenses from one deployment)")
+    if not keys:
+        raise ConfigError("CHATHOOKS_SECRET_KEY is required with LIVECHAT_CLIENT_SECRET: tenants' tokens are "
+                          "encrypted with it (generate one: python -c 'from cryptography.fernet import Fernet; "
+                          "print(Fernet.generate_key().decode())')")
+    public_url = _url(get("CHATHOOKS_PUBLIC_URL") or "", "CHATHOOKS_PUBLIC_URL", ("http", "https")).rstrip("/")
+    accounts = get("LIVECHAT_ACCOUNTS_URL") or MarketplaceSettings.accounts_url
+    rate = get("CHATHOOKS_ORG_RATE")
+    org_rate = _positive_float(rate, "CHATHOOKS_ORG_RATE", "requests per second") if rate else None
+    return MarketplaceSettings(
+        client_id=client_id or "", client_secret=secret, public_url=public_url, secret_keys=keys,
+        accounts_url=_url(accounts, "LIVECHAT_ACCOUNTS_URL", ("http", "https")).rstrip("/"),
+        app_webhook_token=get("LIVECHAT_APP_WEBHOOK_TOKEN"),
+        org_rate=org_rate or MarketplaceSettings.org_rate,
+    )
+
+
+def _fernet_keys(value: str | None) -> tuple[str, ...]:
+    from cryptography.fernet import Fernet
+
+    keys = _list(value)
+    for n, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            # The message never repeats the key.
+            raise ConfigError(f"CHATHOOKS_SECRET_KEY: key {n} of {len(keys)} is not a Fernet key "
+                              "(32 bytes, url-safe base64)") from None
+    return keys
 
 
 def _mailchimp(api_key: str | None, list_id: str | None, api_url: str | None) -> MailchimpSettings | None:

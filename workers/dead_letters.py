@@ -44,13 +44,26 @@ class Filter:
     kind: str | None = None
     chat: str | None = None
     dead_before: float | None = None  # dead-lettered at or before this time
+    organization: str | None = None
+    parked: bool | None = None  # only work parked while its organization could not be acted for (or none of it)
 
     def __call__(self, item: Item) -> bool:
         event = item["event"]
         return ((self.handler is None or item["handler"] == self.handler)
                 and (self.kind is None or event.get("kind") == self.kind)
                 and (self.chat is None or event.get("chat_id") == self.chat)
-                and (self.dead_before is None or item["dead_at"] <= self.dead_before))
+                and (self.dead_before is None or item["dead_at"] <= self.dead_before)
+                and (self.organization is None or event.get("organization") == self.organization)
+                and (self.parked is None or is_parked(item) == self.parked))
+
+
+def is_parked(item: Item) -> bool:
+    """Whether the item waits for its organization (its last failure was the tenant's, not the work's)."""
+    errors = item.get("errors") or [{}]
+    return str(errors[-1].get("type", "")).startswith(PARKED_PREFIX)
+
+
+PARKED_PREFIX = "tenant_"  # the error types of work whose organization cannot be acted for now
 
 
 EVERYTHING = Filter()

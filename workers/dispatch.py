@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chathooks.events import Delivery, Event, Kind, rfc3339
-from workers.handlers import marketing, people, profile, rating, tagging, timeline, triggers
+from chathooks.platforms.livechat.tokens import TenantInactive
+from workers.handlers import marketing, people, profile, rating, tagging, tenants, timeline, triggers
 from workers.once import Busy
 from workers.retry import describe, is_transient, retry_after
 from workers.runtime import Runtime
@@ -17,6 +18,15 @@ from workers.scheduler import retry_job
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, Runtime], None]
+DELIVER = "tenants.deliver"
+
+
+def deliver(event: Event, rt: Runtime) -> None:
+    """An event of an organization that could not be acted for when it came (parked): run once it can."""
+    assert rt.outbound.tenancy is not None
+    rt.outbound.tenancy.require_active(event.organization)
+    dispatch([event], rt)
+
 
 # Handlers by the name they are retried and dead-lettered under.
 REGISTRY: dict[str, Handler] = {
@@ -37,6 +47,8 @@ REGISTRY: dict[str, Handler] = {
     "rating.cancelled": rating.cancelled,
     "profile.seen": profile.seen,
     "profile.rated": profile.rated,
+    "tenants.lifecycle": tenants.lifecycle,
+    DELIVER: deliver,
 }
 
 # In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags.
@@ -60,6 +72,7 @@ TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.TRIGGER_DUE: ("triggers.due",),
     Kind.TRIGGER_FIRED: ("triggers.act",),
     Kind.SILENCE_DEADLINE: ("silence.fire",),
+    Kind.TENANT: ("tenants.lifecycle",),
 }
 
 
@@ -74,7 +87,13 @@ def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
     """One queued delivery (``Delivery.to_message``), as its task runs it: every handler, then its story,
     its ``processed`` count and how long it took from the ingress, written in one round trip."""
     rt.journal.begin_delivery(message)
-    dispatch(Delivery.events_of(message), rt)
+    tenancy = rt.outbound.tenancy
+    for event in Delivery.events_of(message):
+        if (tenancy is not None and event.kind is not Kind.TENANT and tenancy.serves(event.source, event.organization)
+                and not tenancy.active(event.organization)):
+            run_handler(DELIVER, event, rt)  # parks it: dead-lettered, replayed once the tenant is active
+        else:
+            dispatch([event], rt)
     source = message["source"]
     rt.journal.count(f"processed:{source}")
     if message.get("received_at"):
@@ -105,6 +124,8 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
             log.warning("%s failed on %s (attempt %d), retrying in %.1fs: %s", name, event.key, attempt, delay, exc)
         else:
             item = rt.dead_letters.add(event.to_dict(), name, errors, replays, job)
+            if isinstance(exc, TenantInactive):
+                rt.journal.count(f"parked:{exc.reason}")
             rt.journal.handler(event.chat_id, event.thread_id, name, "dead_lettered", attempt=attempt,
                                error=_brief(errors[-1]), dead_letter=item)
             log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",

@@ -26,6 +26,7 @@ from chathooks.platforms.registry import PLATFORMS
 from chathooks.rules import MarketingRule, Rules, load_rules
 from chathooks.settings import Settings
 from workers.journal import Journal
+from workers.tenancy import Tenancy
 
 log = logging.getLogger("chathooks.outbound")
 
@@ -168,29 +169,42 @@ class Chats:
 
 class Outbound:
     def __init__(self, settings: Settings, client: redis.Redis, record_key: str, apis: Mapping[str, ChatAPI],
-                 mailchimp: MailchimpClient | None = None) -> None:
+                 mailchimp: MailchimpClient | None = None, tenancy: Tenancy | None = None) -> None:
         self.dry_run = settings.dry_run
         self._record = Record(client, record_key, Keys(settings.key_prefix).metrics)
         self._chats = {source: Chats(api, settings.platform_dry_run(PLATFORMS[source].has_credentials(settings)),
                                      self._record)
                        for source, api in apis.items()}
         self._mailchimp = mailchimp
+        self.tenancy = tenancy
+        self._tenant_dry_run = settings.platform_dry_run(True)
+        self._tenant_chats: dict[int, Chats] = {}
+        self._journal: Journal | None = None
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis, rules: Rules | None = None) -> Outbound:
         timeout, rules = client_timeout(settings), rules or load_rules(settings.rules_path)
         apis = {source: platform.api(settings, client, timeout, rules) for source, platform in PLATFORMS.items()}
         mailchimp = MailchimpClient(settings.mailchimp, timeout=timeout) if settings.mailchimp else None
-        return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp)
+        tenancy = Tenancy(settings, client, timeout) if settings.marketplace else None
+        return cls(settings, client, Keys(settings.key_prefix).outbound, apis, mailchimp, tenancy)
 
     def attach(self, journal: Journal) -> None:
         """Tell ``journal`` every effect from now on; the record is written with it."""
         self._record.journal = journal
-        for chats in self._chats.values():
+        self._journal = journal
+        for chats in (*self._chats.values(), *self._tenant_chats.values()):
             chats.journal = journal
 
-    def chats(self, source: str) -> Chats:
-        """The platform the events of ``source`` came from."""
+    def chats(self, source: str, organization: str | None = None) -> Chats:
+        """The platform the events of ``source`` came from, as ``organization`` (when it is a tenant's) acts."""
+        if self.tenancy is not None and self.tenancy.serves(source, organization):
+            api = self.tenancy.api(organization)  # raises TenantInactive for one that cannot be acted for
+            chats = self._tenant_chats.get(id(api))
+            if chats is None or chats.api is not api:
+                chats = self._tenant_chats[id(api)] = Chats(api, self._tenant_dry_run, self._record)
+                chats.journal = self._journal
+            return chats
         try:
             return self._chats[source]
         except KeyError:

@@ -111,7 +111,7 @@ class Runtime:
     def _find_author_role(self, event: Event) -> Role | None:
         if event.author_role in (Role.BOT, Role.SYSTEM) or event.author_id is None:
             return event.author_role
-        chats = self.outbound.chats(event.source)
+        chats = self.outbound.chats(event.source, event.organization)
         if event.author_id in chats.bot_ids:
             return Role.BOT
         if event.author_role is not None:

@@ -32,11 +32,16 @@ class Platform:
 
 
 def _livechat(settings: Settings) -> bool:
-    return settings.livechat.has_credentials
+    # Multi-license credentials count too: each organization's are its tenant's (SPEC §11).
+    return settings.livechat.has_credentials or settings.marketplace is not None
+
+
+def _livechat_v2(settings: Settings) -> bool:
+    return settings.livechat.has_credentials  # legacy webhooks name a license, not an organization: static only
 
 
 PLATFORMS: dict[str, Platform] = {p.source: p for p in (
     Platform(LiveChatAPI.source, _livechat, LiveChatAPI.build),
-    Platform(LiveChatV2API.source, _livechat, LiveChatV2API.build),
+    Platform(LiveChatV2API.source, _livechat_v2, LiveChatV2API.build),
     Platform(LhcAPI.source, lambda settings: settings.lhc is not None, LhcAPI.build),
 )}

@@ -4,7 +4,13 @@ It speaks the documented protocol (POST ``/v<version>/<agent|configuration>/acti
 ``{"error": {"type", "message"}}`` errors) and checks credentials, bot authorship and
 parameters. LiveChat does not document HTTP statuses for its errors; ERROR_STATUS is our
 assumption (notably ``chat_inactive`` → 422), which is why clients must branch on the type.
-Not modelled: chat membership (any caller may post into any seeded chat) and group filters.
+
+It serves organizations (licenses): the constructor's ``organization_id`` is the default one,
+which its PAT, access token and bot belong to; ``add_organization``/``grant`` add others. Each
+credential acts in its organization: chats, bots, routing statuses and the license-webhooks
+state of another organization are out of its reach.
+Not modelled: chat membership (any caller may post into any seeded chat of its organization),
+scopes and group filters.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import base64
 import copy
 import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +67,8 @@ CONFIGURATION_METHODS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
     ),
     "list_bots": ({}, {"all": bool, "fields": list}),
     "issue_bot_token": ({"bot_id": str, "client_id": str, "bot_secret": str, "organization_id": str}, {}),
+    "reset_bot_secret": ({"id": str}, {}),
+    "delete_bot": ({"id": str}, {}),
 }
 _METHODS = {"agent": AGENT_METHODS, "configuration": CONFIGURATION_METHODS}
 
@@ -93,10 +101,22 @@ class ApiError(Exception):
 class Caller:
     id: str | None  # agent or bot id; None for an unauthenticated issue_bot_token
     credential: str  # "pat" | "access_token" | "bot_token" | "author_header" | "none"
+    organization: str | None = None  # the organization it acts in; None when unauthenticated
+
+
+@dataclass
+class _Organization:
+    agent_id: str  # the agent its access tokens act as
+    license_webhooks: dict[str, bool] = field(default_factory=dict)  # owner_client_id → enabled
 
 
 class FakeLiveChat(FakeHTTPServer):
-    """Fake LiveChat APIs. Seed chats with ``seed_chat``; inspect ``chats``, ``bots``, ``webhooks``, ``calls()``."""
+    """Fake LiveChat APIs. Seed chats with ``seed_chat``; inspect ``chats``, ``bots``, ``webhooks``, ``calls()``.
+
+    ``chats``, ``bots``, ``bot_tokens`` and ``routing_statuses`` hold every organization's
+    entries; an entry a test puts there directly belongs to the default organization.
+    ``license_webhooks`` is the default organization's state (``license_webhooks_of`` for others).
+    """
 
     def __init__(
         self,
@@ -124,8 +144,12 @@ class FakeLiveChat(FakeHTTPServer):
         self.bot_tokens: dict[str, str] = {}  # token → bot id
         # Both start accepting so automations act by default; tests flip them as needed.
         self.routing_statuses: dict[str, str] = {agent_id: "accepting_chats", bot_id: "accepting_chats"}
-        self.webhooks: dict[str, dict[str, Any]] = {}
-        self.license_webhooks: dict[str, bool] = {}  # owner_client_id → enabled
+        self.webhooks: dict[str, dict[str, Any]] = {}  # per client id, not per organization
+        self.license_webhooks: dict[str, bool] = {}  # the default organization's: owner_client_id → enabled
+        self._organizations = {organization_id: _Organization(agent_id, self.license_webhooks)}
+        self._grants: dict[str, str] = {access_token: organization_id} if access_token else {}  # token → org
+        self._member_orgs: dict[str, str] = {agent_id: organization_id, bot_id: organization_id}  # agent/bot → org
+        self._chat_orgs: dict[str, str] = {}  # chat id → org
 
     # Test helpers
 
@@ -141,15 +165,64 @@ class FakeLiveChat(FakeHTTPServer):
             values.update(access_token=self.access_token)
         return LiveChatSettings(**(values | overrides))
 
-    def seed_chat(self, chat: dict[str, Any]) -> dict[str, Any]:
-        """Store a chat (``{id, users, thread: {id, active?, events?, tags?}}``); return the stored copy."""
+    def add_organization(self, organization_id: str, access_token: str | None = None) -> None:
+        """Add an organization (if new), with its agent ``agent@<organization_id>`` accepting chats;
+        with ``access_token``, grant it too."""
+        with self.lock:
+            self._organization(organization_id)
+            if access_token:
+                self._grants[access_token] = organization_id
+
+    def grant(self, organization_id: str, access_token: str) -> None:
+        """Make ``access_token`` authenticate as the agent of ``organization_id`` (added if new)."""
+        with self.lock:
+            self._organization(organization_id)
+            self._grants[access_token] = organization_id
+
+    def withdraw(self, access_token: str) -> None:
+        """Make ``access_token`` fail with ``authentication`` from now on (unknown tokens: nothing to do)."""
+        with self.lock:
+            self._grants.pop(access_token, None)
+
+    def organization_of_token(self, token: str) -> str | None:
+        """The organization an access token or bot token acts in; None if it authenticates nowhere."""
+        with self.lock:
+            if token in self.bot_tokens:
+                return self._member_org(self.bot_tokens[token])
+            return self._grants.get(token)
+
+    def set_license_webhooks(self, organization_id: str, enabled: bool, owner_client_id: str | None = None) -> None:
+        """Set an organization's license-webhooks state for ``owner_client_id`` (default: our client)."""
+        with self.lock:
+            self._organization(organization_id).license_webhooks[owner_client_id or self.client_id] = enabled
+
+    def license_webhooks_of(self, organization_id: str) -> dict[str, bool]:
+        """An organization's explicitly set license-webhooks states (owner_client_id → enabled; unset: enabled)."""
+        with self.lock:
+            return dict(self._organization(organization_id).license_webhooks)
+
+    def bots_of(self, organization_id: str) -> list[dict[str, Any]]:
+        """Copies of an organization's bots (with their secrets and owners)."""
+        with self.lock:
+            return [copy.deepcopy(b) for b in self.bots.values() if self._member_org(b["id"]) == organization_id]
+
+    def chats_of(self, organization_id: str) -> list[dict[str, Any]]:
+        """Copies of an organization's chats."""
+        with self.lock:
+            return [copy.deepcopy(c) for c in self.chats.values() if self._chat_org(c["id"]) == organization_id]
+
+    def seed_chat(self, chat: dict[str, Any], organization: str | None = None) -> dict[str, Any]:
+        """Store a chat (``{id, users, thread: {id, active?, events?, tags?}}``) in ``organization``
+        (default: the default organization; added if new); return the stored copy."""
         chat = copy.deepcopy(chat)
         chat.setdefault("users", [])
         thread = chat["thread"]
         thread.setdefault("active", True)
         thread.setdefault("events", [])
         with self.lock:
+            self._organization(organization or self.organization_id)
             self.chats[chat["id"]] = chat
+            self._chat_orgs[chat["id"]] = organization or self.organization_id
         return copy.deepcopy(chat)
 
     def chat(self, chat_id: str) -> dict[str, Any]:
@@ -228,13 +301,15 @@ class FakeLiveChat(FakeHTTPServer):
         author = request.headers.get("X-Author-Id")
         bearer = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
         if self.pat and auth == self._basic:
-            caller = Caller(self.agent_id, "pat")
-        elif self.access_token and bearer == self.access_token:
-            caller = Caller(self.agent_id, "access_token")
+            caller = Caller(self.agent_id, "pat", self.organization_id)
+        elif bearer in self._grants:
+            organization = self._grants[bearer]
+            caller = Caller(self._organizations[organization].agent_id, "access_token", organization)
         elif bearer in self.bot_tokens:
             if api != "agent":
                 raise ApiError("authorization", "bot tokens cannot call the Configuration API")
-            caller = Caller(self.bot_tokens[bearer], "bot_token")
+            bot_id = self.bot_tokens[bearer]
+            caller = Caller(bot_id, "bot_token", self._member_org(bot_id))
         elif not auth and method == "issue_bot_token":  # documented with no required scope
             caller = Caller(None, "none")
         else:
@@ -245,9 +320,9 @@ class FakeLiveChat(FakeHTTPServer):
             raise ApiError("validation", "X-Author-Id is not supported; authorize the bot with issue_bot_token")
         if api != "agent" or caller.credential == "bot_token":
             raise ApiError("validation", "X-Author-Id applies only to agent credentials on the Agent Chat API")
-        if author not in self.bots:
+        if author not in self.bots or self._member_org(author) != caller.organization:
             raise ApiError("authentication", "X-Author-Id is not a known bot")
-        return Caller(author, "author_header")
+        return Caller(author, "author_header", caller.organization)
 
     def _params(self, request: Request, api: str, method: str) -> dict[str, Any]:
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -271,11 +346,11 @@ class FakeLiveChat(FakeHTTPServer):
     # Agent Chat API
 
     def _get_chat(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        chat = self._chat(p["chat_id"], p.get("thread_id"))
+        chat = self._chat(caller, p["chat_id"], p.get("thread_id"))
         return copy.deepcopy(chat)
 
     def _send_event(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        chat = self._chat(p["chat_id"])
+        chat = self._chat(caller, p["chat_id"])
         event = p["event"]
         if event.get("type") not in EVENT_TYPES:
             raise ApiError("validation", "`event.type` is invalid")
@@ -299,12 +374,12 @@ class FakeLiveChat(FakeHTTPServer):
         return {"event_id": event_id}
 
     def _tag_thread(self, p: dict[str, Any], caller: Caller) -> None:
-        tags = self._chat(p["chat_id"], p["thread_id"])["thread"].setdefault("tags", [])
+        tags = self._chat(caller, p["chat_id"], p["thread_id"])["thread"].setdefault("tags", [])
         if p["tag"] not in tags:
             tags.append(p["tag"])
 
     def _untag_thread(self, p: dict[str, Any], caller: Caller) -> None:
-        thread = self._chat(p["chat_id"], p["thread_id"])["thread"]
+        thread = self._chat(caller, p["chat_id"], p["thread_id"])["thread"]
         if p["tag"] in thread.get("tags", []):
             thread["tags"].remove(p["tag"])
 
@@ -312,11 +387,15 @@ class FakeLiveChat(FakeHTTPServer):
         group_ids = p.get("filters", {}).get("group_ids", [])
         if not isinstance(group_ids, list) or not all(isinstance(g, int) for g in group_ids):
             raise ApiError("validation", "`filters.group_ids` must be a list of integers")
-        return [{"agent_id": agent_id, "status": status} for agent_id, status in self.routing_statuses.items()]
+        return [
+            {"agent_id": agent_id, "status": status}
+            for agent_id, status in self.routing_statuses.items()
+            if self._member_org(agent_id) == caller.organization
+        ]
 
     def _set_routing_status(self, p: dict[str, Any], caller: Caller) -> None:
         target = p.get("agent_id") or caller.id
-        if target not in self.routing_statuses:
+        if target not in self.routing_statuses or self._member_org(target) != caller.organization:
             raise ApiError("not_found", "agent not found")
         if caller.credential == "bot_token" and target != caller.id:
             raise ApiError("authorization", "a bot may only set its own routing status")
@@ -324,10 +403,12 @@ class FakeLiveChat(FakeHTTPServer):
             raise ApiError("validation", "`status` is invalid")
         self.routing_statuses[target] = p["status"]
 
-    def _chat(self, chat_id: str, thread_id: str | None = None) -> dict[str, Any]:
+    def _chat(self, caller: Caller, chat_id: str, thread_id: str | None = None) -> dict[str, Any]:
         chat = self.chats.get(chat_id)
         if chat is None:
             raise ApiError("not_found", "chat not found")
+        if self._chat_org(chat_id) != caller.organization:
+            raise ApiError("authorization", "the chat belongs to another organization")
         if thread_id is not None and chat["thread"]["id"] != thread_id:
             raise ApiError("not_found", "thread not found")
         return chat
@@ -362,13 +443,13 @@ class FakeLiveChat(FakeHTTPServer):
         del self.webhooks[p["id"]]
 
     def _enable_license_webhooks(self, p: dict[str, Any], caller: Caller) -> None:
-        self.license_webhooks[self._owner(p, caller)] = True
+        self._license_webhooks(caller)[self._owner(p, caller)] = True
 
     def _disable_license_webhooks(self, p: dict[str, Any], caller: Caller) -> None:
-        self.license_webhooks[self._owner(p, caller)] = False
+        self._license_webhooks(caller)[self._owner(p, caller)] = False
 
     def _get_license_webhooks_state(self, p: dict[str, Any], caller: Caller) -> dict[str, bool]:
-        return {"license_webhooks_enabled": self.license_webhooks.get(self._owner(p, caller), True)}
+        return {"license_webhooks_enabled": self._license_webhooks(caller).get(self._owner(p, caller), True)}
 
     def _create_bot(self, p: dict[str, Any], caller: Caller) -> dict[str, str]:
         owner = self._owner(p, caller)
@@ -378,6 +459,7 @@ class FakeLiveChat(FakeHTTPServer):
             raise ApiError("validation", "`max_chats_count` must be between 1 and 500")
         bot_id, secret = uuid.uuid4().hex, uuid.uuid4().hex
         self.bots[bot_id] = {**copy.deepcopy(p), "id": bot_id, "secret": secret, "owner_client_id": owner}
+        self._member_orgs[bot_id] = caller.organization
         self.routing_statuses[bot_id] = "not_accepting_chats"
         return {"id": bot_id, "secret": secret}
 
@@ -387,6 +469,7 @@ class FakeLiveChat(FakeHTTPServer):
             {"id": b["id"], "name": b["name"], avatar: b.get("avatar", "")}
             | {f: b[f] for f in p.get("fields", []) if f in b}
             for b in self.bots.values()
+            if self._member_org(b["id"]) == caller.organization
         ]
 
     def _issue_bot_token(self, p: dict[str, Any], caller: Caller) -> dict[str, str]:
@@ -394,12 +477,34 @@ class FakeLiveChat(FakeHTTPServer):
         if bot is None:
             raise ApiError("not_found", "bot not found")
         if (p["bot_secret"], p["client_id"], p["organization_id"]) != (
-            bot["secret"], bot["owner_client_id"], self.organization_id,
+            bot["secret"], bot["owner_client_id"], self._member_org(bot["id"]),
         ):
             raise ApiError("authentication", "invalid bot credentials")
         token = f"bot.{uuid.uuid4().hex}"
         self.bot_tokens[token] = bot["id"]
         return {"token": token}
+
+    def _reset_bot_secret(self, p: dict[str, Any], caller: Caller) -> dict[str, str]:
+        # Bot tokens issued with the old secret stay valid (they cannot be revoked).
+        bot = self._own_bot(p["id"], caller)
+        bot["secret"] = uuid.uuid4().hex
+        return {"secret": bot["secret"]}
+
+    def _delete_bot(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        bot_id = self._own_bot(p["id"], caller)["id"]
+        del self.bots[bot_id]
+        self.routing_statuses.pop(bot_id, None)
+        self._member_orgs.pop(bot_id, None)
+        for token in [t for t, b in self.bot_tokens.items() if b == bot_id]:
+            del self.bot_tokens[token]
+        return {}
+
+    def _own_bot(self, bot_id: str, caller: Caller) -> dict[str, Any]:
+        """The bot ``bot_id`` if it is in the caller's organization (else ``not_found``)."""
+        bot = self.bots.get(bot_id)
+        if bot is None or self._member_org(bot_id) != caller.organization:
+            raise ApiError("not_found", "bot not found")
+        return bot
 
     def _owner(self, p: dict[str, Any], caller: Caller) -> str:
         # With a Bearer token the token's own client is assumed; a PAT must name one.
@@ -407,3 +512,25 @@ class FakeLiveChat(FakeHTTPServer):
         if owner is None:
             raise ApiError("validation", "`owner_client_id` is required")
         return owner
+
+    def _license_webhooks(self, caller: Caller) -> dict[str, bool]:
+        return self._organizations[caller.organization].license_webhooks
+
+    # Organizations
+
+    def _organization(self, organization_id: str) -> _Organization:
+        """The organization, added (with its agent accepting chats) if new."""
+        if organization_id not in self._organizations:
+            agent_id = f"agent@{organization_id}"
+            self._organizations[organization_id] = _Organization(agent_id)
+            self._member_orgs[agent_id] = organization_id
+            self.routing_statuses[agent_id] = "accepting_chats"
+        return self._organizations[organization_id]
+
+    def _member_org(self, member_id: str) -> str:
+        """The organization of an agent or bot (default organization for one a test added directly)."""
+        return self._member_orgs.get(member_id, self.organization_id)
+
+    def _chat_org(self, chat_id: str) -> str:
+        """The organization of a chat (default organization for one a test stored directly)."""
+        return self._chat_orgs.get(chat_id, self.organization_id)

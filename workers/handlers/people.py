@@ -12,7 +12,8 @@ ACCEPTING = "accepting_chats"
 
 def remember_users(event: Event, rt: Runtime) -> None:
     if event.chat_id and event.users:
-        rt.state.remember_users(event.chat_id, event.users, rt.outbound.chats(event.source).bot_ids)
+        bots = rt.outbound.chats(event.source, event.organization).bot_ids
+        rt.state.remember_users(event.chat_id, event.users, bots)
 
 
 def routing_status(event: Event, rt: Runtime) -> None:
@@ -42,7 +43,7 @@ def bot_unavailable(rt: Runtime, chats: Chats) -> str | None:
 
 def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
     """Post ``text`` into the chat as the bot, once for ``once_name``, if the bot may act now."""
-    chats = rt.outbound.chats(chat.source)
+    chats = rt.outbound.chats(chat.source, chat.organization)
     reason = bot_unavailable(rt, chats)
     if reason:
         chats.skipped("message", chat, reason, code="bot_not_accepting", text=text)

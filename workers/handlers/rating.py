@@ -21,7 +21,7 @@ def react(event: Event, rt: Runtime) -> None:
         if _active(chat, rt):
             send_as_bot(rt, chat, f"rating:{chat.thread_id}:{event.rating}", text)
         else:
-            chats = rt.outbound.chats(chat.source)
+            chats = rt.outbound.chats(chat.source, chat.organization)
             chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
 
     def tag() -> None:
@@ -36,7 +36,7 @@ def cancelled(event: Event, rt: Runtime) -> None:
 
 
 def _active(chat: ChatRef, rt: Runtime) -> bool:
-    active = rt.outbound.chats(chat.source).thread_active(chat)
+    active = rt.outbound.chats(chat.source, chat.organization).thread_active(chat)
     if active is None:  # the platform cannot be asked: what we know of the thread
         return not rt.state.has_ended(chat.thread_id)  # type: ignore[arg-type]
     return active

@@ -43,7 +43,7 @@ def thread_ended(event: Event, rt: Runtime) -> None:
     """Reconcile with the thread as the platform has it (lost or late events), then tag."""
     if not (event.chat_id and event.thread_id):
         return
-    chats = rt.outbound.chats(event.source)
+    chats = rt.outbound.chats(event.source, event.organization)
     thread = chats.fetch_thread(ChatRef.of(event))
     if thread is not None:
         rt.state.remember_users(event.chat_id, thread.users, chats.bot_ids)
@@ -64,7 +64,7 @@ def apply(event: Event, rt: Runtime) -> None:
 
 def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
     """Tag the thread once; after an unfinished attempt, only if the platform does not show the tag yet."""
-    chats = rt.outbound.chats(chat.source)
+    chats = rt.outbound.chats(chat.source, chat.organization)
     if (reason := chats.untaggable(tag)) is not None:
         log.warning("tag %r not applied to %s chat %s: %s", tag, chat.source, chat.chat_id, reason)
         chats.skipped("tag", chat, reason, code="no_subject", tag=tag)

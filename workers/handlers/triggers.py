@@ -174,7 +174,8 @@ def _message(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
     except OutboundError as exc:
         if exc.type != "chat_inactive":
             raise
-        rt.outbound.chats(chat.source).skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
+        chats = rt.outbound.chats(chat.source, chat.organization)
+        chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
 
 
 def _change(event: Event, rt: Runtime) -> Change | None:

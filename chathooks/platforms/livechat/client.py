@@ -165,15 +165,29 @@ class LiveChatClient:
         """Webhooks registered by the given client."""
         return self._call("configuration", "list_webhooks", {"owner_client_id": owner_client_id}) or []
 
-    def enable_license_webhooks(self, owner_client_id: str) -> None:
-        """Turn the client's license webhooks back on (they start enabled on install)."""
-        self._call("configuration", "enable_license_webhooks", {"owner_client_id": owner_client_id})
+    def enable_license_webhooks(self, owner_client_id: str | None = None) -> None:
+        """Turn the client's license webhooks back on (they start enabled on install). A PAT must name the
+        client; a Bearer token is the client's own."""
+        self._call("configuration", "enable_license_webhooks", _owner(owner_client_id))
 
-    def create_bot(self, name: str, owner_client_id: str, **opts: Any) -> dict[str, Any]:
+    def license_webhooks_enabled(self, owner_client_id: str | None = None) -> bool:
+        """``get_license_webhooks_state``: whether the license sends the client's webhooks."""
+        body = self._call("configuration", "get_license_webhooks_state", _owner(owner_client_id))
+        return bool(_field(body, "license_webhooks_enabled", "get_license_webhooks_state"))
+
+    def create_bot(self, name: str, owner_client_id: str | None = None, **opts: Any) -> dict[str, Any]:
         """Create a bot; return ``{"id", "secret"}``. ``opts``: the API's optional fields (``max_chats_count``...)."""
-        body = self._call("configuration", "create_bot", {"name": name, "owner_client_id": owner_client_id, **opts})
+        body = self._call("configuration", "create_bot", {"name": name, **_owner(owner_client_id), **opts})
         _field(body, "id", "create_bot")
         return body
+
+    def reset_bot_secret(self, bot_id: str) -> str:
+        """A new secret for one of the caller's bots (its secret is only ever shown at creation otherwise)."""
+        body = self._call("configuration", "reset_bot_secret", {"id": bot_id})
+        return str(_field(body, "secret", "reset_bot_secret"))
+
+    def delete_bot(self, bot_id: str) -> None:
+        self._call("configuration", "delete_bot", {"id": bot_id})
 
     def list_bots(self) -> list[dict[str, Any]]:
         """The caller's bots: ``[{id, name, avatar | avatar_path}]``."""
@@ -187,12 +201,17 @@ class LiveChatClient:
             "client_id": client_id,
             "organization_id": organization_id,
         }
-        headers = self._agent_headers("issue_bot_token") if self._agent else {}
+        headers = self._agent_headers("issue_bot_token") if self.has_agent else {}
         body = self._post("configuration", "issue_bot_token", params, headers, (bot_secret,))
         token = _field(body, "token", "issue_bot_token")
         return str(token)
 
     # Plumbing
+
+    @property
+    def has_agent(self) -> bool:
+        """Whether agent credentials are there to send."""
+        return self._agent is not None
 
     def _call(
         self, api: str, method: str, params: dict[str, Any], *, as_bot: bool = False, secrets: Iterable[str] = ()
@@ -257,12 +276,17 @@ def _agent_authorization(settings: LiveChatSettings) -> tuple[dict[str, str] | N
         return {"Authorization": f"Basic {credential}"}, credential
     if not settings.access_token:
         return None, None
-    headers = {"Authorization": f"Bearer {settings.access_token}"}
-    # OAuth tokens carry their data centre as a prefix ("fra:…"); the official SDKs echo it in X-Region.
-    region, sep, _ = settings.access_token.partition(":")
-    if sep and region.isalpha() and len(region) <= 5:
+    return bearer(settings.access_token), None
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    """The headers that authorise with an OAuth access token."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    # OAuth tokens carry their data centre as a prefix ("fra:…", "fra-a:…"); the official SDKs echo it in X-Region.
+    region, sep, _ = access_token.partition(":")
+    if sep and region.replace("-", "").isalpha() and len(region) <= 8:
         headers["X-Region"] = region
-    return headers, None
+    return headers
 
 
 def _parse_error(response: requests.Response) -> ErrorInfo:
@@ -278,6 +302,10 @@ def _field(body: Any, name: str, method: str) -> Any:
     if not isinstance(body, dict) or body.get(name) in (None, ""):
         raise OutboundError("livechat", method, "invalid_response", f"the response has no {name!r}")
     return body[name]
+
+
+def _owner(owner_client_id: str | None) -> dict[str, str]:
+    return {"owner_client_id": owner_client_id} if owner_client_id else {}
 
 
 def _config_error(method: str, message: str) -> OutboundError:

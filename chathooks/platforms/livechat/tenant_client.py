@@ -1,0 +1,84 @@
+"""The LiveChat client of one installed organization: its own access token, its bot, its share of the rate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import requests
+
+from chathooks.http import DEFAULT_TIMEOUT, OutboundError, Timeout
+from chathooks.platforms.livechat.client import LiveChatClient, TokenCache, bearer
+from chathooks.platforms.livechat.tenants import Tenant
+from chathooks.platforms.livechat.tokens import TenantTokens
+from chathooks.rate_limit import RateLimiter
+from chathooks.settings import LiveChatSettings
+
+MAX_WAIT = 1.0  # a call over the organization's rate waits this long at most, else it is retried later
+BACK_OFF = 5.0  # how long an organization pauses after too_many_requests that named no time
+
+
+class TenantClient(LiveChatClient):
+    """Calls LiveChat for one organization. An ``authentication`` error on its access token refreshes the
+    token once and retries the call once (the API did nothing with a call it refused at authentication)."""
+
+    def __init__(self, settings: LiveChatSettings, tenant: Tenant, tokens: TenantTokens,
+                 limiter: RateLimiter | None = None, session: requests.Session | None = None, *,
+                 timeout: Timeout = DEFAULT_TIMEOUT, token_cache: TokenCache | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        # The bot-token settings are the organization's: issue_bot_token is asked with its bot and id.
+        own = replace(settings, account_id=None, pat=None, access_token=None, bot_id=tenant.bot_id,
+                      bot_secret=tenant.bot_secret, organization_id=tenant.organization_id)
+        super().__init__(own, session, timeout=timeout, token_cache=token_cache, clock=clock)
+        self.organization = tenant.organization_id
+        self._access = tokens
+        self._limiter = limiter
+        self._sent: str | None = None  # the access token of the last agent call
+
+    @property
+    def has_agent(self) -> bool:
+        return True
+
+    def _agent_headers(self, method: str) -> dict[str, str]:
+        tenant = self._access.current(self.organization)
+        self._sent = tenant.access_token
+        return bearer(tenant.access_token or "")
+
+    def _post(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str],
+              secrets: Iterable[str] = ()) -> Any:
+        sent = self._sent if headers.get("Authorization") == f"Bearer {self._sent}" else None
+        try:
+            return self._limited(api, method, params, headers, (*secrets, sent or ""))
+        except OutboundError as exc:
+            if exc.type != "authentication" or sent is None:
+                raise
+        tenant = self._access.refresh(self.organization, sent)
+        self._sent = tenant.access_token
+        retried = {**headers, **bearer(tenant.access_token or "")}
+        return self._limited(api, method, params, retried, (*secrets, tenant.access_token or ""))
+
+    def _limited(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str],
+                 secrets: Iterable[str]) -> Any:
+        if self._limiter is not None:
+            self._take(method)
+        try:
+            return super()._post(api, method, params, headers, secrets)
+        except OutboundError as exc:
+            if exc.type == "too_many_requests" and self._limiter is not None:
+                self._limiter.back_off(self.organization, exc.retry_after or BACK_OFF)
+            raise
+
+    def _take(self, method: str) -> None:
+        assert self._limiter is not None
+        for _ in range(3):  # others of the organization may take the token waited for
+            wait = self._limiter.wait(self.organization)
+            if wait == 0:
+                return
+            if wait > MAX_WAIT:
+                break
+            time.sleep(wait)
+        raise OutboundError("livechat", method, "rate_limited",
+                            f"organization {self.organization} is over its rate (CHATHOOKS_ORG_RATE)",
+                            transient=True, retry_after=wait)

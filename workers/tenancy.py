@@ -1,0 +1,100 @@
+"""Many LiveChat licenses from one deployment, as a worker process acts on them (SPEC §11).
+
+Every LiveChat v3 event is acted on with its own organization's credentials and bot; the
+single-license environment configuration, when present, is one more (static) tenant: its
+organization (``LIVECHAT_ORGANIZATION_ID``), and events that name none, keep using it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import redis
+
+from chathooks.http import Timeout
+from chathooks.platforms.livechat import install
+from chathooks.platforms.livechat.accounts import AccountsClient
+from chathooks.platforms.livechat.adapter import SOURCE
+from chathooks.platforms.livechat.api import LiveChatAPI
+from chathooks.platforms.livechat.client import LiveChatClient, RedisTokenCache
+from chathooks.platforms.livechat.tenant_client import TenantClient
+from chathooks.platforms.livechat.tenants import Status, Tenant, TenantStore
+from chathooks.platforms.livechat.tokens import TenantTokens
+from chathooks.rate_limit import RateLimiter
+from chathooks.settings import LiveChatSettings, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Tenancy:
+    """The installed organizations: their store, their tokens, and a ``LiveChatAPI`` for each."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, timeout: Timeout) -> None:
+        market = settings.marketplace
+        assert market is not None
+        prefix = settings.key_prefix
+        self.settings = settings
+        self.store = TenantStore(client, prefix, market.secret_keys)
+        self.accounts = AccountsClient(market, timeout=timeout)
+        self.tokens = TenantTokens(self.store, self.accounts, client, prefix)
+        self.limiter = RateLimiter(client, f"{prefix}livechat:", market.org_rate)
+        self._bot_tokens = RedisTokenCache(client, f"{prefix}bot-token:")
+        self._timeout = timeout
+        self._static = settings.livechat.has_credentials
+        self._apis: dict[tuple[str, str | None, str], LiveChatAPI] = {}
+
+    def serves(self, source: str, organization: str | None) -> bool:
+        """Whether events of ``source`` from ``organization`` are a tenant's (not the static configuration's)."""
+        if source != SOURCE:
+            return False
+        if self._static and (organization is None or organization == self.settings.livechat.organization_id):
+            return False
+        return True
+
+    def active(self, organization: str | None) -> bool:
+        return organization is not None and self.store.status(organization) is Status.ACTIVE
+
+    def require_active(self, organization: str | None) -> Tenant:
+        return self.tokens.active(organization)
+
+    def api(self, organization: str | None) -> LiveChatAPI:
+        """The organization's ``LiveChatAPI``; ``TenantInactive`` when it cannot be acted for now."""
+        tenant = self.tokens.active(organization)
+        # A new bot (a re-provisioned tenant) makes a new client; the key holds no secret in the clear.
+        secret = hashlib.blake2b((tenant.bot_secret or "").encode(), digest_size=8).hexdigest()
+        key = (tenant.organization_id, tenant.bot_id, secret)
+        api = self._apis.get(key)
+        if api is None:
+            api = self._apis[key] = LiveChatAPI(self._client(tenant), tenant.bot_id)
+        return api
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def provision(self, organization: str) -> bool:
+        """Provision a pending tenant; True when it is active now (its parked work may run)."""
+        tenant = self.store.get(organization)
+        if tenant is None or tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
+            log.info("organization %s is %s: not provisioned", organization, tenant.status if tenant else "unknown")
+            return False
+        install.provision(self._client(tenant), self.store, tenant)
+        return True
+
+    def clean_up(self, organization: str) -> None:
+        """An uninstalled tenant's bot deleted and tokens revoked (best effort), then forgotten."""
+        tenant = self.store.get(organization)
+        if tenant is None or tenant.status is not Status.UNINSTALLED:
+            return  # installed again meanwhile: nothing to undo
+        plain = None
+        if tenant.access_token:  # no refresh for a tenant that is gone: its token as it is
+            lc = self.settings.livechat
+            plain = LiveChatClient(LiveChatSettings(api_url=lc.api_url, api_version=lc.api_version,
+                                                    access_token=tenant.access_token), timeout=self._timeout)
+        install.clean_up(plain, self.accounts, self.store, tenant)
+        if tenant.bot_id:
+            self._bot_tokens.set(tenant.bot_id, "", 0.0)  # its cached bot token, gone
+
+    def _client(self, tenant: Tenant) -> TenantClient:
+        return TenantClient(self.settings.livechat, tenant, self.tokens, self.limiter, timeout=self._timeout,
+                            token_cache=self._bot_tokens)
+
