@@ -51,8 +51,9 @@ def callback() -> tuple[str, int, dict[str, str]]:
     if state:
         try:
             known = ingress.redis.getdel(_state_key(ingress, state))
-        except redis.RedisError as exc:
-            raise unavailable("state store unavailable; retry later") from exc
+        except redis.RedisError:
+            return _page(503, "Not installed yet", "chathooks cannot check this installation link just now. "
+                                                   "Reload this page in a minute.")
         if known is None:
             return _page(400, "Not installed", "This installation link is unknown, expired or already used. "
                                                "Start the installation again.")
@@ -87,9 +88,10 @@ def app_webhook(token: str) -> dict[str, str]:
     try:
         if event == "application_installed" and org:
             tenants.installed(org, license_id)
-        elif event == "application_uninstalled" and org and tenants.status(org) is not None:
+        elif event == "application_uninstalled" and org and (tenant := tenants.get(org)) is not None:
             tenants.update(org, status=Status.UNINSTALLED)
-            occurrence = f"{body.get('date')}:{license_id}"
+            # One install's uninstall (LiveChat's retries included) is one clean-up; the next install's is another.
+            occurrence = f"{tenant.installed_at}:{body.get('date')}"
             ingress.queue(lifecycle_delivery(org, UNINSTALL, occurrence, ingress.settings.dedupe_ttl_seconds))
         else:
             ingress.metrics.count("received:livechat_app", "ignored:livechat_app")
@@ -132,7 +134,8 @@ def _state_key(ingress: Ingress, state: str) -> str:
 def _page(status: int, title: str, text: str) -> tuple[str, int, dict[str, str]]:
     body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>chathooks: {html.escape(title)}</title>"
             f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></html>\n")
-    return body, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    return body, status, headers | ({"Retry-After": "5"} if status == 503 else {})
 
 
 def openapi(settings: Settings) -> dict[str, Any]:

@@ -38,9 +38,9 @@ class MarketplaceSettings:
     """Many licenses from one deployment (SPEC §11): the app's OAuth client and where installs come back."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     public_url: str
-    secret_keys: tuple[str, ...]  # Fernet keys: the first encrypts, every one decrypts
+    secret_keys: tuple[str, ...] = field(repr=False)  # Fernet keys: the first encrypts, every one decrypts
     accounts_url: str = "https://accounts.livechat.com"
     app_webhook_token: str | None = None
     org_rate: float = 5.0  # LiveChat API calls per second per organization

@@ -17,7 +17,7 @@ from workers.dead_letters import EVERYTHING, DeadLetters, Filter, Item
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_COLUMNS = ("ID", "DEAD-LETTERED", "HANDLER", "KIND", "CHAT", "ATTEMPTS", "LAST ERROR")
+_COLUMNS = ("ID", "DEAD-LETTERED", "HANDLER", "KIND", "CHAT", "ORG", "ATTEMPTS", "LAST ERROR")
 
 
 def duration(text: str) -> float:
@@ -29,10 +29,10 @@ def duration(text: str) -> float:
 
 
 def selection(handler: str | None = None, kind: str | None = None, chat: str | None = None,
-              older_than: float | None = None, now: float | None = None) -> Filter:
+              older_than: float | None = None, now: float | None = None, organization: str | None = None) -> Filter:
     """The items an operator's filters mean; ``older_than`` is seconds since they were dead-lettered."""
     now = time.time() if now is None else now
-    return Filter(handler, kind, chat, None if older_than is None else now - older_than)
+    return Filter(handler, kind, chat, None if older_than is None else now - older_than, organization)
 
 
 def list_items(store: DeadLetters, match: Filter, as_json: bool, out: TextIO) -> int:
@@ -112,7 +112,7 @@ def _row(item: Item) -> tuple[str, ...]:
     event = item["event"]
     errors = item["errors"]
     return (item["id"], _when(item["dead_at"]), item["handler"], event["kind"], event.get("chat_id") or "-",
-            str(item["attempts"]), _error_line(errors[-1]) if errors else "-")
+            event.get("organization") or "-", str(item["attempts"]), _error_line(errors[-1]) if errors else "-")
 
 
 def _table(items: list[tuple[str, ...]], out: TextIO) -> None:

@@ -84,6 +84,33 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenants(args: argparse.Namespace) -> int:
+    import redis
+
+    from chathooks.platforms.livechat.accounts import AccountsClient
+    from chathooks.platforms.livechat.tenants import TenantStore
+    from chathooks.redis_client import connect
+    from chathooks.settings import Settings
+    from cli import tenants
+
+    settings = Settings.from_env()
+    if settings.marketplace is None:
+        raise ConfigError("multi-license mode is off: LIVECHAT_CLIENT_SECRET (with LIVECHAT_CLIENT_ID, "
+                          "CHATHOOKS_PUBLIC_URL and CHATHOOKS_SECRET_KEY) is not set")
+    store = TenantStore(connect(settings.redis_url, settings.redis_timeout_seconds), settings.key_prefix,
+                        settings.marketplace.secret_keys)
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.tenants_command == "list":
+            return tenants.list_tenants(store, args.json, out)
+        if args.tenants_command == "show":
+            return tenants.show(store, args.organization, args.json, out, err)
+        return tenants.remove(store, AccountsClient(settings.marketplace), args.organization, out, err)
+    except redis.RedisError as exc:
+        print(f"chathooks: cannot use the Redis at REDIS_URL: {exc}", file=sys.stderr)
+        return 2
+
+
 def _dlq(args: argparse.Namespace) -> int:
     import redis
 
@@ -97,7 +124,7 @@ def _dlq(args: argparse.Namespace) -> int:
         older_than = None if args.older_than is None else dlq.duration(args.older_than)
     except ValueError as exc:
         raise UsageError(f"chathooks dlq {args.dlq_command}", str(exc)) from None
-    match = dlq.selection(args.handler, args.kind, args.chat, older_than)
+    match = dlq.selection(args.handler, args.kind, args.chat, older_than, organization=args.org)
     settings = Settings.from_env()
     store = DeadLetters(connect(settings.redis_url, settings.redis_timeout_seconds), settings.key_prefix)
     out, err = sys.stdout, sys.stderr
@@ -116,13 +143,13 @@ def _dlq(args: argparse.Namespace) -> int:
 def _dlq_target(args: argparse.Namespace) -> str | None:
     """The ID of ``replay ID`` / ``purge ID``, or None for filters (``replay --all``, ``purge --older-than``)."""
     prog = f"chathooks dlq {args.dlq_command}"
-    filtered = any(v is not None for v in (args.handler, args.kind, args.chat, args.older_than))
+    filtered = any(v is not None for v in (args.handler, args.kind, args.chat, args.older_than, args.org))
     if args.id is not None:
         if filtered or args.all:
             raise UsageError(prog, "give an ID or filters, not both")
         return args.id
-    if args.dlq_command == "replay" and not args.all:
-        raise UsageError(prog, "give an ID, or --all (with filters or without)")
+    if args.dlq_command == "replay" and not (args.all or args.org):
+        raise UsageError(prog, "give an ID, --org ORG, or --all (with filters or without)")
     if args.dlq_command == "purge" and args.older_than is None:
         raise UsageError(prog, "give an ID or --older-than DURATION (0s: everything)")
     return None
@@ -132,6 +159,7 @@ def _dlq_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handler", metavar="NAME", help="only this handler's items (e.g. triggers.act)")
     parser.add_argument("--kind", help="only items whose event is of this kind (e.g. chat_ended)")
     parser.add_argument("--chat", metavar="CHAT_ID", help="only this chat's items")
+    parser.add_argument("--org", metavar="ORG", help="only this organization's items (parked work included)")
     parser.add_argument("--older-than", metavar="DURATION",
                         help="only items dead-lettered at least this long ago: 30s, 15m, 2h, 7d")
 
@@ -178,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = dlq.add_parser("show", help="one dead letter in full: event, every error, times")
     show.add_argument("id")
     show.add_argument("--json", action="store_true", help="as JSON")
-    show.set_defaults(handler=None, kind=None, chat=None, older_than=None)
+    show.set_defaults(handler=None, kind=None, chat=None, older_than=None, org=None)
     replay = dlq.add_parser("replay", help="put dead letters back in the pipeline (done side effects are skipped)")
     replay.add_argument("id", nargs="?")
     replay.add_argument("--all", action="store_true", help="every item matching the filters")
@@ -189,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(all=False)
     for command in (listing, show, replay, purge):
         command.set_defaults(func=_dlq)
+
+    tenants = commands.add_parser("tenants", help="the LiveChat organizations that installed the app").add_subparsers(
+        dest="tenants_command", metavar="COMMAND", required=True)
+    listing = tenants.add_parser("list", help="every tenant: status, license, region, bot, token expiry")
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    show = tenants.add_parser("show", help="one tenant in full (never a token)")
+    show.add_argument("organization", metavar="ORG")
+    show.add_argument("--json", action="store_true", help="as JSON")
+    remove = tenants.add_parser("remove", help="revoke the tenant's tokens and delete its record")
+    remove.add_argument("organization", metavar="ORG")
+    for command in (listing, show, remove):
+        command.set_defaults(func=_tenants)
     return parser
 
 

@@ -98,6 +98,7 @@ class FakeAccounts(FakeHTTPServer):
         self._grants: dict[str, _Grant] = {}  # refresh token → grant
         self._tokens: dict[str, _AccessToken] = {}  # live access tokens, oldest first
         self._exchanges = self._refreshes = 0
+        self.issued: list[str] = []  # every code, access token and refresh token handed out (for secrecy checks)
 
     # Test helpers
 
@@ -114,6 +115,7 @@ class FakeAccounts(FakeHTTPServer):
         With ``redirect_uri``, the exchange must send the same one."""
         with self.lock:
             code = f"{self.region}:code-{secrets.token_hex(16)}"
+            self.issued.append(code)
             self._codes[code] = _Code(
                 organization_id, account_id or f"account-{organization_id}", scope, redirect_uri,
                 self._clock() + CODE_LIFETIME,
@@ -213,6 +215,7 @@ class FakeAccounts(FakeHTTPServer):
             self._kill(token)
         token = f"{self.region}:{secrets.token_hex(24)}"
         self._tokens[token] = _AccessToken(grant, self._clock() + self.token_lifetime)
+        self.issued += [token, grant.refresh_token]
         if self.livechat is not None:
             self.livechat.grant(grant.organization_id, token)
         return {

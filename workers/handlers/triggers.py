@@ -72,7 +72,7 @@ def due_job(chat_id: str, thread_id: str, due_at: str) -> str:
 def fired_event(source: str, organization: str, chat_id: str, thread_id: str, trigger: str, window: str) -> Event:
     """A window fired: the event its actions run on (``act``); the chat's platform and organization with it."""
     return Event(key=f"chathooks:{thread_id}:fired:{trigger}:{window}", source="chathooks", kind=Kind.TRIGGER_FIRED,
-                 chat_id=chat_id, thread_id=thread_id,
+                 organization=organization or None, chat_id=chat_id, thread_id=thread_id,
                  raw={"trigger": trigger, "window": int(window), "platform": source, "organization": organization})
 
 

@@ -73,7 +73,7 @@ def test_replay_all_with_filters(store, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["dlq", "replay"], "chathooks dlq replay: give an ID, or --all"),
+    (["dlq", "replay"], "chathooks dlq replay: give an ID, --org ORG, or --all"),
     (["dlq", "replay", "abc", "--all"], "chathooks dlq replay: give an ID or filters, not both"),
     (["dlq", "replay", "abc", "--chat", "C1"], "chathooks dlq replay: give an ID or filters, not both"),
     (["dlq", "purge"], "chathooks dlq purge: give an ID or --older-than DURATION"),

@@ -62,6 +62,7 @@ def test_anything_else_is_not_a_duration(text):
 def test_a_selection_turns_older_than_into_a_cutoff():
     assert dlq.selection("h", "k", "C", 60, now=1000.0) == Filter("h", "k", "C", 940.0)
     assert dlq.selection(now=1000.0) == Filter()
+    assert dlq.selection(organization="org-1", now=1000.0) == Filter(organization="org-1")
 
 
 # --- list and show -------------------------------------------------------------------------
@@ -71,8 +72,9 @@ def test_list_is_a_table_oldest_first_with_the_last_error_on_one_line(store, ids
     out = io.StringIO()
     assert dlq.list_items(store, Filter(), False, out) == 0
     header, nudge, tag = out.getvalue().splitlines()
-    assert header.split() == ["ID", "DEAD-LETTERED", "HANDLER", "KIND", "CHAT", "ATTEMPTS", "LAST", "ERROR"]
-    assert nudge.split()[:1] + nudge.split()[2:6] == [ids["nudge"], "silence.fire", "silence_deadline", "C1", "2"]
+    assert header.split() == ["ID", "DEAD-LETTERED", "HANDLER", "KIND", "CHAT", "ORG", "ATTEMPTS", "LAST", "ERROR"]
+    assert nudge.split()[:1] + nudge.split()[2:5] + nudge.split()[6:7] == [
+        ids["nudge"], "silence.fire", "silence_deadline", "C1", "2"]
     assert nudge.endswith("livechat send_event authorization (403, final): injected authorization")
     assert tag.split()[0] == ids["tag"] and "tagging.thread_ended" in tag
     assert header.index("HANDLER") == nudge.index("silence.fire") == tag.index("tagging.thread_ended")

@@ -1,0 +1,85 @@
+"""``chathooks tenants``: the organizations that installed the app (SPEC §11). Never prints a token.
+
+Each command returns its exit code: 0 done, 1 no such tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from chathooks.http import OutboundError
+from chathooks.platforms.livechat.accounts import AccountsClient
+from chathooks.platforms.livechat.tenants import Tenant, TenantStore
+
+_COLUMNS = ("ORGANIZATION", "STATUS", "LICENSE", "REGION", "BOT", "TOKEN EXPIRES", "UPDATED")
+
+log = logging.getLogger(__name__)
+
+
+def list_tenants(store: TenantStore, as_json: bool, out: TextIO) -> int:
+    tenants = store.all()
+    if as_json:
+        _dump([t.public() for t in tenants], out)
+    elif tenants:
+        rows = [_COLUMNS, *(_row(t) for t in tenants)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        for row in rows:
+            out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+    else:
+        out.write("no tenants\n")
+    return 0
+
+
+def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err: TextIO) -> int:
+    tenant = store.get(organization)
+    if tenant is None:
+        return _not_found(organization, err)
+    shown = tenant.public()
+    if as_json:
+        _dump(shown, out)
+        return 0
+    for name, value in shown.items():
+        if name.endswith("_at") and value is not None:
+            value = _when(value)
+        out.write(f"{name + ':':<17}{'-' if value in (None, '') else value}\n")
+    return 0
+
+
+def remove(store: TenantStore, accounts: AccountsClient, organization: str, out: TextIO, err: TextIO) -> int:
+    """Delete the tenant's record, revoking its tokens first (best effort)."""
+    tenant = store.get(organization)
+    if tenant is None:
+        return _not_found(organization, err)
+    revoked = 0
+    for token in filter(None, (tenant.access_token, tenant.refresh_token)):
+        try:
+            accounts.revoke(token)
+            revoked += 1
+        except OutboundError as exc:
+            err.write(f"chathooks: a token of {organization} was not revoked: {exc}\n")
+    store.remove(organization)
+    out.write(f"removed {organization} ({revoked} token(s) revoked)\n")
+    return 0
+
+
+def _row(tenant: Tenant) -> tuple[str, ...]:
+    return (tenant.organization_id, str(tenant.status), tenant.license_id or "-", tenant.region or "-",
+            tenant.bot_id or "-", _when(tenant.expires_at) if tenant.expires_at else "-",
+            _when(tenant.updated_at) if tenant.updated_at else "-")
+
+
+def _not_found(organization: str, err: TextIO) -> int:
+    err.write(f"chathooks: no tenant {organization!r}\n")
+    return 1
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dump(value: Any, out: TextIO) -> None:
+    json.dump(value, out, indent=2, sort_keys=True)
+    out.write("\n")
