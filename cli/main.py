@@ -105,6 +105,8 @@ def _tenants(args: argparse.Namespace) -> int:
             return tenants.list_tenants(store, args.json, out)
         if args.tenants_command == "show":
             return tenants.show(store, args.organization, args.json, out, err)
+        if args.tenants_command == "rotate":
+            return tenants.rotate(store, out)
         return tenants.remove(store, AccountsClient(settings.marketplace), args.organization, out, err)
     except redis.RedisError as exc:
         print(f"chathooks: cannot use the Redis at REDIS_URL: {exc}", file=sys.stderr)
@@ -227,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="as JSON")
     remove = tenants.add_parser("remove", help="revoke the tenant's tokens and delete its record")
     remove.add_argument("organization", metavar="ORG")
-    for command in (listing, show, remove):
+    rotate = tenants.add_parser("rotate", help="re-encrypt every tenant's secrets with the first CHATHOOKS_SECRET_KEY")
+    for command in (listing, show, remove, rotate):
         command.set_defaults(func=_tenants)
     return parser
 

@@ -6,17 +6,14 @@ Each command returns its exit code: 0 done, 1 no such tenant.
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from chathooks.http import OutboundError
 from chathooks.platforms.livechat.accounts import AccountsClient
+from chathooks.platforms.livechat.install import revoke_tokens
 from chathooks.platforms.livechat.tenants import Tenant, TenantStore
 
 _COLUMNS = ("ORGANIZATION", "STATUS", "LICENSE", "REGION", "BOT", "TOKEN EXPIRES", "UPDATED")
-
-log = logging.getLogger(__name__)
 
 
 def list_tenants(store: TenantStore, as_json: bool, out: TextIO) -> int:
@@ -53,15 +50,15 @@ def remove(store: TenantStore, accounts: AccountsClient, organization: str, out:
     tenant = store.get(organization)
     if tenant is None:
         return _not_found(organization, err)
-    revoked = 0
-    for token in filter(None, (tenant.access_token, tenant.refresh_token)):
-        try:
-            accounts.revoke(token)
-            revoked += 1
-        except OutboundError as exc:
-            err.write(f"chathooks: a token of {organization} was not revoked: {exc}\n")
+    revoked = revoke_tokens(accounts, tenant)
     store.remove(organization)
-    out.write(f"removed {organization} ({revoked} token(s) revoked)\n")
+    out.write(f"removed {organization} (its tokens {'revoked' if revoked else 'could not be revoked: see the log'})\n")
+    return 0
+
+
+def rotate(store: TenantStore, out: TextIO) -> int:
+    """Re-encrypt every tenant's secrets with the first CHATHOOKS_SECRET_KEY (after putting a new one first)."""
+    out.write(f"{store.rotate()} tenant(s) re-encrypted with the first key\n")
     return 0
 
 

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -81,7 +82,8 @@ class Deployment:
 
     def start_chat(self, org: str, bot_id: str) -> Conversation:
         conv = Conversation("3.6", bot_id=bot_id)
-        assert self.happen(conv, org, conv.routing_status("accepting_chats")) == "queued"
+        # The same bot's status, told again within a few minutes, is a duplicate: known already.
+        assert self.happen(conv, org, conv.routing_status("accepting_chats")) in ("queued", "duplicate")
         assert self.happen(conv, org, conv.start(time.time(), OPENING)) == "queued"
         return conv
 
@@ -235,12 +237,31 @@ def test_after_uninstall_webhooks_are_ignored_and_its_tokens_revoked(deployment:
     assert metric(d.system.url, "chathooks_webhooks_uninstalled_total", source="livechat") == 1
 
 
+def test_two_worker_processes_needing_a_refresh_at_once_make_one(deployment: Deployment):
+    d, org = deployment, "org-racing"
+    bot = d.install(org, 104130641)
+    convs = [d.start_chat(org, bot) for _ in range(6)]
+    d.system.settle()
+    before = d.accounts.refreshes
+    # Its access token now has under a quarter of its lifetime left: every call wants a fresh one.
+    d.redis.hset(f"{d.prefix}tenant:{org}", "expires_at", str(time.time() + 600))
+    with ThreadPoolExecutor(len(convs)) as pool:  # the chats end at once: both pool processes call LiveChat
+        list(pool.map(lambda conv: d.happen(conv, org, conv.deactivated()), convs))
+    for conv in convs:
+        wait_for(lambda: set(d.tags(conv)) == OPENING_TAGS, what="every chat tagged")
+    d.system.settle()
+    assert d.accounts.refreshes == before + 1
+    workers = {r.client for conv in convs for r in d.calls("get_chat", conv.chat_id)}
+    assert len(workers) >= 2, "both pool processes called LiveChat"
+    assert all(d.acting_org(r) == org for conv in convs for r in d.calls("tag_thread", conv.chat_id))
+
+
 def test_no_tenant_secret_is_left_anywhere_in_the_clear(deployment: Deployment):
     """Runs last: every code, access and refresh token the accounts server issued, every bot secret, the app's
     client secret and the encryption key, in none of the logs, keys, values or metrics (bot tokens live in their
     cache by design, as in the single-license secrets test)."""
     d = deployment
-    orgs = ("org-green", "org-blue", "org-early", "org-lapsed")
+    orgs = ("org-green", "org-blue", "org-early", "org-lapsed", "org-racing")
     secrets = {CLIENT_SECRET, SECRET_KEY, APP_TOKEN, *d.accounts.issued,
                *(b["secret"] for org in orgs for b in d.lc.bots_of(org))}
     assert len(secrets) > 10

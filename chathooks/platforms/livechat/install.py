@@ -57,13 +57,23 @@ def clean_up(client: LiveChatClient | None, accounts: AccountsClient, store: Ten
     org = tenant.organization_id
     if client is not None and tenant.bot_id:
         _best_effort(f"delete bot {tenant.bot_id} of {org}", lambda: client.delete_bot(tenant.bot_id or ""))
-    for token in filter(None, (tenant.access_token, tenant.refresh_token)):
-        _best_effort(f"revoke a token of {org}", lambda: accounts.revoke(token))
+    revoke_tokens(accounts, tenant)
     return store.purge_secrets(org, Status.UNINSTALLED)
 
 
-def _best_effort(what: str, call) -> None:  # type: ignore[no-untyped-def]
+def revoke_tokens(accounts: AccountsClient, tenant: Tenant) -> bool:
+    """Revoke the tenant's grant, best effort: its access token (which takes the refresh token with it), else
+    its refresh token. Returns whether one was revoked."""
+    for token in filter(None, (tenant.access_token, tenant.refresh_token)):
+        if _best_effort(f"revoke a token of {tenant.organization_id}", lambda: accounts.revoke(token)):
+            return True
+    return False
+
+
+def _best_effort(what: str, call) -> bool:  # type: ignore[no-untyped-def]
     try:
         call()
+        return True
     except OutboundError as exc:
         log.warning("%s failed (left as it is): %s", what, exc)
+        return False

@@ -168,3 +168,15 @@ def test_purge_one_and_every_match(store, ids, settings):
     assert run(dlq.purge, store, Filter(dead_before=0.0))[0] == 1  # nothing that old
     assert run(dlq.purge, store, Filter(dead_before=2e9))[0] == 0
     assert len(store) == 0 and scheduled(store, settings) == []
+
+
+def test_an_organization_filter_lists_and_replays_only_its_items(store, settings):
+    parked = {"type": "tenant_not_installed", "message": "organization org-9 is not installed", "transient": False,
+              "at": 1756720801.0}
+    mine = store.add(event(3, "message", "C3") | {"organization": "org-9"}, "tenants.deliver", [parked])
+    store.add(event(4, "message", "C4") | {"organization": "org-8"}, "tenants.deliver", [parked])
+    out = io.StringIO()
+    dlq.list_items(store, dlq.selection(organization="org-9"), True, out)
+    assert [i["id"] for i in json.loads(out.getvalue())] == [mine]
+    code, text, _ = run(dlq.replay, store, dlq.selection(organization="org-9"))
+    assert code == 0 and f"replayed {mine}" in text and len(store) == 1

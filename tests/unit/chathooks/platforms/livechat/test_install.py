@@ -58,6 +58,12 @@ def client(lc, tenant) -> LiveChatClient:
     return LiveChatClient(lc.settings(auth="token", access_token=tenant.access_token), timeout=5)
 
 
+def caught(call, *args) -> OutboundError:
+    with pytest.raises(OutboundError) as info:
+        call(*args)
+    return info.value
+
+
 def names(lc: FakeLiveChat) -> list[str]:
     return [r.route for r in lc.calls()]
 
@@ -163,11 +169,22 @@ def test_clean_up_deletes_the_bot_revokes_the_tokens_and_purges(lc, accounts, ac
     gone = clean_up(client, accounts_client, store, store.get(ORG))
     assert lc.bots_of(ORG) == [] and lc.calls("delete_bot")[0].json == {"id": installed.bot_id}
     assert accounts.live_access_tokens(ORG) == []
-    presented = [r.headers["Authorization"] for r in accounts.recorded("revoke")]
-    assert presented == [f"Bearer {installed.access_token}", f"Bearer {installed.refresh_token}"]
+    # The access token goes first: revoking it takes its refresh token with it.
+    assert accounts.recorded("revoke")[0].headers["Authorization"] == f"Bearer {installed.access_token}"
+    assert caught(accounts_client.refresh, installed.refresh_token).type == "invalid_grant"
     assert gone.status is Status.UNINSTALLED
     assert (gone.access_token, gone.refresh_token, gone.bot_id, gone.bot_secret) == (None,) * 4
     assert store.get(ORG) == gone and store.get(ORG).installed_at == installed.installed_at
+
+
+def test_clean_up_revokes_the_refresh_token_when_the_access_token_fails(accounts, accounts_client, store, installed,
+                                                                        client):
+    accounts.fail("revoke", Reply(500, {"error": "server_error"}))
+    clean_up(client, accounts_client, store, installed)
+    presented = [r.headers["Authorization"] for r in accounts.recorded("revoke")]
+    assert presented == [f"Bearer {installed.access_token}", f"Bearer {installed.refresh_token}"]
+    assert accounts.live_access_tokens(ORG) == []
+    assert caught(accounts_client.refresh, installed.refresh_token).type == "invalid_grant"
 
 
 def test_clean_up_tolerates_every_failure(lc, accounts, accounts_client, store, installed, client):

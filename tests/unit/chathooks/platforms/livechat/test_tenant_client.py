@@ -119,7 +119,7 @@ def test_a_tenant_that_cannot_act_sends_nothing(lc, tokens, client_a):
     tokens.store.update(ORG_A, status=Status.NEEDS_REAUTH)
     with pytest.raises(TenantInactive) as info:
         client_a.get_chat(CHAT_A["id"])
-    assert info.value.reason == "needs_reauth" and lc.calls() == []
+    assert info.value.reason == "needs_reauth" and lc.calls("get_chat") == []
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(lc, accounts, tokens, client_a):
