@@ -28,7 +28,7 @@ from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import SECRET, fixture, wait_for
 from tests.integration.conversation import Conversation, Step
 from tests.integration.processes import Process
-from tests.integration.system import NUDGE, OPENING, System, automation_env, metric, mirror, write_rules
+from tests.integration.system import BAD, BAD_TAG, NUDGE, OPENING, System, automation_env, metric, mirror, write_rules
 
 pytestmark = pytest.mark.integration
 
@@ -87,10 +87,10 @@ class Deployment:
         assert self.happen(conv, org, conv.start(time.time(), OPENING)) == "queued"
         return conv
 
-    def end_chat(self, conv: Conversation, org: str) -> None:
+    def end_chat(self, conv: Conversation, org: str, tags: set[str] = OPENING_TAGS) -> None:
         """The agent closes the chat: its matched tags are applied."""
         assert self.happen(conv, org, conv.deactivated()) == "queued"
-        wait_for(lambda: set(self.tags(conv)) == OPENING_TAGS, what=f"{org}'s chat tagged")
+        wait_for(lambda: set(self.tags(conv)) == tags, what=f"{org}'s chat tagged")
 
     def calls(self, method: str, chat_id: str) -> list[Any]:
         return [r for r in self.lc.calls(method) if (r.json or {}).get("chat_id") == chat_id]
@@ -99,10 +99,14 @@ class Deployment:
         """The organization the call's credentials act in (None: a token no longer valid anywhere)."""
         return self.lc.organization_of_token(request.headers["Authorization"].removeprefix("Bearer "))
 
-    def nudges(self, conv: Conversation) -> list[dict[str, Any]]:
+    def said(self, conv: Conversation, text: str) -> list[dict[str, Any]]:
+        """The events of the chat with ``text`` (what our bot posted, as LiveChat keeps it)."""
         with self.lc.lock:
             events = list(self.lc.chats[conv.chat_id]["thread"]["events"])
-        return [e for e in events if e.get("text") == NUDGE]
+        return [e for e in events if e.get("text") == text]
+
+    def nudges(self, conv: Conversation) -> list[dict[str, Any]]:
+        return self.said(conv, NUDGE)
 
     def tags(self, conv: Conversation) -> list[str]:
         return list(self.lc.chat(conv.chat_id)["thread"].get("tags") or [])
@@ -156,22 +160,27 @@ def test_two_organizations_are_each_served_with_their_own_credentials_and_bot(de
     for org, bot in bots.items():
         assert d.lc.routing_statuses[bot] == "accepting_chats"
 
-    # Interleaved: both chats start within a second, each is tagged, then nudged after the silence.
+    # Interleaved: both chats start within a second, each is nudged after the silence, rated, answered, tagged.
     convs = {org: d.start_chat(org, bot) for org, bot in bots.items()}
     for org, conv in convs.items():
         wait_for(lambda: len(d.nudges(conv)) == 1, timeout=AFTER + 15, what=f"{org}'s nudge")
     for org, conv in convs.items():
-        d.end_chat(conv, org)
+        for step in conv.rated(0, time.time()):
+            assert d.happen(conv, org, step) in ("queued", "duplicate")
+    for org, conv in convs.items():
+        wait_for(lambda: d.said(conv, BAD), what=f"{org}'s answer to a bad rating")
+        d.end_chat(conv, org, OPENING_TAGS | {BAD_TAG})
     d.system.settle()
 
     for org, conv in convs.items():
-        assert set(d.tags(conv)) == OPENING_TAGS
+        assert set(d.tags(conv)) == OPENING_TAGS | {BAD_TAG}
         tagged = d.calls("tag_thread", conv.chat_id)
-        assert len(tagged) == len(OPENING_TAGS) and {d.acting_org(r) for r in tagged} == {org}
+        assert len(tagged) == len(OPENING_TAGS) + 1 and {d.acting_org(r) for r in tagged} == {org}
         (nudge,) = d.nudges(conv)
-        assert nudge["author_id"] == bots[org]  # its own bot, with a bot token issued for its organization
-        (sent,) = [r for r in d.calls("send_event", conv.chat_id) if r.json["event"].get("text") == NUDGE]
-        assert d.acting_org(sent) == org
+        (answer,) = d.said(conv, BAD)
+        assert nudge["author_id"] == answer["author_id"] == bots[org]  # its own bot, with its own bot token
+        sent = d.calls("send_event", conv.chat_id)
+        assert len(sent) == 2 and {d.acting_org(r) for r in sent} == {org}
     assert all(r.json["organization_id"] in bots for r in d.lc.calls("issue_bot_token"))
 
 
