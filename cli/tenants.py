@@ -58,7 +58,12 @@ def remove(store: TenantStore, accounts: AccountsClient, organization: str, out:
 
 def rotate(store: TenantStore, out: TextIO) -> int:
     """Re-encrypt every tenant's secrets with the first CHATHOOKS_SECRET_KEY (after putting a new one first)."""
-    out.write(f"{store.rotate()} tenant(s) re-encrypted with the first key\n")
+    seen, unreadable = store.rotate()
+    out.write(f"{seen} tenant(s) re-encrypted with the first key\n")
+    if unreadable:
+        out.write(f"{unreadable} of them hold secrets no configured key reads (left as they are: is an old key "
+                  "missing from CHATHOOKS_SECRET_KEY?)\n")
+        return 1
     return 0
 
 

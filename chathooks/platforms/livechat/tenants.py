@@ -152,13 +152,40 @@ class TenantStore:
             pipe.srem(self.index, organization_id)
             return bool(pipe.execute()[0])
 
-    def rotate(self) -> int:
-        """Re-encrypt every tenant's secrets with the first key (after adding a new first key); returns how many."""
-        done = 0
-        for tenant in self.all():
-            self.update(tenant.organization_id, **{k: getattr(tenant, k) for k in ENCRYPTED})
-            done += 1
-        return done
+    def rotate(self) -> tuple[int, int]:
+        """Re-encrypt every tenant's secrets with the first key (after putting a new key first).
+
+        Returns (tenants looked at, tenants with a secret no configured key reads). Those secrets are left as
+        they are, so running it without the old key destroys nothing; a write that lands meanwhile (a refresh)
+        is never overwritten.
+        """
+        seen = unreadable = 0
+        for org in sorted(m.decode() for m in self._redis.smembers(self.index)):
+            seen += 1
+            unreadable += self._rotate_one(self.key(org))
+        return seen, unreadable
+
+    def _rotate_one(self, key: str) -> bool:
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    stored = dict(zip(ENCRYPTED, pipe.hmget(key, ENCRYPTED)))
+                    rotated, unreadable = {}, False
+                    for name, value in stored.items():
+                        if value is None:
+                            continue
+                        try:
+                            rotated[name] = self._fernet.rotate(value).decode("ascii")
+                        except InvalidToken:
+                            unreadable = True
+                    pipe.multi()
+                    if rotated:
+                        pipe.hset(key, mapping=rotated)
+                    pipe.execute()
+                    return unreadable
+                except redis.WatchError:
+                    continue  # written meanwhile: rotate what is there now
 
     # --- encoding -------------------------------------------------------------------------
 

@@ -82,6 +82,8 @@ class TenantTokens:
         deadline = self._clock() + self._lock_seconds
         while not self._redis.set(lock, owner, nx=True, px=int(self._lock_seconds * 1000)):
             tenant = self.store.get(organization)
+            if tenant is not None and tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
+                raise TenantInactive(organization, str(tenant.status))  # the holder's refresh was refused
             if tenant is not None and tenant.access_token and tenant.access_token != stale:
                 return tenant  # refreshed by the lock's holder
             if self._clock() > deadline:
@@ -97,6 +99,8 @@ class TenantTokens:
         tenant = self.store.get(organization)
         if tenant is None:
             raise TenantInactive(organization, "not_installed")
+        if tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
+            raise TenantInactive(organization, str(tenant.status))  # gone, or already refused: not asked again
         if tenant.access_token and tenant.access_token != stale:
             return tenant
         if not tenant.refresh_token:

@@ -97,3 +97,10 @@ def test_the_command_refuses_single_license_mode(monkeypatch, capsys):
     monkeypatch.delenv("LIVECHAT_CLIENT_SECRET", raising=False)
     assert main(["tenants", "list"]) == 2
     assert "multi-license mode is off" in capsys.readouterr().err
+
+
+def test_rotate_without_the_old_key_destroys_nothing_and_exits_1(store, settings, fake_redis):
+    out = io.StringIO()
+    assert tenants.rotate(TenantStore(fake_redis, settings.key_prefix, [Fernet.generate_key().decode()]), out) == 1
+    assert "no configured key reads" in out.getvalue()
+    assert store.get("org-1").access_token == GRANT["access_token"]

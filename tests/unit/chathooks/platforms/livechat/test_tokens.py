@@ -266,9 +266,6 @@ def test_an_unreachable_accounts_server_leaves_the_tenant_active(tokens, account
     assert tokens.store.status(ORG) is Status.ACTIVE
 
 
-@pytest.mark.xfail(strict=True, reason="_refresh_locked ignores the tenant's status: a refused refresh of an "
-                                       "uninstalled tenant marks it needs_reauth, and Tenancy.clean_up then skips "
-                                       "it (its tokens are never revoked nor purged)")
 def test_a_refused_refresh_leaves_an_uninstalled_tenant_uninstalled(tokens, accounts):
     tenant = install(tokens, accounts)
     tokens.store.update(ORG, status=Status.UNINSTALLED)  # application_uninstalled; clean-up queued
