@@ -33,3 +33,17 @@ def wait_for(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {result!r})")
         time.sleep(interval)
+
+
+class Clock:
+    """A settable clock, for code that takes ``clock=``."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now

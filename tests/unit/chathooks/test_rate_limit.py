@@ -7,14 +7,7 @@ import time
 import pytest
 
 from chathooks.rate_limit import RateLimiter
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import Clock
 
 
 @pytest.fixture

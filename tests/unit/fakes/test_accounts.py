@@ -7,19 +7,13 @@ import requests
 
 from tests.fakes.accounts import CODE_LIFETIME, DEFAULT_SCOPE, TOKEN_CAP, FakeAccounts
 from tests.fakes.livechat import FakeLiveChat
+from tests.helpers import Clock
 
 SECRET = "client-secret-3e4f5a6b"
 REDIRECT = "https://hooks.example.com/livechat/callback"
 ORG = "7d1e0c3a-0000-4000-8000-00000000000a"
 OTHER_ORG = "7d1e0c3a-0000-4000-8000-00000000000b"
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from chathooks.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
-from tests.helpers import fixture
+from tests.helpers import Clock, fixture
 from workers import runtime as runtime_module
 from workers import tasks
 from workers.dispatch import handle_delivery
@@ -44,20 +44,6 @@ BOT_ID = "9f3c1a7e0b2d4c6e8a1b3d5f7e9c0a2b"  # also FakeLiveChat's default bot
 RULES: Rules = load_rules(None)  # the built-in defaults, which are SPEC §7's example
 START = epoch("2025-09-01T10:00:00Z")
 assert START is not None
-
-
-class Clock:
-    """A settable clock for ``Runtime(clock=...)``."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 # --- events --------------------------------------------------------------------------------

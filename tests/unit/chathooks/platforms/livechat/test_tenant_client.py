@@ -21,6 +21,7 @@ from chathooks.settings import MarketplaceSettings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.http_server import Reply
 from tests.fakes.livechat import ERROR_STATUS, FakeLiveChat
+from tests.helpers import Clock
 
 SECRET = "client-secret-3e4f5a6b"
 KEY = Fernet.generate_key().decode()
@@ -30,13 +31,6 @@ CHAT_A = {"id": "RX8QK2MZ1A", "thread": {"id": "RX8QK2MZ1B"}}
 CHAT_B = {"id": "SY9RL3NA2B", "thread": {"id": "SY9RL3NA2C"}}
 MESSAGE = {"type": "message", "text": "An agent will be with you shortly."}
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

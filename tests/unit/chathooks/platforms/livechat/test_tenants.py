@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from chathooks.platforms.livechat.tenants import Status, Tenant, TenantStore, token_fields
+from tests.helpers import Clock
 
 KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
 ORG = "7d1e0c3a-0000-4000-8000-00000000000a"
@@ -21,13 +22,6 @@ GRANT = {
     "expires_in": 28800, "scope": "chats--all:rw,agents-bot--my:rw", "token_type": "Bearer",
 }
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

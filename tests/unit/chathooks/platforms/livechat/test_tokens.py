@@ -19,6 +19,7 @@ from chathooks.platforms.livechat.tokens import TenantInactive, TenantTokens
 from chathooks.settings import MarketplaceSettings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.http_server import Fault, Reply
+from tests.helpers import Clock
 
 CLIENT_ID = "4f0c2b9e8d7a6c5b4a3f2e1d0c9b8a7f"
 SECRET = "client-secret-3e4f5a6b"
@@ -28,17 +29,10 @@ LIFETIME = 28800
 REAL_REDIS = "redis://127.0.0.1:6379/15"
 
 
-class Clock:
-    def __init__(self, now: float | None = None) -> None:
-        self.now = time.time() if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(time.time())
 
 
 @pytest.fixture
