@@ -19,12 +19,12 @@ from flask import Blueprint, Response, redirect, request
 from app.ingress import Ingress, Rejection, current_ingress, read_json_object, unavailable
 from chathooks.http import OutboundError
 from chathooks.platforms.livechat.accounts import AccountsClient
-from chathooks.platforms.livechat.install import PROVISION, UNINSTALL, lifecycle_delivery
+from chathooks.platforms.livechat.install import APP_SOURCE, PROVISION, UNINSTALL, lifecycle_delivery
 from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.queue import QueueUnavailable
 from chathooks.settings import MarketplaceSettings, Settings
 
-bp = Blueprint("livechat_app", __name__)
+bp = Blueprint(APP_SOURCE, __name__)
 log = logging.getLogger("chathooks.install")
 
 STATE_TTL = 600  # seconds an install started here may take to come back
@@ -65,6 +65,7 @@ def callback() -> tuple[str, int, dict[str, str]]:
                                            "Start the installation again.")
     org = grant["organization_id"]
     try:
+        ingress.metrics.count(f"received:{APP_SOURCE}")
         tenants.authorised(grant)
         ingress.queue(lifecycle_delivery(org, PROVISION, code, ingress.settings.dedupe_ttl_seconds))
     except (redis.RedisError, QueueUnavailable, Rejection):
@@ -94,11 +95,11 @@ def app_webhook(token: str) -> dict[str, str]:
             occurrence = f"{tenant.installed_at}:{body.get('date')}"
             ingress.queue(lifecycle_delivery(org, UNINSTALL, occurrence, ingress.settings.dedupe_ttl_seconds))
         else:
-            ingress.metrics.count("received:livechat_app", "ignored:livechat_app")
+            ingress.metrics.count(f"received:{APP_SOURCE}", f"ignored:{APP_SOURCE}")
             return {"status": "ignored"}
     except redis.RedisError as exc:
         raise unavailable("tenant store unavailable; retry later") from exc
-    ingress.metrics.count("received:livechat_app", f"{event}:livechat_app")
+    ingress.metrics.count(f"received:{APP_SOURCE}")
     log.info("app webhook %s for organization %s", event, org)
     return {"status": "handled"}
 

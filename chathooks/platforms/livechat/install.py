@@ -15,6 +15,7 @@ from chathooks.platforms.livechat.tenants import Status, Tenant, TenantStore
 
 BOT_NAME = "chathooks"
 PROVISION, UNINSTALL = "provision", "uninstall"
+APP_SOURCE = "livechat_app"  # what the install routes count and queue under, beside the chat webhooks' SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def lifecycle_delivery(organization: str, step: str, occurrence: str, dedupe_ttl
     digest = hashlib.blake2b(occurrence.encode(), digest_size=8).hexdigest()
     event = Event(key=f"{SOURCE}:tenant:{organization}:{step}:{digest}", source=SOURCE, kind=Kind.TENANT,
                   organization=organization, raw={"step": step})
-    found = delivery(SOURCE, f"tenant_{step}", (organization, step, digest), [event], dedupe_ttl)
+    found = delivery(APP_SOURCE, f"tenant_{step}", (organization, step, digest), [event], dedupe_ttl)
     assert found is not None
     return found
 

@@ -234,6 +234,7 @@ def test_lifecycle_delivery_carries_the_step_and_not_the_occurrence():
     delivery = lifecycle_delivery(ORG, UNINSTALL, "dal:code-secret-0123456789", 600)
     (event,) = delivery.events
     assert (delivery.source, delivery.action, delivery.dedupe_ttl, delivery.organization) == (
-        "livechat", "tenant_uninstall", 600, ORG)
-    assert (event.kind, event.organization, event.raw) == (Kind.TENANT, ORG, {"step": UNINSTALL})
+        "livechat_app", "tenant_uninstall", 600, ORG)  # counted apart from the chat webhooks
+    assert (event.source, event.kind, event.organization, event.raw) == (
+        "livechat", Kind.TENANT, ORG, {"step": UNINSTALL})
     assert "code-secret-0123456789" not in json.dumps(delivery.to_message())
