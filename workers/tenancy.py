@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 import redis
 
@@ -25,6 +26,8 @@ from chathooks.rate_limit import RateLimiter
 from chathooks.settings import LiveChatSettings, Settings
 
 log = logging.getLogger(__name__)
+
+RECENT = 1.0  # seconds a worker process acts on its copy of an active tenant before reading it again
 
 
 class Tenancy:
@@ -43,6 +46,7 @@ class Tenancy:
         self._timeout = timeout
         self._static = settings.livechat.has_credentials
         self._apis: dict[tuple[str, str | None, str], LiveChatAPI] = {}
+        self._recent: dict[str, tuple[float, Tenant]] = {}  # organization → (until, its active tenant)
 
     def serves(self, source: str, organization: str | None) -> bool:
         """Whether events of ``source`` from ``organization`` are a tenant's (not the static configuration's)."""
@@ -53,14 +57,15 @@ class Tenancy:
         return True
 
     def active(self, organization: str | None) -> bool:
-        return organization is not None and self.store.status(organization) is Status.ACTIVE
+        return self._active(organization) is not None
 
     def require_active(self, organization: str | None) -> Tenant:
+        """The tenant as stored now (never the process's recent copy); ``TenantInactive`` unless active."""
         return self.tokens.active(organization)
 
     def api(self, organization: str | None) -> LiveChatAPI:
         """The organization's ``LiveChatAPI``; ``TenantInactive`` when it cannot be acted for now."""
-        tenant = self.tokens.active(organization)
+        tenant = self._active(organization) or self.tokens.active(organization)
         # A new bot (a re-provisioned tenant) makes a new client; the key holds no secret in the clear.
         secret = hashlib.blake2b((tenant.bot_secret or "").encode(), digest_size=8).hexdigest()
         key = (tenant.organization_id, tenant.bot_id, secret)
@@ -68,6 +73,26 @@ class Tenancy:
         if api is None:
             api = self._apis[key] = LiveChatAPI(self._client(tenant), tenant.bot_id)
         return api
+
+    def _active(self, organization: str | None) -> Tenant | None:
+        """The tenant if it is active, from this process's copy when that is under ``RECENT`` seconds old.
+
+        Only an active tenant is kept: a copy that is stale can only be one that stopped being active (every
+        API call reads the stored tenant again, and refuses one needing re-authorisation or uninstalled),
+        never one that became active, whose replayed work must not be parked again.
+        """
+        if organization is None:
+            return None
+        now = time.monotonic()
+        kept = self._recent.get(organization)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        tenant = self.store.get(organization)
+        if tenant is None or not tenant.active:
+            self._recent.pop(organization, None)
+            return None
+        self._recent[organization] = (now + RECENT, tenant)
+        return tenant
 
     # --- lifecycle ------------------------------------------------------------------------
 

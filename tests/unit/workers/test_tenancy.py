@@ -150,3 +150,18 @@ def test_v35_bot_messages_go_as_the_organizations_bot_with_its_token(rt, livecha
     (sent,) = livechat.calls("send_event")
     assert sent.headers["X-Author-Id"] == bot["id"]
     assert livechat.organization_of_token(sent.headers["Authorization"][7:]) == ORG
+
+
+def test_a_process_keeps_an_active_tenant_a_moment_but_never_an_inactive_one(rt, accounts, monkeypatch):
+    tenancy = rt.outbound.tenancy
+    assert not tenancy.active(ORG)
+    install(rt, accounts)
+    assert tenancy.active(ORG)  # not kept as inactive: seen active at once
+    reads = []
+    monkeypatch.setattr(tenancy.store, "get", lambda org, get=tenancy.store.get: reads.append(org) or get(org))
+    tenancy.store.update(ORG, status=Status.NEEDS_REAUTH)
+    assert tenancy.active(ORG) and reads == []  # its copy, under a second old: no read per delivery
+    with pytest.raises(TenantInactive):
+        tenancy.require_active(ORG)  # a parked event's replay reads the stored tenant
+    tenancy._recent.clear()  # a second later
+    assert not tenancy.active(ORG)
