@@ -61,6 +61,8 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
     skipped = CounterMetricFamily("chathooks_effects_skipped", "Effects not sent, by reason", labels=["reason"])
     parked = CounterMetricFamily("chathooks_deliveries_parked", "Work parked until its organization can be acted "
                                  "for (dead-letter store), by reason", labels=["reason"])
+    dropped = CounterMetricFamily("chathooks_deliveries_dropped", "Handler runs dropped: their organization "
+                                  "uninstalled the app", labels=["reason"])
     seen_reasons, seen_skips = set(), set()
     for field, value in sorted(counters.items()):
         name, _, label = field.partition(":")
@@ -74,6 +76,8 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             seen_skips.add(label)
         elif name == "parked":
             parked.add_metric([label], value)
+        elif name == "dropped":
+            dropped.add_metric([label], value)
     for reason in REJECT_REASONS:
         if reason not in seen_reasons:
             rejected.add_metric([reason], 0)
@@ -87,6 +91,7 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
     yield rejected
     yield skipped
     yield parked
+    yield dropped
     yield depth
     if dead_letters is not None:
         yield GaugeMetricFamily("chathooks_dead_letters", "Items in the dead-letter store", value=dead_letters)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chathooks.events import Delivery, Event, Kind, rfc3339
+from chathooks.platforms.livechat.tenants import Status
 from chathooks.platforms.livechat.tokens import TenantInactive
 from workers.handlers import marketing, people, profile, rating, tagging, tenants, timeline, triggers
 from workers.once import Busy
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, Runtime], None]
 DELIVER = "tenants.deliver"
+UNINSTALLED = str(Status.UNINSTALLED)
 
 
 def deliver(event: Event, rt: Runtime) -> None:
@@ -112,6 +114,11 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
     try:
         REGISTRY[name](event, rt)
     except Exception as exc:
+        if isinstance(exc, TenantInactive) and exc.reason == UNINSTALLED:
+            # Its organization uninstalled the app: its work is dropped, as its webhooks are (timers included).
+            log.info("%s on %s: organization %s uninstalled the app, nothing done", name, event.key, exc.organization)
+            rt.journal.count(f"dropped:{UNINSTALLED}")
+            return
         errors = [*(errors or []), describe(exc)]
         # A claim held elsewhere lapses within its lease at the latest, so waiting on it spends no attempt.
         if is_transient(exc) and (attempt < rt.retry.max_attempts or isinstance(exc, Busy)):

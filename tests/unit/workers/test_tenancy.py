@@ -165,3 +165,15 @@ def test_a_process_keeps_an_active_tenant_a_moment_but_never_an_inactive_one(rt,
         tenancy.require_active(ORG)  # a parked event's replay reads the stored tenant
     tenancy._recent.clear()  # a second later
     assert not tenancy.active(ORG)
+
+
+def test_work_of_an_organization_that_uninstalled_is_dropped_not_parked(rt, livechat, accounts):
+    install(rt, accounts)
+    seed_in(livechat)
+    rt.outbound.tenancy.store.update(ORG, status=Status.UNINSTALLED)
+    rt.outbound.tenancy._recent.clear()
+    deliver(rt, "incoming_chat")  # queued before the uninstall reached the ingress
+    deliver(rt, "chat_deactivated")
+    rt.journal.flush()
+    assert rt.dead_letters.list() == [] and not livechat.calls("tag_thread")
+    assert rt.metrics.snapshot()["dropped:uninstalled"] >= 2
