@@ -52,6 +52,7 @@ class OutboundError(Exception):
         status: int | None = None,
         transient: bool = False,
         retry_after: float | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         # Only the positional fields go to args: pickling re-creates the error from args
         # and restores the keyword fields from __dict__.
@@ -63,6 +64,7 @@ class OutboundError(Exception):
         self.status = status
         self.transient = transient
         self.retry_after = retry_after
+        self.data = data  # what the error body adds (LiveChat's ``error.data``), for the caller to act on
 
     def __str__(self) -> str:
         facts = [f"HTTP {self.status}"] if self.status is not None else []
@@ -94,6 +96,7 @@ class ErrorInfo:
     type: str
     message: str
     transient: bool | None = None
+    data: Mapping[str, Any] | None = None
 
 
 ErrorParser = Callable[[requests.Response], ErrorInfo]
@@ -226,6 +229,7 @@ class JsonHttp:
             status=status,
             transient=transient_status(status) if info.transient is None else info.transient,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            data=info.data,
         )
 
     def redact(self, text: str, auth: tuple[str, str] | None = None) -> str:

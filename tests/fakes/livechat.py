@@ -32,6 +32,7 @@ ERROR_STATUS = {
     "authorization": 403,
     "not_found": 404,
     "request_timeout": 408,
+    "misdirected_request": 421,
     "chat_inactive": 422,
     "too_many_requests": 429,
     "internal": 500,
@@ -91,10 +92,11 @@ _BOT_STATUSES = _AGENT_STATUSES | {"offline"}
 
 
 class ApiError(Exception):
-    def __init__(self, type: str, message: str) -> None:
+    def __init__(self, type: str, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.type = type
         self.message = message
+        self.data = data
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class FakeLiveChat(FakeHTTPServer):
         self._grants: dict[str, str] = {access_token: organization_id} if access_token else {}  # token → org
         self._member_orgs: dict[str, str] = {agent_id: organization_id, bot_id: organization_id}  # agent/bot → org
         self._chat_orgs: dict[str, str] = {}  # chat id → org
+        self._regions: dict[str, str] = {}  # org → the data centre its calls must name in X-Region
 
     # Test helpers
 
@@ -190,6 +193,12 @@ class FakeLiveChat(FakeHTTPServer):
             if token in self.bot_tokens:
                 return self._member_org(self.bot_tokens[token])
             return self._grants.get(token)
+
+    def set_region(self, organization_id: str, region: str) -> None:
+        """Make the organization's calls answer ``misdirected_request`` (naming ``region``) unless they carry
+        ``X-Region: <region>``: an organization in another data centre than its token's prefix says."""
+        with self.lock:
+            self._regions[organization_id] = region
 
     def set_license_webhooks(self, organization_id: str, enabled: bool, owner_client_id: str | None = None) -> None:
         """Set an organization's license-webhooks state for ``owner_client_id`` (default: our client)."""
@@ -282,7 +291,8 @@ class FakeLiveChat(FakeHTTPServer):
             params = self._params(request, api, method)
             return Reply(200, getattr(self, f"_{method}")(params, caller))
         except ApiError as exc:
-            return Reply(ERROR_STATUS.get(exc.type, 400), {"error": {"type": exc.type, "message": exc.message}})
+            error = {"type": exc.type, "message": exc.message} | ({"data": exc.data} if exc.data else {})
+            return Reply(ERROR_STATUS.get(exc.type, 400), {"error": error})
 
     def _resolve(self, request: Request) -> tuple[str, str]:
         parts = request.path.strip("/").split("/")
@@ -314,6 +324,9 @@ class FakeLiveChat(FakeHTTPServer):
             caller = Caller(None, "none")
         else:
             raise ApiError("authentication", "invalid or missing access token")
+        region = self._regions.get(caller.organization or "")
+        if region is not None and request.headers.get("X-Region") != region:
+            raise ApiError("misdirected_request", "Wrong region", {"region": region})
         if author is None:
             return caller
         if self.api_version != "3.5":

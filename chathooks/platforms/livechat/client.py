@@ -294,7 +294,8 @@ def _parse_error(response: requests.Response) -> ErrorInfo:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("type"), str):
         # LiveChat documents its error types, not its status codes: the type decides.
-        return ErrorInfo(error["type"], str(error.get("message") or ""), error["type"] in TRANSIENT_TYPES)
+        data = error.get("data") if isinstance(error.get("data"), dict) else None
+        return ErrorInfo(error["type"], str(error.get("message") or ""), error["type"] in TRANSIENT_TYPES, data)
     return ErrorInfo(status_type(response.status_code), response.reason or "unexpected response")
 
 

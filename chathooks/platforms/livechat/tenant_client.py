@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -44,19 +45,26 @@ class TenantClient(LiveChatClient):
     def _agent_headers(self, method: str) -> dict[str, str]:
         tenant = self._access.current(self.organization)
         self._sent = tenant.access_token
-        return bearer(tenant.access_token or "")
+        return _authorised(tenant)
 
     def _post(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str],
               secrets: Iterable[str] = ()) -> Any:
         sent = self._sent if headers.get("Authorization") == f"Bearer {self._sent}" else None
+        hide = (*secrets, sent or "")
         try:
-            return self._limited(api, method, params, headers, (*secrets, sent or ""))
+            return self._limited(api, method, params, headers, hide)
         except OutboundError as exc:
+            region = misdirected_to(exc)
+            if region is not None and headers.get("X-Region") != region:
+                # The organization lives in another data centre than its token says: retried there once, and
+                # its calls go there from now on.
+                self._access.store.update(self.organization, region=region)
+                return self._limited(api, method, params, {**headers, "X-Region": region}, hide)
             if exc.type != "authentication" or sent is None:
                 raise
         tenant = self._access.refresh(self.organization, sent)
         self._sent = tenant.access_token
-        retried = {**headers, **bearer(tenant.access_token or "")}
+        retried = {**headers, **_authorised(tenant)}
         return self._limited(api, method, params, retried, (*secrets, tenant.access_token or ""))
 
     def _limited(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str],
@@ -82,3 +90,21 @@ class TenantClient(LiveChatClient):
         raise OutboundError("livechat", method, "rate_limited",
                             f"organization {self.organization} is over its rate (CHATHOOKS_ORG_RATE)",
                             transient=True, retry_after=wait)
+
+
+_REGION = re.compile(r"[a-z]{2,5}(?:-[a-z0-9]{1,3})?")
+
+
+def misdirected_to(exc: OutboundError) -> str | None:
+    """The data centre a ``misdirected_request`` error names (``error.data.region``), if it names one."""
+    region = (exc.data or {}).get("region") if exc.type == "misdirected_request" else None
+    return region if isinstance(region, str) and _REGION.fullmatch(region) else None
+
+
+def _authorised(tenant: Tenant) -> dict[str, str]:
+    """The organization's access token, with its data centre: as learned, else its token's prefix."""
+    headers = bearer(tenant.access_token or "")
+    if tenant.region:
+        headers["X-Region"] = tenant.region
+    return headers
+

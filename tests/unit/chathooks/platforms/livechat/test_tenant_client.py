@@ -96,13 +96,30 @@ def texts(error: OutboundError) -> list[str]:
 
 def test_calls_carry_the_organizations_own_token_and_region(lc, tokens, client_a):
     lc.grant(ORG_B, "fra:access-b-5d6e7f80")
-    tokens.store.update(ORG_B, access_token="fra:access-b-5d6e7f80")
+    tokens.store.update(ORG_B, access_token="fra:access-b-5d6e7f80", region="fra")
     client_a.get_chat(CHAT_A["id"])
     client_of(lc, tokens, ORG_B).get_chat(CHAT_B["id"])
     a, b = (r.headers for r in lc.calls("get_chat"))
     assert (a["Authorization"], a["X-Region"]) == (f"Bearer {tokens.store.get(ORG_A).access_token}", "dal")
     assert (b["Authorization"], b["X-Region"]) == ("Bearer fra:access-b-5d6e7f80", "fra")
     assert "X-Author-Id" not in a
+
+
+def test_a_misdirected_request_is_retried_once_in_the_region_it_names_and_remembered(lc, tokens, client_a):
+    lc.set_region(ORG_A, "fra")  # its token says dal; LiveChat keeps it in fra
+    client_a.get_chat(CHAT_A["id"])
+    first, retried = lc.calls("get_chat")
+    assert (first.headers["X-Region"], retried.headers["X-Region"]) == ("dal", "fra")
+    assert tokens.store.get(ORG_A).region == "fra"
+    client_a.tag_thread(CHAT_A["id"], CHAT_A["thread"]["id"], "refund")
+    (tagged,) = lc.calls("tag_thread")
+    assert tagged.headers["X-Region"] == "fra"  # straight there from now on
+
+
+def test_a_misdirected_request_naming_no_usable_region_is_not_retried(lc, tokens, client_a):
+    lc.set_region(ORG_A, "fra\r\nX-Evil: 1")
+    assert caught(client_a.get_chat, CHAT_A["id"]).type == "misdirected_request"
+    assert len(lc.calls("get_chat")) == 1 and tokens.store.get(ORG_A).region == "dal"
 
 
 def test_another_organizations_chat_is_out_of_reach(client_a):
