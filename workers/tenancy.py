@@ -96,13 +96,17 @@ class Tenancy:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def provision(self, organization: str) -> bool:
-        """Provision a pending tenant; True when it is active now (its parked work may run)."""
+    def provision(self, organization: str, deleted_bot: str | None = None) -> bool:
+        """Provision a tenant (after its install, or when ``deleted_bot`` was its bot); True when it is active
+        now (its parked work may run)."""
         tenant = self.store.get(organization)
         if tenant is None or tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
             log.info("organization %s is %s: not provisioned", organization, tenant.status if tenant else "unknown")
             return False
+        if deleted_bot is not None and deleted_bot != tenant.bot_id:
+            return False  # another bot of the license: nothing of ours to make again
         install.provision(self._client(tenant), self.store, tenant)
+        self._recent.pop(organization, None)  # its bot may be new: no copy of the old one
         return True
 
     def clean_up(self, organization: str) -> None:

@@ -14,12 +14,13 @@ log = logging.getLogger(__name__)
 
 def lifecycle(event: Event, rt: Runtime) -> None:
     tenancy, org, step = rt.outbound.tenancy, event.organization, event.raw.get("step")
-    if tenancy is None or org is None:
-        log.warning("tenant %s step %s with multi-license mode off: nothing to do", org, step)
+    if tenancy is None or org is None or not tenancy.serves(event.source, org):
+        log.warning("organization %s: %s is for a tenant, and this one is not (single license): nothing done",
+                    org, step if "bot_deleted" not in event.raw else f"bot {event.raw['bot_deleted']} deleted")
         return
     if step == "uninstall":
         tenancy.clean_up(org)
-    elif step == "provision" and tenancy.provision(org):
+    elif step == "provision" and tenancy.provision(org, deleted_bot=event.raw.get("bot_deleted")):
         replay_parked(rt, org)
 
 

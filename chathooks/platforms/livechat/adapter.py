@@ -243,6 +243,11 @@ def _user_removed(p: dict[str, Any], ctx: Context) -> list[Event]:
                    chat_id=p["chat_id"], thread_id=p.get("thread_id"), author_id=p["user_id"], raw=p)]
 
 
+def _bot_deleted(p: dict[str, Any], ctx: Context) -> list[Event]:
+    # A license's admin deleted a bot: if it was its tenant's, provisioning makes it a new one.
+    return [_event(ctx, Kind.TENANT, f"bot-deleted:{p['id']}", raw={"step": "provision", "bot_deleted": p["id"]})]
+
+
 def _properties_identity(p: dict[str, Any]) -> tuple[str, ...]:
     return p["chat_id"], p["thread_id"], json.dumps(p["properties"], sort_keys=True)
 
@@ -273,4 +278,5 @@ ACTIONS: dict[str, ActionSpec] = {
     "user_removed_from_chat": ActionSpec(
         FastLoader(s.UserRemovedSchema()), lambda p: (p["chat_id"], p.get("thread_id", ""), p["user_id"]),
         _user_removed, recurring=True),
+    "bot_deleted": ActionSpec(FastLoader(s.BotDeletedSchema()), lambda p: (p["id"],), _bot_deleted),
 }

@@ -116,6 +116,10 @@ class RoutingStatusSetSchema(Tolerant):
     status = fields.String(required=True, validate=validate.OneOf(ROUTING_STATUSES))
 
 
+class BotDeletedSchema(Tolerant):
+    id = id_field(required=True)
+
+
 class UserAddedSchema(Tolerant):
     chat_id = id_field(required=True)
     thread_id = id_field()

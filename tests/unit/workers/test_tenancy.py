@@ -177,3 +177,29 @@ def test_work_of_an_organization_that_uninstalled_is_dropped_not_parked(rt, live
     rt.journal.flush()
     assert rt.dead_letters.list() == [] and not livechat.calls("tag_thread")
     assert rt.metrics.snapshot()["dropped:uninstalled"] >= 2
+
+
+def deliver_bot_deleted(rt: Runtime, bot_id: str) -> None:
+    body = copy.deepcopy(fixture("bot_deleted")) | {"organization_id": ORG}
+    body["payload"]["id"] = bot_id
+    handle_delivery(to_delivery(load_envelope(body), rt.settings).to_message(), rt)
+
+
+def test_the_tenants_bot_deleted_by_an_admin_is_made_again(rt, livechat, accounts):
+    install(rt, accounts)
+    (old,) = livechat.bots_of(ORG)
+    with livechat.lock:
+        del livechat.bots[old["id"]]  # an admin deleted it in the LiveChat app
+    deliver_bot_deleted(rt, old["id"])
+    (new,) = livechat.bots_of(ORG)
+    tenant = rt.outbound.tenancy.store.get(ORG)
+    assert new["id"] != old["id"] and (tenant.bot_id, tenant.bot_secret) == (new["id"], new["secret"])
+    assert tenant.active and livechat.routing_statuses[new["id"]] == "accepting_chats"
+    assert rt.outbound.chats("livechat", ORG).bot_id == new["id"]
+
+
+def test_another_bot_deleted_changes_nothing(rt, livechat, accounts):
+    install(rt, accounts)
+    calls = len(livechat.calls())
+    deliver_bot_deleted(rt, "some-other-bot")
+    assert len(livechat.calls()) == calls and rt.dead_letters.list() == []
