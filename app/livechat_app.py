@@ -65,7 +65,6 @@ def callback() -> tuple[str, int, dict[str, str]]:
                                            "Start the installation again.")
     org = grant["organization_id"]
     try:
-        ingress.metrics.count(f"received:{APP_SOURCE}")
         tenants.authorised(grant)
         ingress.queue(lifecycle_delivery(org, PROVISION, code, ingress.settings.dedupe_ttl_seconds))
     except (redis.RedisError, QueueUnavailable, Rejection):
@@ -87,11 +86,15 @@ def app_webhook(token: str) -> dict[str, str]:
     body = read_json_object(request, ingress.settings.ingress_max_bytes)
     event, org, license_id = _app_event(body)
     try:
+        if org is None and license_id is not None:  # older App Webhooks name only the license
+            org = tenants.organization_of(license_id)
         if event == "application_installed" and org:
             tenants.installed(org, license_id)
+            ingress.metrics.count(f"received:{APP_SOURCE}")
         elif event == "application_uninstalled" and org and (tenant := tenants.get(org)) is not None:
             tenants.update(org, status=Status.UNINSTALLED)
             # One install's uninstall (LiveChat's retries included) is one clean-up; the next install's is another.
+            # Queued, it is counted as received there.
             occurrence = f"{tenant.installed_at}:{body.get('date')}"
             ingress.queue(lifecycle_delivery(org, UNINSTALL, occurrence, ingress.settings.dedupe_ttl_seconds))
         else:
@@ -99,7 +102,6 @@ def app_webhook(token: str) -> dict[str, str]:
             return {"status": "ignored"}
     except redis.RedisError as exc:
         raise unavailable("tenant store unavailable; retry later") from exc
-    ingress.metrics.count(f"received:{APP_SOURCE}")
     log.info("app webhook %s for organization %s", event, org)
     return {"status": "handled"}
 

@@ -158,6 +158,10 @@ class Settings:
         if bool(livechat.account_id) != bool(livechat.pat):
             raise ConfigError("LIVECHAT_ACCOUNT_ID and LIVECHAT_PAT must be set together")
         marketplace = _marketplace(get, livechat.client_id)
+        if marketplace and livechat.has_credentials and not livechat.organization_id:
+            # Its webhooks would otherwise be taken for an organization that never installed the app.
+            raise ConfigError("LIVECHAT_ORGANIZATION_ID is required with LIVECHAT_CLIENT_SECRET when LIVECHAT_PAT or "
+                              "LIVECHAT_ACCESS_TOKEN is set too: it names the license those credentials serve")
 
         dry_run_flag = get("CHATHOOKS_DRY_RUN")
         forced = _flag(dry_run_flag, "CHATHOOKS_DRY_RUN") if dry_run_flag else None

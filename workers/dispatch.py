@@ -11,8 +11,7 @@ from chathooks.events import Delivery, Event, Kind, rfc3339
 from chathooks.platforms.livechat.tenants import Status
 from chathooks.platforms.livechat.tokens import TenantInactive
 from workers.handlers import marketing, people, profile, rating, tagging, tenants, timeline, triggers
-from workers.once import Busy
-from workers.retry import describe, is_transient, retry_after
+from workers.retry import describe, is_transient, retry_after, spends_no_attempt
 from workers.runtime import Runtime
 from workers.scheduler import retry_job
 
@@ -120,8 +119,7 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
             rt.journal.count(f"dropped:{UNINSTALLED}")
             return
         errors = [*(errors or []), describe(exc)]
-        # A claim held elsewhere lapses within its lease at the latest, so waiting on it spends no attempt.
-        if is_transient(exc) and (attempt < rt.retry.max_attempts or isinstance(exc, Busy)):
+        if is_transient(exc) and (attempt < rt.retry.max_attempts or spends_no_attempt(exc)):
             delay = rt.retry.delay(attempt + 1, retry_after(exc))
             retry = retry_job(name, event.to_dict(), attempt + 1, errors, replays)
             rt.scheduler.schedule(retry, rt.clock() + delay, replacing=job)
@@ -133,6 +131,7 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
             item = rt.dead_letters.add(event.to_dict(), name, errors, replays, job)
             if isinstance(exc, TenantInactive):
                 rt.journal.count(f"parked:{exc.reason}")
+                _unpark_if_active(rt, event, item)
             rt.journal.handler(event.chat_id, event.thread_id, name, "dead_lettered", attempt=attempt,
                                error=_brief(errors[-1]), dead_letter=item)
             log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
@@ -141,6 +140,14 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
         rt.journal.handler(event.chat_id, event.thread_id, name, "done", attempt=attempt if attempt > 1 else None)
     finally:
         rt.journal.observations.observe("chathooks_handler_seconds", time.perf_counter() - started, name)
+
+
+def _unpark_if_active(rt: Runtime, event: Event, item: str) -> None:
+    """A tenant that became active while its work was being parked has already replayed what was parked:
+    this item, parked after that, is replayed at once rather than left for an operator."""
+    tenancy = rt.outbound.tenancy
+    if tenancy is not None and event.organization and tenancy.store.status(event.organization) is Status.ACTIVE:
+        rt.dead_letters.replay(item)
 
 
 def _brief(error: dict[str, Any]) -> str:

@@ -55,6 +55,12 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (Busy, SoftTimeLimitExceeded, redis.ConnectionError, redis.TimeoutError))
 
 
+def spends_no_attempt(exc: BaseException) -> bool:
+    """Waiting that is no failure: a claim held elsewhere (it lapses within its lease at the latest), or an
+    organization over its own rate (its bucket refills): retried as often as it takes, never dead-lettered."""
+    return isinstance(exc, Busy) or (isinstance(exc, OutboundError) and exc.type == "rate_limited")
+
+
 def retry_after(exc: BaseException) -> float | None:
     return exc.retry_after if isinstance(exc, OutboundError) else None
 

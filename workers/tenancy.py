@@ -30,6 +30,22 @@ log = logging.getLogger(__name__)
 RECENT = 1.0  # seconds a worker process acts on its copy of an active tenant before reading it again
 
 
+class SealedTokenCache:
+    """The bot tokens every worker shares, encrypted at rest like the tenants' other secrets."""
+
+    def __init__(self, cache: RedisTokenCache, store: TenantStore) -> None:
+        self._cache = cache
+        self._store = store
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        found = self._cache.get(key)
+        token = self._store.unseal(found[0]) if found else None
+        return (token, found[1]) if found and token else None
+
+    def set(self, key: str, token: str, expires_at: float) -> None:
+        self._cache.set(key, self._store.seal(token) if token else "", expires_at)
+
+
 class Tenancy:
     """The installed organizations: their store, their tokens, and a ``LiveChatAPI`` for each."""
 
@@ -42,7 +58,7 @@ class Tenancy:
         self.accounts = AccountsClient(market, timeout=timeout)
         self.tokens = TenantTokens(self.store, self.accounts, client, prefix)
         self.limiter = RateLimiter(client, f"{prefix}livechat:", market.org_rate)
-        self._bot_tokens = RedisTokenCache(client, f"{prefix}bot-token:")
+        self._bot_tokens = SealedTokenCache(RedisTokenCache(client, f"{prefix}bot-token:"), self.store)
         self._timeout = timeout
         self._static = settings.livechat.has_credentials
         self._apis: dict[tuple[str, str | None, str], LiveChatAPI] = {}
@@ -105,9 +121,9 @@ class Tenancy:
             return False
         if deleted_bot is not None and deleted_bot != tenant.bot_id:
             return False  # another bot of the license: nothing of ours to make again
-        install.provision(self._client(tenant), self.store, tenant)
+        provisioned = install.provision(self._client(tenant), self.store, tenant)
         self._recent.pop(organization, None)  # its bot may be new: no copy of the old one
-        return True
+        return provisioned is not None and provisioned.active
 
     def clean_up(self, organization: str) -> None:
         """An uninstalled tenant's bot deleted and tokens revoked (best effort), then forgotten."""

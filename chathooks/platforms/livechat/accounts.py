@@ -56,6 +56,9 @@ class AccountsClient:
         for name in ("access_token", "organization_id"):
             if not isinstance(body, dict) or not isinstance(body.get(name), str) or not body[name]:
                 raise OutboundError(SERVICE, label, "invalid_response", f"the response has no {name!r}")
+        expires = body.get("expires_in")
+        if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0):
+            raise OutboundError(SERVICE, label, "invalid_response", "expires_in is not a positive number")
         return body
 
 

@@ -12,7 +12,7 @@ import requests
 
 from chathooks.http import DEFAULT_TIMEOUT, OutboundError, Timeout
 from chathooks.platforms.livechat.client import LiveChatClient, TokenCache, bearer
-from chathooks.platforms.livechat.tenants import Tenant
+from chathooks.platforms.livechat.tenants import LIVE, Tenant
 from chathooks.platforms.livechat.tokens import TenantTokens
 from chathooks.rate_limit import RateLimiter
 from chathooks.settings import LiveChatSettings
@@ -58,7 +58,7 @@ class TenantClient(LiveChatClient):
             if region is not None and headers.get("X-Region") != region:
                 # The organization lives in another data centre than its token says: retried there once, and
                 # its calls go there from now on.
-                self._access.store.update(self.organization, region=region)
+                self._access.store.transition(self.organization, LIVE, region=region)
                 return self._limited(api, method, params, {**headers, "X-Region": region}, hide)
             if exc.type != "authentication" or sent is None:
                 raise

@@ -26,6 +26,23 @@ class Status(StrEnum):
 
 
 ENCRYPTED = ("access_token", "refresh_token", "bot_secret")
+LIVE = (Status.PENDING, Status.ACTIVE)  # where the workers' own writes may land: never over an uninstall
+
+# Change an existing tenant only if its status is one of ARGV[1] (comma-separated) and, when ARGV[2] is not
+# empty, its installed_at is still ARGV[2]. ARGV[3]: how many field/value pairs follow; then the fields to
+# delete. Returns the tenant as stored, or nil when it is not as expected.
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return nil end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == status then allowed = true end end
+if not allowed then return nil end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'installed_at') ~= ARGV[2] then return nil end
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
+for i = 4 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+return redis.call('HGETALL', KEYS[1])
+"""
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class TenantStore:
         self._fernet = MultiFernet(keys)
         self._clock = clock
         self.index = f"{prefix}tenants"
+        self._transition = client.register_script(_TRANSITION)
 
     def key(self, organization_id: str) -> str:
         return f"{self._prefix}tenant:{organization_id}"
@@ -105,8 +123,18 @@ class TenantStore:
 
     # --- writes ---------------------------------------------------------------------------
 
+    def organization_of(self, license_id: str) -> str | None:
+        """The organization a license number was installed as (older App Webhooks name only the license)."""
+        raw = self._redis.get(self._license_key(license_id))
+        return raw.decode() if raw else None
+
+    def _license_key(self, license_id: str) -> str:
+        return f"{self._prefix}tenant-license:{license_id}"
+
     def installed(self, organization_id: str, license_id: str | None) -> Tenant:
         """``application_installed``: a new or uninstalled tenant becomes pending; the license id is kept."""
+        if license_id:
+            self._redis.set(self._license_key(license_id), organization_id)
         tenant = self.get(organization_id)
         changes: dict[str, Any] = {"license_id": license_id} if license_id else {}
         if tenant is None or tenant.status is Status.UNINSTALLED:
@@ -141,15 +169,38 @@ class TenantStore:
             raw = pipe.execute()[-1]
         return self._load(organization_id, raw)
 
-    def purge_secrets(self, organization_id: str, status: Status) -> Tenant:
-        """Forget the tokens and the bot (uninstall): the record stays, with ``status``."""
-        return self.update(organization_id, status=status, access_token=None, refresh_token=None, expires_at=None,
-                           lifetime=None, bot_id=None, bot_secret=None)
+    def transition(self, organization_id: str, allowed: Iterable[Status], *, installed_at: float | None = None,
+                   **changes: Any) -> Tenant | None:
+        """Set fields, atomically, only on a tenant that exists, is in one of the ``allowed`` statuses and (when
+        given) is still the install of ``installed_at``; returns it as stored, or None when it was not so.
+
+        Every write made after a slow call (to LiveChat or the accounts server) goes through here, so that an
+        uninstall, a re-install or a removal that came meanwhile is never written over.
+        """
+        changes["updated_at"] = self._clock()
+        present = {k: self._dump(k, v) for k, v in changes.items() if v not in (None, "")}
+        absent = [k for k, v in changes.items() if v in (None, "")]
+        args = [",".join(allowed), "" if installed_at is None else str(installed_at), len(present),
+                *(x for kv in present.items() for x in kv), *absent]
+        raw = self._transition(keys=[self.key(organization_id)], args=args)
+        if not raw:
+            return None
+        return self._load(organization_id, dict(zip(raw[::2], raw[1::2])))
+
+    def purge_secrets(self, tenant: Tenant) -> Tenant | None:
+        """Forget an uninstalled tenant's tokens and bot; the record stays. None (nothing done) when it was
+        installed again meanwhile."""
+        return self.transition(tenant.organization_id, (Status.UNINSTALLED,), installed_at=tenant.installed_at,
+                               access_token=None, refresh_token=None, expires_at=None, lifetime=None, bot_id=None,
+                               bot_secret=None)
 
     def remove(self, organization_id: str) -> bool:
+        license_id = self._redis.hget(self.key(organization_id), "license_id")
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.key(organization_id))
             pipe.srem(self.index, organization_id)
+            if license_id:
+                pipe.delete(self._license_key(license_id.decode()))
             return bool(pipe.execute()[0])
 
     def rotate(self) -> tuple[int, int]:
@@ -189,10 +240,19 @@ class TenantStore:
 
     # --- encoding -------------------------------------------------------------------------
 
+    def seal(self, text: str) -> str:
+        """``text`` encrypted with the first CHATHOOKS_SECRET_KEY."""
+        return self._fernet.encrypt(text.encode()).decode("ascii")
+
+    def unseal(self, sealed: str) -> str | None:
+        """What ``seal`` sealed; None when no configured key opens it (a key dropped from the list)."""
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            return None
+
     def _dump(self, name: str, value: Any) -> str:
-        if name in ENCRYPTED:
-            return self._fernet.encrypt(str(value).encode()).decode("ascii")
-        return str(value)
+        return self.seal(str(value)) if name in ENCRYPTED else str(value)
 
     def _load(self, organization_id: str, raw: Mapping[bytes, bytes]) -> Tenant:
         values: dict[str, Any] = {}
@@ -201,7 +261,7 @@ class TenantStore:
             if name not in _NAMES:
                 continue
             if name in ENCRYPTED:
-                values[name] = self._decrypt(text)
+                values[name] = self.unseal(text)  # unreadable: as if absent (the tenant must authorise again)
             elif name in _FLOATS:
                 values[name] = float(text)
             else:
@@ -209,13 +269,6 @@ class TenantStore:
         values["organization_id"] = organization_id
         values["status"] = Status(values.get("status", Status.PENDING))
         return Tenant(**values)
-
-    def _decrypt(self, text: str) -> str | None:
-        try:
-            return self._fernet.decrypt(text.encode()).decode()
-        except InvalidToken:
-            # Encrypted with a key no longer configured: as if absent (the tenant must authorise again).
-            return None
 
 
 def token_fields(grant: Mapping[str, Any], now: float) -> dict[str, Any]:

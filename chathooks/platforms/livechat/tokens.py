@@ -16,7 +16,7 @@ import redis
 
 from chathooks.http import OutboundError
 from chathooks.platforms.livechat.accounts import AccountsClient, needs_reauth
-from chathooks.platforms.livechat.tenants import Status, Tenant, TenantStore, token_fields
+from chathooks.platforms.livechat.tenants import LIVE, Status, Tenant, TenantStore, token_fields
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,19 @@ class TenantTokens:
             if needs_reauth(exc):
                 raise self._needs_reauth(organization, exc.type) from None
             raise
+        fields = token_fields(grant, self._clock())
+        if tenant.region:
+            fields.pop("region", None)  # as learned (a misdirected_request), not reset to the token's prefix
+        refreshed = self.store.transition(organization, LIVE, **fields)
+        if refreshed is None:  # uninstalled or removed while the accounts server answered
+            now = self.store.status(organization)
+            raise TenantInactive(organization, str(now) if now else "not_installed")
         log.info("refreshed the access token of organization %s", organization)
-        return self.store.update(organization, **token_fields(grant, self._clock()))
+        return refreshed
 
     def _needs_reauth(self, organization: str, reason: str) -> TenantInactive:
+        if self.store.transition(organization, LIVE, status=Status.NEEDS_REAUTH, reason=reason) is None:
+            now = self.store.status(organization)
+            return TenantInactive(organization, str(now) if now else "not_installed")
         log.warning("organization %s needs to authorise the app again: %s", organization, reason)
-        self.store.update(organization, status=Status.NEEDS_REAUTH, reason=reason)
         return TenantInactive(organization, "needs_reauth")

@@ -583,3 +583,11 @@ def test_no_secret_reaches_a_log_record_or_a_response_body(market_app, accounts,
         assert secret not in logged, f"{secret!r} logged"
         for _, answer in answers:
             assert secret not in answer, f"{secret!r} in a response"
+
+
+def test_an_uninstall_naming_only_the_license_finds_its_organization(market_client, market, fake_redis):
+    assert app_webhook(market_client, "application_installed").json == {"status": "handled"}
+    older = {k: v for k, v in fixture("application_uninstalled", "livechat_app").items() if k != "organizationID"}
+    response = market_client.post(f"/livechat/app-webhooks/{APP_TOKEN}", json=older)
+    assert response.json == {"status": "handled"}
+    assert TenantStore(fake_redis, market.key_prefix, market.marketplace.secret_keys).status(ORG) is Status.UNINSTALLED

@@ -152,10 +152,16 @@ def test_dry_run_can_still_be_forced_in_multi_license_mode():
 
 
 def test_with_a_pat_too_multi_license_wins_and_the_pat_is_kept():
-    settings = Settings.from_env({**ON, "LIVECHAT_ACCOUNT_ID": "acc", "LIVECHAT_PAT": "pat"})
+    settings = Settings.from_env({**ON, "LIVECHAT_ACCOUNT_ID": "acc", "LIVECHAT_PAT": "pat",
+                                  "LIVECHAT_ORGANIZATION_ID": "org-static"})
     assert settings.marketplace is not None
     assert (settings.livechat.account_id, settings.livechat.pat) == ("acc", "pat")
     assert settings.dry_run is False
+
+
+def test_a_pat_beside_multi_license_mode_must_name_its_organization():
+    with pytest.raises(ConfigError, match="LIVECHAT_ORGANIZATION_ID"):
+        Settings.from_env({**ON, "LIVECHAT_ACCOUNT_ID": "acc", "LIVECHAT_PAT": "pat"})
 
 
 @pytest.mark.parametrize("public_url, redirect_uri", [

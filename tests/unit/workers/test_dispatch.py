@@ -135,6 +135,16 @@ def test_busy_is_retried(handler, dry_rt):
     assert payload["errors"][0]["type"] == "Busy"
 
 
+@pytest.mark.parametrize("waiting", [Busy("tag:T1:refund"), OutboundError(
+    "livechat", "tag_thread", "rate_limited", "organization over its rate", transient=True, retry_after=3.0)])
+def test_waiting_on_a_claim_or_an_organizations_rate_spends_no_attempt(handler, dry_rt, waiting):
+    handler(waiting)
+    last = dry_rt.retry.max_attempts
+    run_handler("test.handler", EVENT, dry_rt, attempt=last)  # past the last attempt: still retried
+    (payload, _), = retry_payloads(dry_rt)
+    assert payload["attempt"] == last + 1 and len(dry_rt.dead_letters) == 0
+
+
 def test_a_due_retry_runs_the_handler_again_and_completes(handler, dry_rt, clock):
     h = handler(transient())
     run_handler("test.handler", EVENT, dry_rt)

@@ -4,6 +4,7 @@ cannot be, provisioned and cleaned up as queued lifecycle steps (fakeredis; Fake
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 
@@ -203,3 +204,22 @@ def test_another_bot_deleted_changes_nothing(rt, livechat, accounts):
     calls = len(livechat.calls())
     deliver_bot_deleted(rt, "some-other-bot")
     assert len(livechat.calls()) == calls and rt.dead_letters.list() == []
+
+
+def test_work_parked_just_as_its_tenant_turns_active_is_replayed_at_once(rt, livechat, accounts, monkeypatch):
+    tenancy = rt.outbound.tenancy
+    tenancy.store.authorised(tenancy.accounts.exchange(accounts.authorize(ORG)))  # pending
+    add = rt.dead_letters.add
+
+    def add_as_provisioning_ends(*args, **kwargs):  # type: ignore[no-untyped-def]
+        item = add(*args, **kwargs)
+        tenancy.store.update(ORG, status=Status.ACTIVE)  # its parked work was swept just before this item came
+        return item
+
+    monkeypatch.setattr(rt.dead_letters, "add", add_as_provisioning_ends)
+    seed_in(livechat)
+    deliver(rt, "incoming_event")
+    assert rt.dead_letters.list() == []
+    assert [json.loads(m.partition("|")[2])["handler"] for m, _ in
+            ((m.decode(), s) for m, s in rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True))
+            if m.startswith("retry|")] == ["tenants.deliver"]

@@ -190,6 +190,7 @@ def test_clean_up_revokes_the_refresh_token_when_the_access_token_fails(accounts
 def test_clean_up_tolerates_every_failure(lc, accounts, accounts_client, store, installed, client):
     lc.fail_next("delete_bot", error_type="internal")
     accounts.fail("revoke", Reply(500, {"error": "server_error"}), times=2)
+    installed = store.update(ORG, status=Status.UNINSTALLED)
     gone = clean_up(client, accounts_client, store, installed)
     assert len(lc.calls("delete_bot")) == 1 and len(accounts.recorded("revoke")) == 2
     assert gone.status is Status.UNINSTALLED and gone.access_token is None and gone.bot_id is None
@@ -198,23 +199,40 @@ def test_clean_up_tolerates_every_failure(lc, accounts, accounts_client, store, 
 def test_clean_up_with_both_services_down(lc, accounts, accounts_client, store, installed, client):
     lc.stop()
     accounts.stop()
+    installed = store.update(ORG, status=Status.UNINSTALLED)
     gone = clean_up(client, accounts_client, store, installed)
     assert gone.status is Status.UNINSTALLED and gone.refresh_token is None and gone.bot_secret is None
 
 
 def test_clean_up_without_a_client_only_revokes(lc, accounts, accounts_client, store, installed):
+    installed = store.update(ORG, status=Status.UNINSTALLED)
     gone = clean_up(None, accounts_client, store, installed)
     assert lc.calls("delete_bot") == [] and len(lc.bots_of(ORG)) == 1
     assert accounts.live_access_tokens(ORG) == [] and gone.status is Status.UNINSTALLED
 
 
 def test_clean_up_of_a_tenant_without_secrets(lc, accounts, accounts_client, store):
-    tenant = store.installed(ORG, "10441")
+    store.installed(ORG, "10441")
+    tenant = store.update(ORG, status=Status.UNINSTALLED)
     gone = clean_up(None, accounts_client, store, tenant)
     assert accounts.recorded("revoke") == [] and gone.status is Status.UNINSTALLED and gone.license_id == "10441"
 
 
 # lifecycle_delivery
+
+
+def test_provisioning_overtaken_by_an_uninstall_stores_nothing_and_deletes_its_new_bot(lc, store, tenant, client,
+                                                                                       monkeypatch):
+    create = client.create_bot
+
+    def create_then_uninstalled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        made = create(*args, **kwargs)
+        store.update(ORG, status=Status.UNINSTALLED)  # application_uninstalled landed meanwhile
+        return made
+
+    monkeypatch.setattr(client, "create_bot", create_then_uninstalled)
+    assert provision(client, store, tenant) is None
+    assert lc.bots_of(ORG) == [] and store.get(ORG).status is Status.UNINSTALLED and store.get(ORG).bot_id is None
 
 
 def test_lifecycle_delivery_ids_are_stable_per_occurrence():

@@ -139,7 +139,7 @@ def test_installed_keeps_an_active_tenant_active(store, clock):
 
 def test_installed_after_uninstall_is_pending_again(store, clock):
     provisioned(store)
-    store.purge_secrets(ORG, Status.UNINSTALLED)
+    store.purge_secrets(store.update(ORG, status=Status.UNINSTALLED))
     clock.now += 3600
     tenant = store.installed(ORG, "10441")
     assert (tenant.status, tenant.installed_at) == (Status.PENDING, clock.now)
@@ -183,9 +183,27 @@ def test_update_refuses_unknown_fields(store, fake_redis):
     assert store.get(ORG) is None and not fake_redis.exists(store.key(ORG))
 
 
+def test_purge_secrets_does_nothing_to_a_tenant_installed_again(store, clock):
+    provisioned(store)
+    gone = store.update(ORG, status=Status.UNINSTALLED)
+    clock.now += 60
+    store.installed(ORG, "10441")  # re-installed while the clean-up was revoking
+    assert store.purge_secrets(gone) is None
+    assert store.get(ORG).status is Status.PENDING and store.get(ORG).access_token == ACCESS
+
+
+def test_a_transition_never_writes_over_an_uninstall_or_brings_a_removed_tenant_back(store):
+    provisioned(store)
+    store.update(ORG, status=Status.UNINSTALLED)
+    assert store.transition(ORG, (Status.PENDING, Status.ACTIVE), status=Status.ACTIVE) is None
+    assert store.get(ORG).status is Status.UNINSTALLED
+    store.remove(ORG)
+    assert store.transition(ORG, (Status.UNINSTALLED,), bot_id="b") is None and store.get(ORG) is None
+
+
 def test_purge_secrets_keeps_the_record(store, fake_redis):
     provisioned(store)
-    tenant = store.purge_secrets(ORG, Status.UNINSTALLED)
+    tenant = store.purge_secrets(store.update(ORG, status=Status.UNINSTALLED))
     assert tenant.status is Status.UNINSTALLED
     assert (tenant.access_token, tenant.refresh_token, tenant.bot_id, tenant.bot_secret) == (None,) * 4
     assert (tenant.expires_at, tenant.lifetime) == (None, None)
