@@ -25,7 +25,7 @@ from chathooks.platforms.livechat.adapter import SOURCE as LIVECHAT
 from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.profiles import Profiles
 from chathooks.queue import Enqueuer, QueueUnavailable, make_enqueuer
-from chathooks.redis_client import connect
+from chathooks.redis_client import state_client
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
 
@@ -67,7 +67,7 @@ class Ingress:
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Ingress:
-        client = client or connect(settings.redis_url, settings.redis_timeout_seconds)
+        client = client or state_client(settings)
         keys = Keys(settings.key_prefix)
         metrics = Metrics(client, keys)
         broker = Broker(settings, client)

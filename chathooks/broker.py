@@ -25,7 +25,7 @@ class Broker:
         if settings.broker_shares_state_redis:
             self.redis = state_redis
         elif settings.broker_is_redis:
-            self.redis = connect(settings.broker_url, settings.redis_timeout_seconds)
+            self.redis = connect(settings.broker_url, settings.redis_timeout_seconds, settings.redis_sentinel_master)
 
     @property
     def queues(self) -> tuple[str, ...]:

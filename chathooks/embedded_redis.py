@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -48,9 +49,11 @@ class EmbeddedRedis:
     ``port=0`` picks a free port on first start; ``restart()`` keeps port and data.
     """
 
-    def __init__(self, data_dir: Path, port: int = 0, *, startup_timeout: float = 15.0) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, *, startup_timeout: float = 15.0,
+                 extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.extra_args = tuple(extra_args)  # e.g. ("--replicaof", "127.0.0.1", "6379")
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -140,6 +143,7 @@ class EmbeddedRedis:
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
+            *self.extra_args,
         ]  # fmt: skip
 
     def _wait_until_ready(self) -> None:

@@ -53,6 +53,9 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             "chathooks_webhooks_ignored", "Valid deliveries with no automation (not queued)", labels=["source"]),
         "processed": CounterMetricFamily(
             "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran", labels=["source"]),
+        "unreplicated": CounterMetricFamily(
+            "chathooks_webhooks_unreplicated", "Deliveries queued on the master that no replica confirmed in time "
+            "(a failover could lose them)", labels=["source"]),
         "uninstalled": CounterMetricFamily(
             "chathooks_webhooks_uninstalled", "Deliveries for an organization that uninstalled the app (answered "
             "ignored)", labels=["source"]),

@@ -20,6 +20,7 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.metrics import Metrics
+from chathooks.redis_client import replicated
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.settings import Settings
 
@@ -69,25 +70,42 @@ def _timeline(keys: Keys, delivery: Delivery, no_chat: str) -> str:
 
 
 class RedisEnqueuer:
-    """Broker and state share one Redis: dedupe, push and count in one atomic script."""
+    """Broker and state share one Redis: dedupe, push and count in one atomic script.
 
-    def __init__(self, client: redis.Redis, keys: Keys, queue: str) -> None:
+    With ``wait_ms`` (replicas behind Sentinel) the script is followed, in the same round trip, by
+    ``WAIT 1``: the answer then means a replica has the delivery too, so a failover right after it
+    cannot lose it. A delivery no replica confirmed in time is still queued on the master, and counted
+    (``unreplicated``), so what a failover could lose is seen, never silent.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, queue: str, wait_ms: int = 0) -> None:
+        self._redis = client
         self._script = client.register_script(_ENQUEUE_LUA)
         self._keys = keys
         self._queue = queue
+        self._wait_ms = wait_ms
 
     def enqueue(self, delivery: Delivery) -> bool:
         message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue,
                                  argsrepr=delivery_repr(delivery))
         dedupe = self._keys.dedupe(delivery.id)
+        keys = [dedupe, self._queue, self._keys.metrics, _timeline(self._keys, delivery, dedupe)]
+        args = [delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
+                delivery.action]
         try:
-            return bool(self._script(
-                keys=[dedupe, self._queue, self._keys.metrics, _timeline(self._keys, delivery, dedupe)],
-                args=[delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
-                      delivery.action],
-            ))
+            if not self._wait_ms:
+                return bool(self._script(keys=keys, args=args))
+            return self._enqueue_replicated(keys, args, delivery.source)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
+
+    def _enqueue_replicated(self, keys: list[str], args: list[object], source: str) -> bool:
+        queued, replicas = replicated(self._redis, self._script, keys, args, self._wait_ms)
+        if queued and not replicas:
+            log.warning("a delivery was queued but no replica had it within %d ms", self._wait_ms)
+            with contextlib.suppress(redis.RedisError):
+                self._redis.hincrby(self._keys.metrics, f"unreplicated:{source}", 1)
+        return bool(queued)
 
 
 class PublishingEnqueuer:
@@ -127,5 +145,5 @@ class PublishingEnqueuer:
 def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, metrics: Metrics, broker: Broker) -> Enqueuer:
     """One atomic script when the broker is the state Redis; claim-publish-release otherwise."""
     if settings.broker_shares_state_redis:
-        return RedisEnqueuer(client, keys, settings.queue)
+        return RedisEnqueuer(client, keys, settings.queue, settings.redis_wait_ms)
     return PublishingEnqueuer(client, keys, metrics, broker.publish)

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 API_VERSIONS = ("3.5", "3.6")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
 
 class ConfigError(Exception):
@@ -97,6 +98,8 @@ class Settings:
     task_time_limit_seconds: int = 120
     visibility_timeout_seconds: int = 600
     redis_timeout_seconds: float = 2.0
+    redis_sentinel_master: str = "mymaster"  # REDIS_SENTINEL_MASTER, when REDIS_URL names sentinels
+    redis_wait_ms: int = 0  # an enqueue waits this long for a replica to have it (sentinels: 100 by default)
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
     retry_max_attempts: int = 8
@@ -108,7 +111,7 @@ class Settings:
 
     @property
     def broker_is_redis(self) -> bool:
-        return urlsplit(self.broker_url).scheme in ("redis", "rediss", "unix")
+        return urlsplit(self.broker_url).scheme in REDIS_SCHEMES
 
     @property
     def broker_shares_state_redis(self) -> bool:
@@ -135,12 +138,12 @@ class Settings:
         env = os.environ if environ is None else environ
         get = lambda name: (env.get(name) or "").strip() or None  # noqa: E731
 
-        redis_url = _url(get("REDIS_URL") or cls.redis_url, "REDIS_URL", ("redis", "rediss", "unix"))
-        broker_url = _url(
-            get("CELERY_BROKER_URL") or redis_url,
-            "CELERY_BROKER_URL",
-            ("redis", "rediss", "unix", "amqp", "amqps", "pyamqp"),
-        )
+        redis_url = _redis_url(get("REDIS_URL") or cls.redis_url, "REDIS_URL")
+        broker = get("CELERY_BROKER_URL") or redis_url
+        broker_url = (_redis_url(broker, "CELERY_BROKER_URL") if broker.startswith("sentinel://") else
+                      _url(broker, "CELERY_BROKER_URL", (*REDIS_SCHEMES, "amqp", "amqps", "pyamqp")))
+        sentinels = redis_url.startswith("sentinel://")
+        wait = get("CHATHOOKS_REDIS_WAIT_MS")
         version = get("LIVECHAT_API_VERSION") or "3.6"
         if version not in API_VERSIONS:
             raise ConfigError(f"LIVECHAT_API_VERSION must be one of {', '.join(API_VERSIONS)}, not {version!r}")
@@ -171,6 +174,8 @@ class Settings:
         return cls(
             redis_url=redis_url,
             broker_url=broker_url,
+            redis_sentinel_master=get("REDIS_SENTINEL_MASTER") or cls.redis_sentinel_master,
+            redis_wait_ms=_non_negative_int(wait, "CHATHOOKS_REDIS_WAIT_MS") if wait else 100 if sentinels else 0,
             webhook_secrets=_list(get("LIVECHAT_WEBHOOK_SECRETS")),
             chatbot_tokens=_list(get("CHATBOT_WEBHOOK_TOKENS")),
             lhc_secrets=_list(get("LHC_WEBHOOK_SECRETS")),
@@ -336,7 +341,31 @@ def _mailchimp(api_key: str | None, list_id: str | None, api_url: str | None) ->
     return MailchimpSettings(api_key=api_key, list_id=list_id, api_url=_url(api_url, "MAILCHIMP_API_URL", ("http", "https")).rstrip("/"))
 
 
+def _redis_url(value: str, name: str) -> str:
+    """A Redis URL, or sentinels: ``sentinel://host:port`` parts joined by ``;`` (the last may name the db)."""
+    if not value.startswith("sentinel://"):
+        return _url(value, name, ("redis", "rediss", "unix"))
+    for part in value.split(";"):
+        parts = urlsplit(part)
+        try:
+            valid = parts.scheme == "sentinel" and bool(parts.hostname) and parts.port is not None
+        except ValueError:  # a port that is no number
+            valid = False
+        if not valid:
+            raise ConfigError(f"{name} is not a valid list of sentinels "
+                              f"(sentinel://host:port;sentinel://host:port/db): {_redact(value)!r}")
+    return value
+
+
+def _non_negative_int(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number of milliseconds (0: off), not {value!r}")
+    return int(value)
+
+
 def _same_redis(a: str, b: str) -> bool:
+    if a.startswith("sentinel://") or b.startswith("sentinel://"):
+        return a == b
     pa, pb = urlsplit(a), urlsplit(b)
     db = lambda p: (p.path.strip("/") or "0")  # noqa: E731
     return (pa.hostname, pa.port or 6379, db(pa)) == (pb.hostname, pb.port or 6379, db(pb))

@@ -66,13 +66,13 @@ def _chat(args: argparse.Namespace) -> int:
     import redis
 
     from chathooks.keys import Keys
-    from chathooks.redis_client import connect
+    from chathooks.redis_client import state_client
     from chathooks.settings import Settings
     from cli import chat
 
     settings = Settings.from_env()
     try:
-        entries = chat.story(connect(settings.redis_url, settings.redis_timeout_seconds), Keys(settings.key_prefix),
+        entries = chat.story(state_client(settings), Keys(settings.key_prefix),
                              args.chat_id, source=args.source, organization=args.org)
     except redis.RedisError as exc:
         print(f"chathooks: cannot use the Redis at REDIS_URL: {exc}", file=sys.stderr)
@@ -89,7 +89,7 @@ def _tenants(args: argparse.Namespace) -> int:
 
     from chathooks.platforms.livechat.accounts import AccountsClient
     from chathooks.platforms.livechat.tenants import TenantStore
-    from chathooks.redis_client import connect
+    from chathooks.redis_client import state_client
     from chathooks.settings import Settings
     from cli import tenants
 
@@ -97,7 +97,7 @@ def _tenants(args: argparse.Namespace) -> int:
     if settings.marketplace is None:
         raise ConfigError("multi-license mode is off: LIVECHAT_CLIENT_SECRET (with LIVECHAT_CLIENT_ID, "
                           "CHATHOOKS_PUBLIC_URL and CHATHOOKS_SECRET_KEY) is not set")
-    store = TenantStore(connect(settings.redis_url, settings.redis_timeout_seconds), settings.key_prefix,
+    store = TenantStore(state_client(settings), settings.key_prefix,
                         settings.marketplace.secret_keys)
     out, err = sys.stdout, sys.stderr
     try:
@@ -116,7 +116,7 @@ def _tenants(args: argparse.Namespace) -> int:
 def _dlq(args: argparse.Namespace) -> int:
     import redis
 
-    from chathooks.redis_client import connect
+    from chathooks.redis_client import state_client
     from chathooks.settings import Settings
     from cli import dlq
     from workers.dead_letters import DeadLetters
@@ -128,7 +128,7 @@ def _dlq(args: argparse.Namespace) -> int:
         raise UsageError(f"chathooks dlq {args.dlq_command}", str(exc)) from None
     match = dlq.selection(args.handler, args.kind, args.chat, older_than, organization=args.org)
     settings = Settings.from_env()
-    store = DeadLetters(connect(settings.redis_url, settings.redis_timeout_seconds), settings.key_prefix)
+    store = DeadLetters(state_client(settings), settings.key_prefix)
     out, err = sys.stdout, sys.stderr
     try:
         if args.dlq_command == "list":

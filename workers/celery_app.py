@@ -13,8 +13,10 @@ from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    sentinels = settings.broker_url.startswith("sentinel://")
     return {
         "broker_url": settings.broker_url,
+        **({"broker_transport": "workers.sentinel_transport:Transport"} if sentinels else {}),
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -31,6 +33,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "queue_order_strategy": "priority",
             # Sweep for messages of vanished workers every 10 s, not kombu's default 100 s.
             "unacked_restore_throttle": 1,
+            **({"master_name": settings.redis_sentinel_master} if sentinels else {}),
         },
         "beat_schedule": {
             "chathooks-tick": {"task": "chathooks.tick", "schedule": 1.0,

@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import redis
 
+from chathooks.redis_client import replicated
+
 T = TypeVar("T")
 
 DONE = b"done"
@@ -52,7 +54,11 @@ class Busy(Exception):
 
 
 class Once:
-    def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600):
+    def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600,
+                 wait_ms: int = 0):
+        # With replicas (Sentinel), a claim and a done mark are on a replica before the effect runs and before
+        # the task ends: a failover cannot forget an effect that was made.
+        self._wait_ms = wait_ms
         self._redis = client
         self._prefix = prefix
         self._lease_ms = int(lease_seconds * 1000)
@@ -83,7 +89,11 @@ class Once:
         """
         key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
         ttl = done_ttl or self._done_ttl
-        claimed = self._claim(keys=[key, marker], args=[token, self._lease_ms, ttl, f"{time.time():.6f}"])
+        claim_args = [token, self._lease_ms, ttl, f"{time.time():.6f}"]
+        if self._wait_ms:
+            claimed, _ = replicated(self._redis, self._claim, [key, marker], claim_args, self._wait_ms)
+        else:
+            claimed = self._claim(keys=[key, marker], args=claim_args)
         if claimed is None:
             raise Busy(name)
         if claimed == 0:
@@ -100,5 +110,8 @@ class Once:
                 self._release(keys=[key], args=[token])
             raise
         with self._redis.pipeline() as pipe:
-            pipe.set(key, DONE, ex=ttl).delete(marker).execute()
+            pipe.set(key, DONE, ex=ttl).delete(marker)
+            if self._wait_ms:
+                pipe.execute_command("WAIT", 1, self._wait_ms)
+            pipe.execute()
         return ran, result

@@ -17,7 +17,7 @@ from chathooks.metrics import Metrics
 from chathooks.observed import OBSERVATIONS
 from chathooks.platforms.base import ChatRef
 from chathooks.profiles import Profiles
-from chathooks.redis_client import connect
+from chathooks.redis_client import state_client
 from chathooks.rules import Rules, load_rules
 from chathooks.settings import Settings
 from workers.dead_letters import DeadLetters
@@ -54,7 +54,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None, *, rules: Rules | None = None,
               outbound: Outbound | None = None, **overrides) -> Runtime:  # type: ignore[no-untyped-def]
-        client = client or connect(settings.redis_url, timeout=10.0)
+        client = client or state_client(settings, 10.0)
         p = settings.key_prefix
         rules = rules or load_rules(settings.rules_path)
         scheduler = Scheduler(client, p)
@@ -129,7 +129,8 @@ def _once(client: redis.Redis, settings: Settings, dry_run: bool) -> Once:
     # Dry-run effects were never sent: they must not count as done once live.
     # The lease outlasts any task, so a claim is never taken over while its effect may still run.
     return Once(client, settings.key_prefix + ("dry-run:" if dry_run else ""),
-                lease_seconds=settings.task_time_limit_seconds, done_ttl=settings.dedupe_ttl_seconds)
+                lease_seconds=settings.task_time_limit_seconds, done_ttl=settings.dedupe_ttl_seconds,
+                wait_ms=settings.redis_wait_ms)
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -31,7 +31,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 def store(env, monkeypatch: pytest.MonkeyPatch) -> DeadLetters:
     """The store the CLI sees: its Redis connections go to one fakeredis server."""
     server = fakeredis.FakeServer()
-    monkeypatch.setattr(redis_client, "connect", lambda url, timeout: fakeredis.FakeRedis(server=server))
+    monkeypatch.setattr(redis_client, "connect", lambda url, timeout, master=None: fakeredis.FakeRedis(server=server))
     return DeadLetters(fakeredis.FakeRedis(server=server), PREFIX)
 
 
