@@ -178,7 +178,7 @@ class Outbound:
         self._mailchimp = mailchimp
         self.tenancy = tenancy
         self._tenant_dry_run = settings.platform_dry_run(True)
-        self._tenant_chats: dict[int, Chats] = {}
+        self._tenant_chats: dict[str, Chats] = {}  # by organization
         self._journal: Journal | None = None
 
     @classmethod
@@ -200,9 +200,10 @@ class Outbound:
         """The platform the events of ``source`` came from, as ``organization`` (when it is a tenant's) acts."""
         if self.tenancy is not None and self.tenancy.serves(source, organization):
             api = self.tenancy.api(organization)  # raises TenantInactive for one that cannot be acted for
-            chats = self._tenant_chats.get(id(api))
+            assert organization is not None  # a tenant's events name their organization
+            chats = self._tenant_chats.get(organization)
             if chats is None or chats.api is not api:
-                chats = self._tenant_chats[id(api)] = Chats(api, self._tenant_dry_run, self._record)
+                chats = self._tenant_chats[organization] = Chats(api, self._tenant_dry_run, self._record)
                 chats.journal = self._journal
             return chats
         try:

@@ -87,6 +87,8 @@ class Tenancy:
         key = (tenant.organization_id, tenant.bot_id, secret)
         api = self._apis.get(key)
         if api is None:
+            for stale in [k for k in self._apis if k[0] == tenant.organization_id]:
+                del self._apis[stale]  # its previous bot's: one client per organization at a time
             api = self._apis[key] = LiveChatAPI(self._client(tenant), tenant.bot_id)
         return api
 
