@@ -10,9 +10,9 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from cli.output import dump, table, when
 from workers.dead_letters import EVERYTHING, DeadLetters, Filter, Item
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -38,9 +38,9 @@ def selection(handler: str | None = None, kind: str | None = None, chat: str | N
 def list_items(store: DeadLetters, match: Filter, as_json: bool, out: TextIO) -> int:
     items = store.list(match)
     if as_json:
-        _dump(items, out)
+        dump(items, out)
     elif items:
-        _table([_row(item) for item in items], out)
+        table(_COLUMNS, [_row(item) for item in items], out)
     else:
         out.write("no dead letters\n")
     return 0
@@ -51,21 +51,21 @@ def show(store: DeadLetters, item_id: str, as_json: bool, out: TextIO, err: Text
     if item is None:
         return _not_found(item_id, err)
     if as_json:
-        _dump(item, out)
+        dump(item, out)
         return 0
     event = item["event"]
     fields = [
         ("id", item["id"]), ("handler", item["handler"]), ("event", event.get("key")),
         ("kind", event.get("kind")), ("chat", event.get("chat_id")), ("thread", event.get("thread_id")),
         ("attempts", item["attempts"]), ("replays", item["replays"]),
-        ("first failure", _when(item["first_failed_at"])), ("last failure", _when(item["last_failed_at"])),
-        ("dead-lettered", _when(item["dead_at"])),
+        ("first failure", when(item["first_failed_at"])), ("last failure", when(item["last_failed_at"])),
+        ("dead-lettered", when(item["dead_at"])),
     ]
     for name, value in fields:
         out.write(f"{name + ':':<15}{'-' if value is None else value}\n")
     out.write("errors:\n")
     for n, error in enumerate(item["errors"], 1):
-        out.write(f"  {n}. {_when(error['at'])}  {_error_line(error)}\n")
+        out.write(f"  {n}. {when(error['at'])}  {_error_line(error)}\n")
     out.write("event data:\n")
     for line in json.dumps(event, indent=2, sort_keys=True).splitlines():
         out.write(f"  {line}\n")
@@ -111,16 +111,8 @@ def _not_found(item_id: str, err: TextIO) -> int:
 def _row(item: Item) -> tuple[str, ...]:
     event = item["event"]
     errors = item["errors"]
-    return (item["id"], _when(item["dead_at"]), item["handler"], event["kind"], event.get("chat_id") or "-",
+    return (item["id"], when(item["dead_at"]), item["handler"], event["kind"], event.get("chat_id") or "-",
             event.get("organization") or "-", str(item["attempts"]), _error_line(errors[-1]) if errors else "-")
-
-
-def _table(items: list[tuple[str, ...]], out: TextIO) -> None:
-    rows = [_COLUMNS, *items]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
-        out.write("  ".join(cells).rstrip() + "\n")
 
 
 def _error_line(error: dict[str, Any], width: int = 100) -> str:
@@ -131,12 +123,3 @@ def _error_line(error: dict[str, Any], width: int = 100) -> str:
     line = f"{where + ' ' if where else ''}{error.get('type', '?')} ({status}{final}): {error.get('message', '')}"
     line = " ".join(line.split())
     return line if len(line) <= width else line[:width - 1] + "…"
-
-
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dump(value: Any, out: TextIO) -> None:
-    json.dump(value, out, indent=2, sort_keys=True)
-    out.write("\n")

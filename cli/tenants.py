@@ -5,13 +5,12 @@ Each command returns its exit code: 0 done, 1 no such tenant.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from chathooks.platforms.livechat.accounts import AccountsClient
 from chathooks.platforms.livechat.install import revoke_tokens
 from chathooks.platforms.livechat.tenants import Tenant, TenantStore
+from cli.output import dump, table, when
 
 _COLUMNS = ("ORGANIZATION", "STATUS", "LICENSE", "REGION", "BOT", "TOKEN EXPIRES", "UPDATED")
 
@@ -19,12 +18,9 @@ _COLUMNS = ("ORGANIZATION", "STATUS", "LICENSE", "REGION", "BOT", "TOKEN EXPIRES
 def list_tenants(store: TenantStore, as_json: bool, out: TextIO) -> int:
     tenants = store.all()
     if as_json:
-        _dump([t.public() for t in tenants], out)
+        dump([t.public() for t in tenants], out)
     elif tenants:
-        rows = [_COLUMNS, *(_row(t) for t in tenants)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        for row in rows:
-            out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+        table(_COLUMNS, [_row(t) for t in tenants], out)
     else:
         out.write("no tenants\n")
     return 0
@@ -36,11 +32,11 @@ def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err:
         return _not_found(organization, err)
     shown = tenant.public()
     if as_json:
-        _dump(shown, out)
+        dump(shown, out)
         return 0
     for name, value in shown.items():
         if name.endswith("_at") and value is not None:
-            value = _when(value)
+            value = when(value)
         out.write(f"{name + ':':<17}{'-' if value in (None, '') else value}\n")
     return 0
 
@@ -69,19 +65,10 @@ def rotate(store: TenantStore, out: TextIO) -> int:
 
 def _row(tenant: Tenant) -> tuple[str, ...]:
     return (tenant.organization_id, str(tenant.status), tenant.license_id or "-", tenant.region or "-",
-            tenant.bot_id or "-", _when(tenant.expires_at) if tenant.expires_at else "-",
-            _when(tenant.updated_at) if tenant.updated_at else "-")
+            tenant.bot_id or "-", when(tenant.expires_at) if tenant.expires_at else "-",
+            when(tenant.updated_at) if tenant.updated_at else "-")
 
 
 def _not_found(organization: str, err: TextIO) -> int:
     err.write(f"chathooks: no tenant {organization!r}\n")
     return 1
-
-
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dump(value: Any, out: TextIO) -> None:
-    json.dump(value, out, indent=2, sort_keys=True)
-    out.write("\n")

@@ -20,7 +20,7 @@ from chathooks.platforms.livechat.adapter import SOURCE
 from chathooks.platforms.livechat.api import LiveChatAPI
 from chathooks.platforms.livechat.client import LiveChatClient, RedisTokenCache
 from chathooks.platforms.livechat.tenant_client import TenantClient
-from chathooks.platforms.livechat.tenants import Status, Tenant, TenantStore
+from chathooks.platforms.livechat.tenants import LIVE, Status, Tenant, TenantStore
 from chathooks.platforms.livechat.tokens import TenantTokens
 from chathooks.rate_limit import RateLimiter
 from chathooks.settings import LiveChatSettings, Settings
@@ -118,7 +118,7 @@ class Tenancy:
         """Provision a tenant (after its install, or when ``deleted_bot`` was its bot); True when it is active
         now (its parked work may run)."""
         tenant = self.store.get(organization)
-        if tenant is None or tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
+        if tenant is None or tenant.status not in LIVE:
             log.info("organization %s is %s: not provisioned", organization, tenant.status if tenant else "unknown")
             return False
         if deleted_bot is not None and deleted_bot != tenant.bot_id:

@@ -41,6 +41,11 @@ class TenantInactive(OutboundError):
         return type(self), (self.organization, self.reason)
 
 
+def inactive(organization: str | None, status: Status | None) -> TenantInactive:
+    """Why an organization cannot be acted for, from its status (None: no such tenant)."""
+    return TenantInactive(organization, "not_installed" if status is None else str(status))
+
+
 class TenantTokens:
     """A tenant's current access token, refreshed when under a quarter of its lifetime remains."""
 
@@ -59,19 +64,17 @@ class TenantTokens:
     def active(self, organization: str | None) -> Tenant:
         """The tenant, if it may be acted for now; else TenantInactive saying why not."""
         tenant = self.store.get(organization) if organization else None
-        if tenant is None:
-            raise TenantInactive(organization, "not_installed")
-        if not tenant.active:
-            raise TenantInactive(organization, str(tenant.status))
+        if tenant is None or not tenant.active:
+            raise inactive(organization, tenant.status if tenant else None)
         return tenant
 
     def current(self, organization: str) -> Tenant:
         """The tenant with an access token that is not about to expire (pending tenants too: provisioning)."""
         tenant = self.store.get(organization)
-        if tenant is None:
-            raise TenantInactive(organization, "not_installed")
-        if tenant.status in (Status.NEEDS_REAUTH, Status.UNINSTALLED) or not tenant.access_token:
-            raise TenantInactive(organization, str(tenant.status) if not tenant.active else "needs_reauth")
+        if tenant is None or tenant.status not in LIVE:
+            raise inactive(organization, tenant.status if tenant else None)
+        if not tenant.access_token:  # an unreadable one (its key dropped) too: it must be authorised again
+            raise TenantInactive(organization, "needs_reauth" if tenant.active else str(tenant.status))
         if tenant.needs_refresh(self._clock()):
             tenant = self.refresh(organization, tenant.access_token)
         return tenant
@@ -82,8 +85,8 @@ class TenantTokens:
         deadline = self._clock() + self._lock_seconds
         while not self._redis.set(lock, owner, nx=True, px=int(self._lock_seconds * 1000)):
             tenant = self.store.get(organization)
-            if tenant is not None and tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
-                raise TenantInactive(organization, str(tenant.status))  # the holder's refresh was refused
+            if tenant is not None and tenant.status not in LIVE:
+                raise inactive(organization, tenant.status)  # the holder's refresh was refused
             if tenant is not None and tenant.access_token and tenant.access_token != stale:
                 return tenant  # refreshed by the lock's holder
             if self._clock() > deadline:
@@ -97,10 +100,8 @@ class TenantTokens:
 
     def _refresh_locked(self, organization: str, stale: str | None) -> Tenant:
         tenant = self.store.get(organization)
-        if tenant is None:
-            raise TenantInactive(organization, "not_installed")
-        if tenant.status in (Status.UNINSTALLED, Status.NEEDS_REAUTH):
-            raise TenantInactive(organization, str(tenant.status))  # gone, or already refused: not asked again
+        if tenant is None or tenant.status not in LIVE:  # gone, or already refused: not asked again
+            raise inactive(organization, tenant.status if tenant else None)
         if tenant.access_token and tenant.access_token != stale:
             return tenant
         if not tenant.refresh_token:
@@ -116,14 +117,12 @@ class TenantTokens:
             fields.pop("region", None)  # as learned (a misdirected_request), not reset to the token's prefix
         refreshed = self.store.transition(organization, LIVE, **fields)
         if refreshed is None:  # uninstalled or removed while the accounts server answered
-            now = self.store.status(organization)
-            raise TenantInactive(organization, str(now) if now else "not_installed")
+            raise inactive(organization, self.store.status(organization))
         log.info("refreshed the access token of organization %s", organization)
         return refreshed
 
     def _needs_reauth(self, organization: str, reason: str) -> TenantInactive:
         if self.store.transition(organization, LIVE, status=Status.NEEDS_REAUTH, reason=reason) is None:
-            now = self.store.status(organization)
-            return TenantInactive(organization, str(now) if now else "not_installed")
+            return inactive(organization, self.store.status(organization))
         log.warning("organization %s needs to authorise the app again: %s", organization, reason)
         return TenantInactive(organization, "needs_reauth")

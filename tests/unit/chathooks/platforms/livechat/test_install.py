@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from cryptography.fernet import Fernet
 
 from chathooks.events import Kind
 from chathooks.http import OutboundError
@@ -14,24 +13,16 @@ from chathooks.platforms.livechat.client import LiveChatClient
 from chathooks.platforms.livechat.install import BOT_NAME, PROVISION, UNINSTALL, clean_up, lifecycle_delivery, provision
 from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.settings import MarketplaceSettings
-from tests.fakes.accounts import FakeAccounts
+from tests.unit.chathooks.platforms.livechat.conftest import KEY, SECRET
 from tests.fakes.http_server import Reply
 from tests.fakes.livechat import FakeLiveChat
 
-SECRET = "client-secret-3e4f5a6b"
-KEY = Fernet.generate_key().decode()
 ORG = "7d1e0c3a-0000-4000-8000-00000000000a"
 
 
 @pytest.fixture
 def lc():
     with FakeLiveChat(api_version="3.6") as server:
-        yield server
-
-
-@pytest.fixture
-def accounts(lc):
-    with FakeAccounts(lc.client_id, SECRET, livechat=lc) as server:
         yield server
 
 

@@ -7,7 +7,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from cryptography.fernet import Fernet
 
 from chathooks.http import OutboundError
 from chathooks.platforms.livechat import tenant_client
@@ -18,13 +17,11 @@ from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.platforms.livechat.tokens import TenantInactive, TenantTokens
 from chathooks.rate_limit import RateLimiter
 from chathooks.settings import MarketplaceSettings
-from tests.fakes.accounts import FakeAccounts
+from tests.unit.chathooks.platforms.livechat.conftest import KEY, SECRET
 from tests.fakes.http_server import Reply
 from tests.fakes.livechat import ERROR_STATUS, FakeLiveChat
 from tests.helpers import Clock
 
-SECRET = "client-secret-3e4f5a6b"
-KEY = Fernet.generate_key().decode()
 ORG_A = "7d1e0c3a-0000-4000-8000-00000000000a"
 ORG_B = "7d1e0c3a-0000-4000-8000-00000000000b"
 CHAT_A = {"id": "RX8QK2MZ1A", "thread": {"id": "RX8QK2MZ1B"}}
@@ -43,12 +40,6 @@ def lc(api_version):
     with FakeLiveChat(api_version=api_version) as server:
         server.seed_chat(CHAT_A, organization=ORG_A)
         server.seed_chat(CHAT_B, organization=ORG_B)
-        yield server
-
-
-@pytest.fixture
-def accounts(lc):
-    with FakeAccounts(lc.client_id, SECRET, livechat=lc) as server:
         yield server
 
 
