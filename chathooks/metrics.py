@@ -52,7 +52,12 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
         "ignored": CounterMetricFamily(
             "chathooks_webhooks_ignored", "Valid deliveries with no automation (not queued)", labels=["source"]),
         "processed": CounterMetricFamily(
-            "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran", labels=["source"]),
+            "chathooks_deliveries_processed", "Queued deliveries whose handlers the workers ran (each once)",
+            labels=["source"]),
+        "redelivered": CounterMetricFamily(
+            "chathooks_deliveries_redelivered", "Task runs of a delivery already processed (an acknowledgement "
+            "lost with the broker, a task cut short after it finished): guarded effects are not repeated",
+            labels=["source"]),
         "unreplicated": CounterMetricFamily(
             "chathooks_webhooks_unreplicated", "Deliveries queued on the master that no replica confirmed in time "
             "(a failover could lose them)", labels=["source"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_shutdown
@@ -12,11 +13,17 @@ from kombu import Queue
 from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
+# kombu's own transports, with a dropped connection a connection error (see workers.redis_transport). rediss://
+# stays on kombu's: its TLS defaults come with the scheme.
+_TRANSPORTS = {"redis": "workers.redis_transport:Transport", "sentinel": "workers.redis_transport:SentinelTransport"}
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
-    sentinels = settings.broker_url.startswith("sentinel://")
+    scheme = urlsplit(settings.broker_url).scheme
+    sentinels = scheme == "sentinel"
     return {
         "broker_url": settings.broker_url,
-        **({"broker_transport": "workers.sentinel_transport:Transport"} if sentinels else {}),
+        **({"broker_transport": _TRANSPORTS[scheme]} if scheme in _TRANSPORTS else {}),
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
         "result_serializer": "json",

@@ -86,7 +86,7 @@ def dispatch(events: Iterable[Event], rt: Runtime) -> None:
 
 def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
     """One queued delivery (``Delivery.to_message``), as its task runs it: every handler, then its story,
-    its ``processed`` count and how long it took from the ingress, written in one round trip."""
+    its ``processed`` mark and how long it took from the ingress, written in one round trip."""
     rt.journal.begin_delivery(message)
     tenancy = rt.outbound.tenancy
     for event in Delivery.events_of(message):
@@ -96,7 +96,7 @@ def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
         else:
             dispatch([event], rt)
     source = message["source"]
-    rt.journal.count(f"processed:{source}")
+    rt.journal.processed(message["id"], source)
     if message.get("received_at"):
         rt.journal.observations.observe("chathooks_delivery_seconds", time.time() - message["received_at"], source)
     rt.journal.flush()

@@ -35,6 +35,20 @@ if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[3] 
 redis.call('EXPIRE', KEYS[1], ttl)
 """
 
+# A delivery is counted processed once, however often its task runs (a lost ack, a task cut short after its
+# flush): its dedupe key, claimed by the ingress, is marked. A run that finds the mark is a redelivery.
+# KEYS: the delivery's dedupe key, metrics. ARGV: source.
+_PROCESSED = """
+local seen = redis.call('GET', KEYS[1])
+if seen == 'processed' then
+  redis.call('HINCRBY', KEYS[2], 'redelivered:' .. ARGV[1], 1)
+  return 0
+end
+if seen then redis.call('SET', KEYS[1], 'processed', 'KEEPTTL') end
+redis.call('HINCRBY', KEYS[2], 'processed:' .. ARGV[1], 1)
+return 1
+"""
+
 
 @dataclass
 class _Chat:
@@ -97,6 +111,10 @@ class Journal:
     def later(self, write: Callable[[redis.client.Pipeline], None]) -> None:
         """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
+
+    def processed(self, delivery_id: str, source: str) -> None:
+        """The task's delivery is done: counted ``processed`` the first time, ``redelivered`` after."""
+        self.later(lambda pipe: pipe.eval(_PROCESSED, 2, self._keys.dedupe(delivery_id), self._keys.metrics, source))
 
     def count(self, field_name: str) -> None:
         """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""

@@ -7,9 +7,9 @@ import pytest
 from chathooks.events import Event, Kind, Role
 from chathooks.http import OutboundError
 from tests.unit.workers.conftest import (
-    CHAT_ID, THREAD_ID, deliver, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
+    CHAT_ID, THREAD_ID, deliver, delivery_of, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
 )
-from workers.dispatch import DELIVER, REGISTRY, TABLE, dispatch, run_handler
+from workers.dispatch import DELIVER, REGISTRY, TABLE, dispatch, handle_delivery, run_handler
 from workers.once import Busy
 from workers.retry import RetryPolicy
 from workers.runtime import Runtime
@@ -54,6 +54,22 @@ def handler(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 # --- the table -----------------------------------------------------------------------------
+
+
+def test_a_delivery_is_counted_processed_once_however_often_its_task_runs(dry_rt):
+    delivery = delivery_of("incoming_event", dry_rt.settings)
+    dedupe = dry_rt.keys.dedupe(delivery.id)
+    dry_rt.redis.set(dedupe, "1", ex=600)  # the ingress's claim
+    for _ in range(3):  # an acknowledgement lost twice
+        handle_delivery(delivery.to_message(), dry_rt)
+    counts = dry_rt.redis.hgetall(dry_rt.keys.metrics)
+    assert (counts[b"processed:livechat"], counts[b"redelivered:livechat"]) == (b"1", b"2")
+    assert dry_rt.redis.get(dedupe) == b"processed" and 0 < dry_rt.redis.ttl(dedupe) <= 600
+
+
+def test_a_delivery_whose_claim_expired_is_still_counted(dry_rt):
+    handle_delivery(delivery_of("incoming_event", dry_rt.settings).to_message(), dry_rt)
+    assert dry_rt.redis.hget(dry_rt.keys.metrics, "processed:livechat") == b"1"
 
 
 def test_every_kind_has_handlers_and_every_handler_is_registered():
