@@ -72,7 +72,7 @@ class Ingress:
         metrics = Metrics(client, keys)
         broker = Broker(settings, client)
         market = settings.marketplace
-        return cls(settings, client, keys, metrics, broker, make_enqueuer(settings, client, keys, metrics, broker),
+        return cls(settings, client, keys, metrics, broker, make_enqueuer(settings, client, keys, broker),
                    load_rules(settings.rules_path),
                    Profiles(client, keys, settings.profile_ttl_seconds, settings.chat_ttl_seconds),
                    TenantStore(client, settings.key_prefix, market.secret_keys) if market else None,

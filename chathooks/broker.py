@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from functools import cached_property
+import uuid
 from typing import Any
 
 import redis
 
+from chathooks.amqp import Publisher
 from chathooks.events import Delivery
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr, task_body, task_headers
 from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
@@ -17,12 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class Broker:
-    """A Redis broker is spoken to directly; any other (e.g. RabbitMQ) through kombu/Celery."""
+    """A Redis broker is spoken to directly, RabbitMQ through this process's confirmed publisher."""
 
     def __init__(self, settings: Settings, state_redis: redis.Redis) -> None:
         self.settings = settings
         self.redis: redis.Redis | None = None
-        if settings.broker_shares_state_redis:
+        self.amqp: Publisher | None = None
+        if not settings.broker_is_redis:
+            self.amqp = Publisher(settings)
+        elif settings.broker_shares_state_redis:
             self.redis = state_redis
         elif settings.broker_is_redis:
             self.redis = connect(settings.broker_url, settings.redis_timeout_seconds, settings.redis_sentinel_master)
@@ -32,13 +36,11 @@ class Broker:
         return (self.settings.queue, self.settings.scheduled_queue)
 
     def ping(self) -> bool:
+        if self.amqp is not None:
+            return self.amqp.ping()
         try:
-            if self.redis is not None:
-                return bool(self.redis.ping())
-            with self._celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self.settings.redis_timeout_seconds)
-            return True
-        except Exception as exc:  # any transport error means "not reachable"
+            return bool(self.redis.ping())
+        except redis.RedisError as exc:
             log.warning("broker not reachable: %s", type(exc).__name__)
             return False
 
@@ -49,28 +51,15 @@ class Broker:
                 for queue in self.queues:
                     pipe.llen(queue)
                 return dict(zip(self.queues, pipe.execute()))
-        depths = {}
-        with self._celery.connection_for_write() as conn:
-            channel = conn.default_channel
-            for queue in self.queues:
-                try:
-                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-                except Exception:  # not declared yet: nothing waiting
-                    depths[queue] = 0
-        return depths
+        return self.amqp.depths(self.queues)
 
     def publish(self, delivery: Delivery) -> None:
         args: list[Any] = [delivery.to_message()]
         shown = delivery_repr(delivery)
-        if self.redis is not None:
+        if self.amqp is not None:
+            task_id = str(uuid.uuid4())
+            self.amqp.publish(self.settings.queue, task_body(args), task_headers(PROCESS_DELIVERY, task_id, shown),
+                              task_id)
+        else:
             self.redis.lpush(self.settings.queue,
                              celery_message(PROCESS_DELIVERY, args, self.settings.queue, argsrepr=shown))
-        else:
-            self._celery.send_task(PROCESS_DELIVERY, args=args, queue=self.settings.queue,
-                                   ignore_result=True, retry=False, argsrepr=shown)
-
-    @cached_property
-    def _celery(self):  # type: ignore[no-untyped-def]
-        from celery import Celery  # only non-Redis brokers need it
-
-        return Celery("chathooks-ingress", broker=self.settings.broker_url, set_as_current=False)

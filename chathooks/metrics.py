@@ -58,6 +58,9 @@ def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_
             "chathooks_deliveries_redelivered", "Task runs of a delivery already processed (an acknowledgement "
             "lost with the broker, a task cut short after it finished): guarded effects are not repeated",
             labels=["source"]),
+        "poisoned": CounterMetricFamily(
+            "chathooks_deliveries_poisoned", "Deliveries RabbitMQ dead-lettered after their delivery limit (each "
+            "delivery ended its worker): moved to the dead-letter store", labels=["source"]),
         "unreplicated": CounterMetricFamily(
             "chathooks_webhooks_unreplicated", "Deliveries queued on the master that no replica confirmed in time "
             "(a failover could lose them)", labels=["source"]),

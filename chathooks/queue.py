@@ -3,14 +3,16 @@
 When the broker is the pipeline's Redis, one Lua call claims the delivery's dedupe key,
 pushes a Celery protocol-2 message onto the queue list (what kombu's Redis transport does
 for ``apply_async``) and counts it: one round trip, and a delivery is either queued and
-marked seen, or neither. With another broker (e.g. RabbitMQ) the dedupe key is claimed first
-and released again if publishing fails, so a failed publish never turns the retry away.
+marked seen, or neither. With RabbitMQ the dedupe key is claimed as pending, the message
+published with confirms, and the claim then confirmed, or released if publishing failed: a
+failed publish never turns the retry away.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,7 +21,6 @@ import redis
 from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
-from chathooks.metrics import Metrics
 from chathooks.redis_client import replicated
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.settings import Settings
@@ -57,13 +58,6 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 """ + _DUPLICATE.format(metrics="KEYS[3]", timeline="KEYS[4]", sentinel="KEYS[1]", source="ARGV[3]", at="ARGV[4]",
                         id="ARGV[5]", action="ARGV[6]") + "return 0\n"
-
-# KEYS: metrics, the chat's timeline (the metrics key when there is no chat). ARGV: source, received at, delivery
-# id, action.
-_DUPLICATE_LUA = "redis.call('HINCRBY', KEYS[1], 'received:' .. ARGV[1], 1)\n" + _DUPLICATE.format(
-    metrics="KEYS[1]", timeline="KEYS[2]", sentinel="KEYS[1]", source="ARGV[1]", at="ARGV[2]", id="ARGV[3]",
-    action="ARGV[4]")
-
 
 def _timeline(keys: Keys, delivery: Delivery, no_chat: str) -> str:
     return keys.timeline(delivery.chat_id) if delivery.chat_id else no_chat
@@ -108,42 +102,79 @@ class RedisEnqueuer:
         return bool(queued)
 
 
-class PublishingEnqueuer:
-    """Broker elsewhere: claim the dedupe key, publish, and release the key if publishing fails."""
+# The dedupe claim of a delivery being published elsewhere (RabbitMQ): pending until its publish is confirmed.
+# KEYS: dedupe, metrics, the chat's timeline (the dedupe key when there is no chat). ARGV: pending TTL, pending
+# value, source, received at, delivery id, action. Returns 1 claimed, -1 pending elsewhere, 0 a duplicate.
+_CLAIM_LUA = """
+redis.call('HINCRBY', KEYS[2], 'received:' .. ARGV[3], 1)
+local held = redis.call('GET', KEYS[1])
+if not held then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+  return 1
+end
+if string.sub(held, 1, 8) == 'pending:' then return -1 end
+""" + _DUPLICATE.format(metrics="KEYS[2]", timeline="KEYS[3]", sentinel="KEYS[1]", source="ARGV[3]", at="ARGV[4]",
+                        id="ARGV[5]", action="ARGV[6]") + "return 0\n"
 
-    def __init__(self, client: redis.Redis, keys: Keys, metrics: Metrics, publish: Callable[[Delivery], None]) -> None:
-        self._redis = client
+# The publish confirmed: the claim becomes a plain dedupe key for its full TTL (a worker quick enough to have
+# processed it already keeps its mark), and the delivery is counted queued.
+# KEYS: dedupe, metrics. ARGV: pending value, TTL, source.
+_CONFIRMED_LUA = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+elseif held == 'processed' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+redis.call('HINCRBY', KEYS[2], 'queued:' .. ARGV[3], 1)
+"""
+
+# The publish failed: release the claim if it is still ours. KEYS: dedupe. ARGV: pending value.
+_RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class PublishingEnqueuer:
+    """Broker elsewhere (RabbitMQ): claim the dedupe key as pending, publish, then confirm or release it.
+
+    A claim stays pending only until the publish is confirmed (or, if this process dies between the two,
+    for ``pending_ttl``): a retry that finds it pending is answered 503, to come back, never "duplicate".
+    So a delivery whose publish failed, or whose process died mid-publish, is never turned away for good.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, publish: Callable[[Delivery], None],
+                 pending_ttl: int) -> None:
         self._keys = keys
-        self._metrics = metrics
         self._publish = publish
-        self._duplicate = client.register_script(_DUPLICATE_LUA)
+        self._pending_ttl = pending_ttl
+        self._claim = client.register_script(_CLAIM_LUA)
+        self._confirmed = client.register_script(_CONFIRMED_LUA)
+        self._release = client.register_script(_RELEASE_LUA)
 
     def enqueue(self, delivery: Delivery) -> bool:
         key = self._keys.dedupe(delivery.id)
+        pending = f"pending:{uuid.uuid4().hex}"
         try:
-            claimed = self._redis.set(key, "1", nx=True, ex=delivery.dedupe_ttl)
+            claimed = self._claim(keys=[key, self._keys.metrics, _timeline(self._keys, delivery, key)],
+                                  args=[self._pending_ttl, pending, delivery.source, f"{delivery.received_at:.6f}",
+                                        delivery.id, delivery.action])
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
-        if not claimed:
-            metrics = self._keys.metrics
-            try:
-                self._duplicate(keys=[metrics, _timeline(self._keys, delivery, metrics)],
-                                args=[delivery.source, f"{delivery.received_at:.6f}", delivery.id, delivery.action])
-            except redis.RedisError as exc:  # the answer stands: it was seen before
-                log.warning("duplicate %s not counted: %s", delivery.id, exc)
+        if claimed == 0:
             return False
+        if claimed == -1:
+            raise QueueUnavailable("the same delivery is being queued by another request")
         try:
             self._publish(delivery)
-        except Exception as exc:  # any broker failure: LiveChat's retry must be able to try again
+        except Exception as exc:  # any broker failure: the sender's retry must be able to try again
             with contextlib.suppress(redis.RedisError):
-                self._redis.delete(key)
-            raise QueueUnavailable(f"publish failed: {type(exc).__name__}") from exc
-        self._metrics.count(f"received:{delivery.source}", f"queued:{delivery.source}")
+                self._release(keys=[key], args=[pending])
+            raise QueueUnavailable(f"publish failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            self._confirmed(keys=[key, self._keys.metrics], args=[pending, delivery.dedupe_ttl, delivery.source])
+        except redis.RedisError as exc:  # queued all the same; a retry after the pending TTL is a duplicate task
+            log.warning("delivery %s queued, but its claim not confirmed: %s", delivery.id, exc)
         return True
 
 
-def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, metrics: Metrics, broker: Broker) -> Enqueuer:
-    """One atomic script when the broker is the state Redis; claim-publish-release otherwise."""
+def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, broker: Broker) -> Enqueuer:
+    """One atomic script when the broker is the state Redis; claim, publish, confirm or release otherwise."""
     if settings.broker_shares_state_redis:
         return RedisEnqueuer(client, keys, settings.queue, settings.redis_wait_ms)
-    return PublishingEnqueuer(client, keys, metrics, broker.publish)
+    return PublishingEnqueuer(client, keys, broker.publish, settings.pending_claim_seconds)

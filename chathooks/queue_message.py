@@ -18,6 +18,8 @@ from typing import Any
 from chathooks.events import Delivery
 
 PROCESS_DELIVERY = "chathooks.process_delivery"
+RUN_JOB = "chathooks.run_job"
+TICK = "chathooks.tick"
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _SLOT = re.compile(r"@@(\w+)@@")
@@ -28,7 +30,7 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
     """The JSON envelope kombu's Redis transport stores for a protocol-2 task message; ``argsrepr`` is what
     Flower shows of its arguments (default: their size)."""
     task_id = task_id or str(uuid.uuid4())
-    body = json.dumps([args, {}, _EMBED])
+    body = task_body(args)
     values = {
         "body": base64.b64encode(body.encode()).decode(),
         "id": task_id,
@@ -39,19 +41,29 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
     return "".join(values[part] if i % 2 else part for i, part in enumerate(_template(task, queue)))
 
 
+def task_body(args: list[Any]) -> str:
+    """A protocol-2 body: the arguments, no keyword arguments, no callbacks."""
+    return json.dumps([args, {}, _EMBED])
+
+
+def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:
+    """A protocol-2 message's headers (what an AMQP publish sends as the message's headers)."""
+    return {
+        "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
+        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
+        "root_id": task_id, "parent_id": None, "argsrepr": argsrepr, "kwargsrepr": "{}",
+        "origin": ORIGIN, "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None,
+        "stamps": {},
+    }
+
+
 @functools.cache
 def _template(task: str, queue: str) -> tuple[str, ...]:
     envelope = {
         "body": "@@body@@",
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": {
-            "lang": "py", "task": task, "id": "@@id@@", "shadow": None, "eta": None, "expires": None,
-            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-            "root_id": "@@id@@", "parent_id": None, "argsrepr": "@@argsrepr@@", "kwargsrepr": "{}",
-            "origin": ORIGIN, "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None,
-            "stamps": {},
-        },
+        "headers": task_headers(task, "@@id@@", "@@argsrepr@@"),
         "properties": {
             "correlation_id": "@@id@@", "reply_to": "", "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,

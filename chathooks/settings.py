@@ -100,6 +100,11 @@ class Settings:
     redis_timeout_seconds: float = 2.0
     redis_sentinel_master: str = "mymaster"  # REDIS_SENTINEL_MASTER, when REDIS_URL names sentinels
     redis_wait_ms: int = 0  # an enqueue waits this long for a replica to have it (sentinels: 100 by default)
+    # RabbitMQ: connecting, and a publish's confirm, each wait this long; a delivery's dedupe claim is pending
+    # until its publish is confirmed, and a claim left pending longer (its process died) is taken over.
+    publish_timeout_seconds: float = 2.0
+    pending_claim_seconds: int = 15
+    amqp_delivery_limit: int = 5  # deliveries of one message (each killed its worker) before it is dead-lettered
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
     retry_max_attempts: int = 8
@@ -206,10 +211,13 @@ _INTS = {
     "CHATHOOKS_TASK_TIME_LIMIT": "task_time_limit_seconds",
     "CHATHOOKS_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
     "CHATHOOKS_RETRY_ATTEMPTS": "retry_max_attempts",
+    "CHATHOOKS_PENDING_CLAIM_TTL": "pending_claim_seconds",
+    "CHATHOOKS_AMQP_DELIVERY_LIMIT": "amqp_delivery_limit",
 }
 _FLOATS = {
     "CHATHOOKS_RETRY_BASE": "retry_base_seconds",
     "CHATHOOKS_RETRY_CAP": "retry_cap_seconds",
+    "CHATHOOKS_PUBLISH_TIMEOUT": "publish_timeout_seconds",
 }
 
 
@@ -226,6 +234,13 @@ def _tuning(get: Callable[[str], str | None]) -> dict[str, Any]:
     if visibility <= limit:
         # Otherwise Redis would hand a running task to a second worker.
         raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed CHATHOOKS_TASK_TIME_LIMIT ({limit})")
+    publish = values.get("publish_timeout_seconds", Settings.publish_timeout_seconds)
+    pending = values.get("pending_claim_seconds", Settings.pending_claim_seconds)
+    if pending <= 2 * publish:
+        # Otherwise a claim could lapse while its publish (connect, then confirm) still waits: a retry would
+        # then queue the delivery a second time.
+        raise ConfigError(f"CHATHOOKS_PENDING_CLAIM_TTL ({pending}) must exceed twice CHATHOOKS_PUBLISH_TIMEOUT "
+                          f"({publish:g})")
     return values
 
 

@@ -6,10 +6,11 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_shutdown
 from kombu import Queue
 
+from chathooks import amqp
 from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
@@ -20,10 +21,8 @@ _TRANSPORTS = {"redis": "workers.redis_transport:Transport", "sentinel": "worker
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     scheme = urlsplit(settings.broker_url).scheme
-    sentinels = scheme == "sentinel"
     return {
         "broker_url": settings.broker_url,
-        **({"broker_transport": _TRANSPORTS[scheme]} if scheme in _TRANSPORTS else {}),
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -33,15 +32,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
-        # Timers first: a backlog of deliveries must not make a nudge late.
-        "task_queues": tuple(Queue(q, routing_key=q) for q in (settings.scheduled_queue, settings.queue)),
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            "queue_order_strategy": "priority",
-            # Sweep for messages of vanished workers every 10 s, not kombu's default 100 s.
-            "unacked_restore_throttle": 1,
-            **({"master_name": settings.redis_sentinel_master} if sentinels else {}),
-        },
         "beat_schedule": {
             "chathooks-tick": {"task": "chathooks.tick", "schedule": 1.0,
                                "options": {"queue": settings.scheduled_queue, "expires": 5}},
@@ -57,6 +47,31 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
         "enable_utc": True,
+        **_broker_config(settings, scheme),
+    }
+
+
+def _broker_config(settings: Settings, scheme: str) -> dict[str, Any]:
+    if not settings.broker_is_redis:
+        return {
+            # Quorum queues with a delivery limit, dead-lettered (chathooks.amqp). Each queue has a consumer
+            # with its own prefetch (no global QoS on quorum queues), so timers never wait behind the backlog.
+            "task_queues": amqp.task_queues(settings),
+            # Beat's ticks and the workers' own jobs are confirmed too, or a publish could vanish unnoticed.
+            "broker_transport_options": {"confirm_publish": True},
+            "broker_channel_error_retry": True,
+        }
+    return {
+        **({"broker_transport": _TRANSPORTS[scheme]} if scheme in _TRANSPORTS else {}),
+        # Timers first: a backlog of deliveries must not make a nudge late.
+        "task_queues": tuple(Queue(q, routing_key=q) for q in (settings.scheduled_queue, settings.queue)),
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "queue_order_strategy": "priority",
+            # Sweep for messages of vanished workers every 10 s, not kombu's default 100 s.
+            "unacked_restore_throttle": 1,
+            **({"master_name": settings.redis_sentinel_master} if scheme == "sentinel" else {}),
+        },
     }
 
 
@@ -82,9 +97,23 @@ class ChathooksCelery(Celery):
         self.config_from_object(celery_config(self.chathooks_settings))
 
 
+class DeclareQueues(bootsteps.StartStopStep):
+    """RabbitMQ: every queue declared before consuming, the dead ones too: a message dead-lettered into a
+    queue that does not exist yet would be dropped."""
+
+    requires = {"celery.worker.consumer.connection:Connection"}
+
+    def include_if(self, c: Any) -> bool:
+        return not c.app.chathooks_settings.broker_is_redis
+
+    def start(self, c: Any) -> None:
+        amqp.declare(c.connection.default_channel, c.app.chathooks_settings)
+
+
 def create_celery_app(settings: Settings | None = None) -> ChathooksCelery:
     app = ChathooksCelery(settings)
     app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+    app.steps["consumer"].add(DeclareQueues)
 
     @worker_init.connect(weak=False)
     def check_rules(**_: object) -> None:

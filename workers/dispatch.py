@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, Runtime], None]
 DELIVER = "tenants.deliver"
+REDISPATCH = "pipeline.dispatch"
 UNINSTALLED = str(Status.UNINSTALLED)
 
 
@@ -26,6 +27,11 @@ def deliver(event: Event, rt: Runtime) -> None:
     """An event of an organization that could not be acted for when it came (parked): run once it can."""
     assert rt.outbound.tenancy is not None
     rt.outbound.tenancy.require_active(event.organization)
+    dispatch([event], rt)
+
+
+def redispatch(event: Event, rt: Runtime) -> None:
+    """Every handler of the event, each behind its guards: a poison message's work, replayed (workers.poison)."""
     dispatch([event], rt)
 
 
@@ -50,6 +56,7 @@ REGISTRY: dict[str, Handler] = {
     "profile.rated": profile.rated,
     "tenants.lifecycle": tenants.lifecycle,
     DELIVER: deliver,
+    REDISPATCH: redispatch,
 }
 
 # In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags.

@@ -13,14 +13,13 @@ from celery import shared_task
 from celery.exceptions import Reject
 
 from chathooks.events import Event
-from chathooks.queue_message import PROCESS_DELIVERY
+from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB, TICK
+from workers import poison
 from workers.dispatch import dispatch, handle_delivery, run_handler
 from workers.handlers import triggers
 from workers.runtime import runtime_for
 from workers.scheduler import describe, parse, retry_payload
 
-TICK = "chathooks.tick"
-RUN_JOB = "chathooks.run_job"
 
 
 @contextmanager
@@ -54,6 +53,8 @@ def tick(self) -> int:  # type: ignore[no-untyped-def]
     due = rt.scheduler.claim_due(rt.clock())
     for member, due_at in due:
         run_job.apply_async(args=[member, due_at], queue=rt.settings.scheduled_queue, argsrepr=job_repr(member))
+    if not rt.settings.broker_is_redis:
+        poison.drain_broker(rt, self.app)
     rt.journal.flush()  # observations only: at most once a second
     return len(due)
 

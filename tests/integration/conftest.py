@@ -14,7 +14,9 @@ import redis
 from chathooks.embedded_redis import EmbeddedRedis
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.helpers import SECRET
+from tests.integration import rabbitmq
 from tests.integration.conversation import BOT_ID
 from tests.integration.processes import Process, start_web, start_worker
 from tests.integration.system import System, automation_env, launched, write_rules
@@ -46,7 +48,21 @@ def no_process_left_behind() -> Iterator[None]:
 
 
 @pytest.fixture
-def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
+def broker(request: pytest.FixtureRequest) -> Iterator[TcpProxy | None]:
+    """The Celery broker: the state Redis (``"redis"``, the default), or the local RabbitMQ (``"amqp"``, by
+    indirect parametrisation) reached through a proxy the test may cut."""
+    if getattr(request, "param", "redis") == "redis":
+        yield None
+        return
+    if not rabbitmq.reachable():
+        pytest.skip(f"RabbitMQ not reachable at {rabbitmq.AMQP_URL}")
+    proxy = rabbitmq.start_proxy()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def pipeline_env(redis_url: str, broker: TcpProxy | None) -> Iterator[dict[str, str]]:
     """Environment for one test's processes, under its own key prefix and queue; cleaned up after."""
     prefix = f"it:{uuid.uuid4().hex[:8]}:"
     env = {
@@ -55,7 +71,11 @@ def pipeline_env(redis_url: str) -> Iterator[dict[str, str]]:
         "CHATHOOKS_QUEUE": f"{prefix}events",
         "LIVECHAT_WEBHOOK_SECRETS": SECRET,
     }
+    if broker is not None:
+        env["CELERY_BROKER_URL"] = rabbitmq.proxied(broker)
     yield env
+    if broker is not None:
+        rabbitmq.delete(env["CHATHOOKS_QUEUE"])
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)

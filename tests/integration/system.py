@@ -28,6 +28,7 @@ from tests.fakes.http_server import Request
 from tests.fakes.livechat import FakeLiveChat
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.helpers import fixture, wait_for
+from tests.integration import rabbitmq
 from tests.integration.beat import start_beat
 from tests.integration.conversation import Conversation, Step
 from tests.integration.processes import Process, start_web, start_worker
@@ -132,6 +133,7 @@ class System:
         self.worker, self.beat = (f.result() for f in futures)
         self.redis = redis.Redis.from_url(env["REDIS_URL"])
         self.prefix = env["CHATHOOKS_KEY_PREFIX"]
+        self.amqp = env.get("CELERY_BROKER_URL", "").startswith("amqp")
         self.http = requests.Session()
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +151,13 @@ class System:
         """Our tasks a worker has taken and not yet acknowledged (late acks), beat's ticks aside.
 
         kombu's Redis transport keeps them in its ``unacked`` hash as ``[message, exchange, routing_key]``.
+        RabbitMQ tells no client what is unacknowledged: there it is what was queued and not yet processed
+        (or dead-lettered as poison).
         """
+        if self.amqp:
+            counts = {k.decode(): int(v) for k, v in self.redis.hgetall(f"{self.prefix}metrics").items()}
+            total = lambda name: sum(v for k, v in counts.items() if k.startswith(f"{name}:"))  # noqa: E731
+            return total("queued") - total("processed") - total("poisoned")
         queues = {self.env["CHATHOOKS_QUEUE"], f"{self.env['CHATHOOKS_QUEUE']}.scheduled"}
         busy = 0
         for raw in self.redis.hvals("unacked"):
@@ -157,9 +165,15 @@ class System:
             busy += routing_key in queues and message["headers"].get("task") != "chathooks.tick"
         return busy
 
+    def waiting(self) -> int:
+        """Messages queued that no worker has taken yet (on RabbitMQ a waiting tick counts too)."""
+        if self.amqp:
+            return sum(rabbitmq.ready(self.env["CHATHOOKS_QUEUE"]).values())
+        return self.redis.llen(self.env["CHATHOOKS_QUEUE"])
+
     def idle(self) -> bool:
         """Nothing queued, running, or scheduled (timers and retries)."""
-        return self.redis.llen(self.env["CHATHOOKS_QUEUE"]) == 0 and not self.in_flight() and not self.schedule()
+        return self.waiting() == 0 and not self.in_flight() and not self.schedule()
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the pipeline is idle and stays so for a quiet spell (retries included)."""

@@ -158,8 +158,9 @@ def posted_by_bot(lc: FakeLiveChat, conv: Conversation, text: str) -> dict[str, 
 # --- the tests -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
 @pytest.mark.parametrize("version", ["3.5", "3.6"])
-def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(version, launch, mailchimp):
+def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(version, broker, launch, mailchimp):
     after = 3
     system, lc = launch(version, after)
     conv = Conversation(version)
@@ -210,8 +211,9 @@ def test_whole_conversation_tags_syncs_nudges_and_answers_the_rating_once(versio
     assert sends(lc, NUDGE) == [nudge]
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
 @pytest.mark.parametrize("version", ["3.5", "3.6"])
-def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(version, launch, mailchimp):
+def test_triplicated_shuffled_deliveries_make_the_same_outbound_calls(version, broker, launch, mailchimp):
     """The conversation happened; LiveChat delivers every webhook 3 times, in a shuffled order.
 
     The nudge's timing is kept out: its rule's threshold (30 s) exceeds every silence in the

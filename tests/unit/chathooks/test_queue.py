@@ -1,9 +1,10 @@
-"""Enqueue with a broker other than the state Redis: claim, publish, release on failure; duplicates told."""
+"""Enqueue with RabbitMQ as the broker: a pending claim, the confirmed publish, then confirm or release."""
 
 from __future__ import annotations
 
 import json
 
+import fakeredis
 import pytest
 
 from chathooks.keys import Keys
@@ -13,6 +14,7 @@ from chathooks.queue import PublishingEnqueuer, QueueUnavailable
 from tests.helpers import fixture
 
 CHAT = "RX8QK2MZ1A"
+PENDING_TTL = 15
 
 
 @pytest.fixture
@@ -20,14 +22,18 @@ def delivery(settings):
     return to_delivery(load_envelope(fixture("incoming_event")), settings, received_at=1756720800.0)
 
 
-def enqueuer(fake_redis, settings, published):
-    keys = Keys(settings.key_prefix)
-    return PublishingEnqueuer(fake_redis, keys, Metrics(fake_redis, keys), published.append), keys
+@pytest.fixture
+def keys(settings):
+    return Keys(settings.key_prefix)
 
 
-def test_a_delivery_is_published_once_and_its_repeat_told_in_the_chat_s_story(fake_redis, settings, delivery):
+def enqueuer(fake_redis, keys, publish):
+    return PublishingEnqueuer(fake_redis, keys, publish, PENDING_TTL)
+
+
+def test_a_delivery_is_published_once_and_its_repeat_told_in_the_chat_s_story(fake_redis, keys, delivery):
     published: list = []
-    queue, keys = enqueuer(fake_redis, settings, published)
+    queue = enqueuer(fake_redis, keys, published.append)
     assert queue.enqueue(delivery) is True
     fake_redis.zadd(keys.timeline(CHAT), {"{}": 1.0})  # the workers know the chat
     assert queue.enqueue(delivery) is False
@@ -39,12 +45,78 @@ def test_a_delivery_is_published_once_and_its_repeat_told_in_the_chat_s_story(fa
     assert (counters["received:livechat"], counters["queued:livechat"], counters["duplicate:livechat"]) == (2, 1, 1)
 
 
-def test_a_failed_publish_releases_the_claim_so_the_retry_is_queued(fake_redis, settings, delivery):
+def test_a_confirmed_publish_leaves_a_dedupe_key_for_the_full_ttl(fake_redis, keys, delivery):
+    enqueuer(fake_redis, keys, lambda d: None).enqueue(delivery)
+    key = keys.dedupe(delivery.id)
+    assert fake_redis.get(key) == b"1" and fake_redis.ttl(key) > PENDING_TTL
+
+
+def test_the_claim_is_pending_while_the_publish_waits_and_a_retry_then_is_a_503_not_a_duplicate(
+        fake_redis, keys, delivery):
+    seen: list = []
+
+    def publish(d):
+        key = keys.dedupe(delivery.id)
+        seen.append((fake_redis.get(key).decode().split(":")[0], fake_redis.ttl(key)))
+        with pytest.raises(QueueUnavailable, match="another request"):
+            enqueuer(fake_redis, keys, lambda d: None).enqueue(delivery)  # LiveChat's retry, meanwhile
+
+    assert enqueuer(fake_redis, keys, publish).enqueue(delivery) is True
+    assert seen == [("pending", PENDING_TTL)]
+
+
+def test_a_failed_publish_releases_the_claim_so_the_retry_is_queued(fake_redis, keys, delivery):
     def broken(_):
         raise ConnectionError("broker down")
 
-    keys = Keys(settings.key_prefix)
-    with pytest.raises(QueueUnavailable):
-        PublishingEnqueuer(fake_redis, keys, Metrics(fake_redis, keys), broken).enqueue(delivery)
+    with pytest.raises(QueueUnavailable, match="ConnectionError"):
+        enqueuer(fake_redis, keys, broken).enqueue(delivery)
+    assert fake_redis.get(keys.dedupe(delivery.id)) is None
     published: list = []
-    assert enqueuer(fake_redis, settings, published)[0].enqueue(delivery) is True and published == [delivery]
+    assert enqueuer(fake_redis, keys, published.append).enqueue(delivery) is True and published == [delivery]
+
+
+def test_a_process_that_died_mid_publish_holds_the_delivery_only_for_the_pending_ttl(fake_redis, keys, delivery):
+    class Died(BaseException):
+        """The process ending between claim and publish: nothing after it runs."""
+
+    def die(_):
+        raise Died
+
+    with pytest.raises(Died):
+        enqueuer(fake_redis, keys, die).enqueue(delivery)
+    assert 0 < fake_redis.ttl(keys.dedupe(delivery.id)) <= PENDING_TTL  # the retry meanwhile: a 503
+    fake_redis.delete(keys.dedupe(delivery.id))  # the pending TTL lapsed
+    published: list = []
+    assert enqueuer(fake_redis, keys, published.append).enqueue(delivery) is True and published == [delivery]
+
+
+def test_a_release_never_drops_a_claim_another_request_took_over(fake_redis, keys, delivery):
+    key = keys.dedupe(delivery.id)
+
+    def lapsed_then_broken(_):
+        fake_redis.set(key, "pending:someone-else", ex=PENDING_TTL)  # ours lapsed; a retry claimed it
+        raise ConnectionError("broker down")
+
+    with pytest.raises(QueueUnavailable):
+        enqueuer(fake_redis, keys, lapsed_then_broken).enqueue(delivery)
+    assert fake_redis.get(key) == b"pending:someone-else"
+
+
+def test_a_worker_that_processed_it_before_the_confirm_keeps_its_mark_for_the_full_ttl(fake_redis, keys, delivery):
+    key = keys.dedupe(delivery.id)
+
+    def processed_at_once(_):
+        fake_redis.set(key, "processed", keepttl=True)  # what the worker's journal does
+
+    enqueuer(fake_redis, keys, processed_at_once).enqueue(delivery)
+    assert fake_redis.get(key) == b"processed" and fake_redis.ttl(key) > PENDING_TTL
+
+
+def test_redis_away_at_the_claim_is_unavailable_and_nothing_is_published(keys, delivery):
+    server = fakeredis.FakeServer()
+    server.connected = False
+    published: list = []
+    with pytest.raises(QueueUnavailable):
+        enqueuer(fakeredis.FakeRedis(server=server), keys, published.append).enqueue(delivery)
+    assert published == []

@@ -76,11 +76,20 @@ def test_operational_tuning_from_the_environment():
     assert (s.task_time_limit_seconds, s.visibility_timeout_seconds) == (10, 15)
 
 
+def test_rabbitmq_tuning_from_the_environment():
+    s = Settings.from_env({"CHATHOOKS_PUBLISH_TIMEOUT": "0.5", "CHATHOOKS_PENDING_CLAIM_TTL": "3",
+                           "CHATHOOKS_AMQP_DELIVERY_LIMIT": "4"})
+    assert (s.publish_timeout_seconds, s.pending_claim_seconds, s.amqp_delivery_limit) == (0.5, 3, 4)
+
+
 @pytest.mark.parametrize("env, variable", [
     ({"CHATHOOKS_CHAT_TTL": "0"}, "CHATHOOKS_CHAT_TTL"),
     ({"CHATHOOKS_RETRY_BASE": "nan"}, "CHATHOOKS_RETRY_BASE"),
     ({"CHATHOOKS_RETRY_CAP": "-1"}, "CHATHOOKS_RETRY_CAP"),
     ({"CHATHOOKS_VISIBILITY_TIMEOUT": "100"}, "CHATHOOKS_VISIBILITY_TIMEOUT"),
+    # A claim that could lapse while its publish still waits would let a retry queue the delivery twice.
+    ({"CHATHOOKS_PUBLISH_TIMEOUT": "8"}, "CHATHOOKS_PENDING_CLAIM_TTL"),
+    ({"CHATHOOKS_AMQP_DELIVERY_LIMIT": "0"}, "CHATHOOKS_AMQP_DELIVERY_LIMIT"),
 ])
 def test_bad_tuning_names_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):

@@ -9,7 +9,7 @@ from chathooks.http import OutboundError
 from tests.unit.workers.conftest import (
     CHAT_ID, THREAD_ID, deliver, delivery_of, events, jobs, records, retry_payloads, run_due, seed, tag_calls,
 )
-from workers.dispatch import DELIVER, REGISTRY, TABLE, dispatch, handle_delivery, run_handler
+from workers.dispatch import DELIVER, REDISPATCH, REGISTRY, TABLE, dispatch, handle_delivery, run_handler
 from workers.once import Busy
 from workers.retry import RetryPolicy
 from workers.runtime import Runtime
@@ -74,8 +74,9 @@ def test_a_delivery_whose_claim_expired_is_still_counted(dry_rt):
 
 def test_every_kind_has_handlers_and_every_handler_is_registered():
     assert set(TABLE) == set(Kind)
-    # Besides the table's: the one that runs a parked event's handlers once its organization is active.
-    assert {name for names in TABLE.values() for name in names} | {DELIVER} == set(REGISTRY)
+    # Besides the table's: those that run an event's handlers once its organization is active, and a poison
+    # message's when it is replayed.
+    assert {name for names in TABLE.values() for name in names} | {DELIVER, REDISPATCH} == set(REGISTRY)
 
 
 @pytest.mark.parametrize("kind", list(Kind))

@@ -1,0 +1,161 @@
+"""RabbitMQ as the broker: the queues the ingress and the workers both declare, and the confirmed publish.
+
+The event and scheduled queues are quorum queues with a delivery limit: a message whose task kills its
+worker every time (a poison message) is dead-lettered into ``<queue>.dead`` after that many deliveries
+instead of looping; the workers move what lands there into the dead-letter store
+(``workers.poison``). Both sides declare the same arguments (RabbitMQ refuses a redeclaration that
+differs), so whichever starts first creates the queues and a publish is never unroutable for want of a
+worker.
+
+The ingress publishes through one connection and channel per process, opened on first use (after
+gunicorn's fork) and again after any failure, with publisher confirms and ``mandatory``: a publish
+returns only once RabbitMQ has the message in a queue, and a nack, a return (unroutable), a timeout or
+a dropped connection raises, so the caller answers 503, never 200.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from typing import Any
+
+import amqp
+from kombu import Connection, Exchange, Queue
+
+from chathooks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEAD = ".dead"
+
+
+def dead_queue_name(queue: str) -> str:
+    return queue + DEAD
+
+
+def _queue(name: str, arguments: dict[str, Any]) -> Queue:
+    return Queue(name, Exchange(name, "direct"), routing_key=name, durable=True,
+                 queue_arguments={"x-queue-type": "quorum", **arguments})
+
+
+def task_queues(settings: Settings) -> tuple[Queue, ...]:
+    """The queues the workers consume, timers first, each dead-lettering into its ``.dead`` queue."""
+    return tuple(_queue(name, {"x-delivery-limit": settings.amqp_delivery_limit, "x-dead-letter-exchange": "",
+                               "x-dead-letter-routing-key": dead_queue_name(name)})
+                 for name in (settings.scheduled_queue, settings.queue))
+
+
+def dead_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Where poison messages end: read by the workers' drain, never consumed as tasks."""
+    return tuple(_queue(dead_queue_name(name), {}) for name in (settings.scheduled_queue, settings.queue))
+
+
+def declare(channel: Any, settings: Settings) -> None:
+    """Declare every queue (and its exchange): idempotent while the arguments agree."""
+    for queue in (*task_queues(settings), *dead_queues(settings)):
+        queue(channel).declare()
+
+
+# What a connection RabbitMQ has closed (a restart, a forced close) raises on its next use: a reset, a broken
+# pipe, py-amqp's "Server unexpectedly closed connection" (a plain OSError). A timeout is Unconfirmed instead.
+_DEAD_CONNECTION = (OSError, amqp.exceptions.ConnectionError)
+
+
+class Unconfirmed(Exception):
+    """RabbitMQ did not confirm the message into a queue: nacked, returned unroutable, or no answer in time."""
+
+
+class Publisher:
+    """Publishes task messages with confirms and ``mandatory`` through this process's one connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._timeout = settings.publish_timeout_seconds
+        self._pid: int | None = None
+        self._connection: Connection | None = None
+        self._channel: Any = None
+
+    def publish(self, queue: str, body: str, headers: dict[str, Any], task_id: str) -> None:
+        """Publish one task message; returns once it is confirmed into ``queue``, raises otherwise.
+
+        A connection found dead on a publish (RabbitMQ restarted since the last one) is opened again
+        and the publish tried once more: nothing reached a queue through the dead one.
+        """
+        reused = self._connection is not None and self._pid == os.getpid()
+        try:
+            self._publish(queue, body.encode(), headers, task_id)
+        except _DEAD_CONNECTION:
+            if not reused:
+                raise
+            self._publish(queue, body.encode(), headers, task_id)
+
+    def _publish(self, queue: str, body: bytes, headers: dict[str, Any], task_id: str) -> None:
+        channel = self._channel_for_this_process()
+        message = channel.prepare_message(body, 0, "application/json", "utf-8", headers,
+                                          {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2})
+        try:
+            channel.basic_publish(message, exchange="", routing_key=queue, mandatory=True,
+                                  timeout=self._timeout, confirm_timeout=self._timeout)
+        except amqp.exceptions.MessageNacked as exc:
+            self.close()
+            raise Unconfirmed("nacked") from exc
+        except amqp.exceptions.ChannelError as exc:  # 312 NO_ROUTE: returned, not queued
+            self.close()
+            raise Unconfirmed(f"returned: {exc.reply_text or exc}") from exc
+        except (socket.timeout, TimeoutError) as exc:  # it may yet be queued: a retry is then a duplicate
+            self.close()
+            raise Unconfirmed(f"no confirm within {self._timeout:g} s") from exc
+        except Exception:
+            self.close()
+            raise
+
+    def ping(self) -> bool:
+        """Whether this process can reach RabbitMQ (its connection, opened if need be, answers)."""
+        try:
+            self._connection_for_this_process().drain_events(timeout=0.001)  # a closed socket raises
+        except socket.timeout:
+            return True
+        except Exception as exc:
+            log.warning("broker not reachable: %s", type(exc).__name__)
+            self.close()
+            return False
+        return True
+
+    def depths(self, queues: tuple[str, ...]) -> dict[str, int]:
+        """Messages ready in each queue; none when RabbitMQ cannot be asked (the gauge is then absent)."""
+        try:
+            channel = self._channel_for_this_process()
+            return {q: channel.queue_declare(queue=q, passive=True).message_count for q in queues}
+        except Exception as exc:
+            log.warning("queue depths not read: %s", type(exc).__name__)
+            self.close()
+            return {}
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _channel_for_this_process(self) -> Any:
+        self._connection_for_this_process()
+        return self._channel
+
+    def _connection_for_this_process(self) -> Connection:
+        if self._pid != os.getpid():  # forked: the parent's socket is not ours to use
+            self._connection, self._channel, self._pid = None, None, os.getpid()
+        if self._connection is None:
+            connection = Connection(self._settings.broker_url, connect_timeout=self._timeout,
+                                    transport_options={"confirm_publish": True})
+            try:
+                connection.connect()
+                channel = connection.channel()
+                declare(channel, self._settings)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    connection.close()
+                raise
+            self._connection, self._channel = connection, channel
+        return self._connection
