@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
             print("bench: B1/B2 ingress …", flush=True)
-            figures = [*ingress.measure(target, load, plan, work)]
+            figures = ingress.measure(target, load, plan, work)
             print("bench: B3/B4 pipeline …", flush=True)
             figures += pipeline.measure(target, plan, work)
             print("bench: B5 memory …", flush=True)

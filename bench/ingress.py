@@ -1,9 +1,12 @@
 """B1 (throughput) and B2 (ack latency): the real ingress against a bare Flask app, same gunicorn, same load.
 
-Both servers run side by side for the whole measurement; each round loads one, then the
-other, the order alternating between rounds. Every ingress request carries a new event id,
-so each is validated, deduplicated and durably queued; after each round the benchmark checks
-that the queue holds every answered request, then empties its namespace.
+B1's other yardsticks run beside them: B1L, the bare app plus one Redis round trip that claims a
+key and pushes the body (the least an ack that waits for Redis can cost), and B1N, the bare app
+plus Celery's ``send_task`` (bench/baselines.py); and, when RabbitMQ is reachable, the ingress
+with RabbitMQ as its broker (B1 amqp). Every server runs for the whole measurement; each round
+loads them one after another, the order rotating between rounds. Every ingress request carries
+a new event id, so each is validated, deduplicated and durably queued; after each run the
+benchmark checks that the queue holds every answered request, then empties it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from bench import amqp_target
 from bench.bodies import message_template
 from bench.checks import BenchError, check_errors
 from bench.load import LoadGenerator, LoadResult
@@ -23,26 +27,38 @@ from bench.redis_target import Namespace, RedisTarget
 from bench.stats import Figure, Spread, ratios
 
 APPS = {"bare": "bench.bare_app:create_app()", "ingress": "app:create_app()"}
+BASELINES = {"claim-push": "bench.baselines:create_redis_app()", "send_task": "bench.baselines:create_send_task_app()"}
+AMQP = "ingress amqp"
+PACED = ("bare", "ingress")  # B2
 
 
-def alternating(sides: tuple[str, str], round_number: int) -> tuple[str, str]:
-    """ab, ba, ab, …: neither side always runs on a warmer (or more tired) machine."""
-    return sides if round_number % 2 == 0 else (sides[1], sides[0])
+def alternating(sides: tuple[str, ...], round_number: int) -> tuple[str, ...]:
+    """ab, ba, ab, … (abc, bca, cab, … for more): no side always runs on a warmer (or more tired) machine."""
+    if len(sides) == 2:
+        return sides if round_number % 2 == 0 else (sides[1], sides[0])
+    shift = round_number % len(sides)
+    return sides[shift:] + sides[:shift]
 
 
-def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path) -> tuple[Figure, Figure]:
+def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path) -> list[Figure]:
     ns = target.namespace("ingress")
     client = target.client()
     pacer = PythonLoad()  # wrk cannot hold a fixed rate against servers that close every connection
-    env = ns.env()
-    servers = [start_gunicorn(APPS["bare"], env, log_dir, "bare", plan.web_workers)]
+    apps = {**APPS, **BASELINES}
+    envs = {side: ns.env() for side in apps}
+    if amqp_target.reachable():
+        apps[AMQP] = APPS["ingress"]
+        envs[AMQP] = ns.env(CELERY_BROKER_URL=amqp_target.AMQP_URL)
+    urls: dict[str, str] = {}
+    servers = []
     try:
-        servers.append(start_gunicorn(APPS["ingress"], env, log_dir, "ingress", plan.web_workers))
-        urls = dict(zip(APPS, (url for _, url in servers)))
+        for side, app in apps.items():
+            server, urls[side] = start_gunicorn(app, envs[side], log_dir, side.replace(" ", "-"), plan.web_workers)
+            servers.append(server)
         template = message_template()
-        for side in APPS:
+        for side in apps:
             load.timed(urls[side], template, plan.warmup_seconds, plan.connections)
-        ns.clean(client)
+            _empty(side, client, ns)
 
         def run(side: str, rate: float | None) -> LoadResult:
             if rate is None:
@@ -50,49 +66,73 @@ def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path)
             else:
                 result = pacer.paced(urls[side], template, plan.seconds, plan.paced_connections, rate)
             check_errors(side, result)
-            if side == "ingress":
-                _check_queued(client, ns, result)
+            if side in ("ingress", AMQP):
+                _check_queued(side, client, ns, result)
+            _empty(side, client, ns)
             return result
 
-        saturated = _rounds(plan, lambda side: run(side, None))
+        saturated = _rounds(plan, tuple(apps), lambda side: run(side, None))
         rate = plan.paced_share * statistics.median(r.rps for r in saturated["ingress"])
-        paced = _rounds(plan, lambda side: run(side, rate))
+        paced = _rounds(plan, PACED, lambda side: run(side, rate))
     finally:
-        for server, _ in servers:
+        for server in servers:
             server.stop()
         ns.clean(client)
-    return _b1(saturated, plan), _b2(paced, saturated, rate)
+        if AMQP in apps:
+            amqp_target.delete([ns.queue])
+    figures = [_b1(saturated, plan), _b2(paced, saturated, rate),
+               _against("B1L", "ingress ÷ bare + one Redis round trip (claim and push)", saturated, "claim-push"),
+               _against("B1N", "ingress ÷ bare + Celery send_task", saturated, "send_task")]
+    if AMQP in saturated:
+        figures.append(_against("B1 amqp", "ingress on RabbitMQ ÷ bare Flask", saturated, "bare", AMQP))
+    return figures
 
 
-def _rounds(plan: Plan, run) -> dict[str, list[LoadResult]]:  # type: ignore[no-untyped-def]
-    results: dict[str, list[LoadResult]] = {side: [] for side in APPS}
+def _rounds(plan: Plan, sides: tuple[str, ...], run) -> dict[str, list[LoadResult]]:  # type: ignore[no-untyped-def]
+    results: dict[str, list[LoadResult]] = {side: [] for side in sides}
     for n in range(plan.rounds):
-        for side in alternating(tuple(APPS), n):  # type: ignore[arg-type]
+        for side in alternating(sides, n):
             results[side].append(run(side))
     return results
 
 
-def _check_queued(client: redis.Redis, ns: Namespace, result: LoadResult) -> None:
-    queued = client.llen(ns.queue)
+def _check_queued(side: str, client: redis.Redis, ns: Namespace, result: LoadResult) -> None:
+    queued = amqp_target.ready(ns.queue)[ns.queue] if side == AMQP else client.llen(ns.queue)
     # Requests still in flight when the load stopped may be queued without being counted as answered.
     if queued < result.requests:
-        raise BenchError(f"the ingress answered {result.requests} requests but queued {queued}")
+        raise BenchError(f"{side} answered {result.requests} requests but queued {queued}")
+
+
+def _empty(side: str, client: redis.Redis, ns: Namespace) -> None:
     ns.clean(client)
+    if side == AMQP:
+        amqp_target.purge(ns.queue)
+
+
+def _against(key: str, title: str, saturated: dict[str, list[LoadResult]], baseline: str,
+             side: str = "ingress") -> Figure:
+    rps = {name: [r.rps for r in saturated[name]] for name in (side, baseline)}
+    return Figure(
+        key=key, title=title, unit="ratio", value=ratios(rps[side], rps[baseline]),
+        sides={f"{name} rps": Spread.of(v) for name, v in rps.items()},
+        details={"runs": _runs({name: saturated[name] for name in rps})},
+    )
 
 
 def _b1(saturated: dict[str, list[LoadResult]], plan: Plan) -> Figure:
-    rps = {side: [r.rps for r in runs] for side, runs in saturated.items()}
+    rps = {side: [r.rps for r in saturated[side]] for side in APPS}
     return Figure(
         key="B1", title="ingress throughput ÷ bare Flask", unit="ratio",
         value=ratios(rps["ingress"], rps["bare"]),
         sides={f"{side} rps": Spread.of(v) for side, v in rps.items()},
-        details={"connections": plan.connections, "seconds": plan.seconds, "runs": _runs(saturated)},
+        details={"connections": plan.connections, "seconds": plan.seconds,
+                 "runs": _runs({side: saturated[side] for side in APPS})},
     )
 
 
 def _b2(paced: dict[str, list[LoadResult]], saturated: dict[str, list[LoadResult]], rate: float) -> Figure:
     p99 = {side: [r.latency_ms["p99"] for r in runs] for side, runs in paced.items()}
-    saturated_p99 = {side: [r.latency_ms["p99"] for r in runs] for side, runs in saturated.items()}
+    saturated_p99 = {side: [r.latency_ms["p99"] for r in saturated[side]] for side in PACED}
     return Figure(
         key="B2", title="ingress p99 ÷ bare p99 at the same fixed rate", unit="ratio",
         value=ratios(p99["ingress"], p99["bare"]),

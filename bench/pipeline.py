@@ -7,8 +7,11 @@ to the moment the workers' ``processed`` counter says the last handler is done.
 No-op: the same worker command and configuration draining as many no-op task messages,
 pushed onto the queue at once; done when the queue and the broker's unacked set are empty.
 Triggers: the pipeline with the default rules minus the nudge (no trigger at all), and with
-20 triggers added (bench/rules.py). Each run starts a fresh worker, warms it up, measures,
-and stops it; the sides alternate order between rounds.
+20 triggers added (bench/rules.py). When RabbitMQ is reachable, B3 and B4 again with it as the
+broker: a second ingress and the workers on RabbitMQ, the no-op tasks published to it (without
+confirms, as one burst) and drained when its queue has none ready (the last one or two a worker
+holds are a millisecond's work). Each run starts a fresh worker, warms it up, measures, and stops
+it; the sides alternate order between rounds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from kombu import Connection
 
+from bench import amqp_target
 from bench.bodies import conversations
 from bench.checks import BenchError, check_errors, wait_until
 from bench.ingress import APPS
@@ -31,11 +36,12 @@ from bench.pyload import PythonLoad
 from bench.redis_target import Namespace, RedisTarget
 from bench.rules import write_rules
 from bench.stats import Figure, Spread, ratios
-from chathooks.queue_message import celery_message
+from chathooks.queue_message import celery_message, task_body, task_headers
 
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
 SIDES = ("pipeline", "noop", "pipeline-1", "no-triggers", "triggers")
+AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
 
 @dataclass(frozen=True)
@@ -54,23 +60,41 @@ class Run:
                 "seconds": round(self.seconds, 3), "per_second": round(self.rate, 1)}
 
 
-def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> tuple[Figure, Figure, Figure]:
+def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
     ns = target.namespace("pipeline")
     client = target.client()
     rules = write_rules(log_dir)
+    amqp = amqp_target.reachable()
+    sides = SIDES + (AMQP_SIDES if amqp else ())
+    brokers = {side: ({"CELERY_BROKER_URL": amqp_target.AMQP_URL} if side in AMQP_SIDES else {}) for side in sides}
     web, url = start_gunicorn(APPS["ingress"], ns.env(), log_dir, "pipeline-web", plan.web_workers)
-    runs: dict[str, list[Run]] = {side: [] for side in SIDES}
+    webs = [web]
+    urls = {side: url for side in SIDES}
+    runs: dict[str, list[Run]] = {side: [] for side in sides}
     try:
+        if amqp:
+            amqp_web, amqp_url = start_gunicorn(APPS["ingress"], ns.env(**brokers[AMQP_SIDES[0]]), log_dir,
+                                                "pipeline-web-amqp", plan.web_workers)
+            webs.append(amqp_web)
+            urls.update(dict.fromkeys(AMQP_SIDES, amqp_url))
         for n in range(plan.rounds):
-            for side in (SIDES if n % 2 == 0 else SIDES[::-1]):
-                concurrency = 1 if side == "pipeline-1" else plan.worker_concurrency
-                measure_side = _noop(plan) if side == "noop" else _pipeline(url, plan)
+            for side in (sides if n % 2 == 0 else sides[::-1]):
+                concurrency = 1 if side.startswith("pipeline-1") else plan.worker_concurrency
+                noop = side.startswith("noop")
+                measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else _pipeline(urls[side], plan))
                 env = {"CHATHOOKS_RULES": str(rules[side])} if side in rules else {}
-                runs[side].append(_with_worker(side, concurrency, ns, client, log_dir, n, measure_side, env))
+                runs[side].append(_with_worker(side, concurrency, ns, client, log_dir, n, measure_side,
+                                               {**env, **brokers[side]}))
     finally:
-        web.stop()
+        for server in webs:
+            server.stop()
         ns.clean(client)
-    return _b3(runs, plan), _b3t(runs), _b4(runs, plan)
+        if amqp:
+            amqp_target.delete([ns.queue])
+    figures = [_b3(runs, plan), _b3t(runs), _b4(runs, plan)]
+    if amqp:
+        figures += [_b3(runs, plan, " amqp"), _b4(runs, plan, " amqp")]
+    return figures
 
 
 # (namespace, client, warm-up?) -> (deliveries, seconds); a warm-up is small: each pool process runs a task.
@@ -79,14 +103,17 @@ Measure = Callable[[Namespace, redis.Redis, bool], tuple[int, float]]
 
 def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis, log_dir: Path, n: int,
                  measure_side: Measure, env: dict[str, str]) -> Run:
-    app = "bench.noop" if side == "noop" else "workers"
-    worker = start_celery_worker(ns.env(**env), log_dir, f"{side}-{n}", app=app, concurrency=concurrency)
+    app = "bench.noop" if side.startswith("noop") else "workers"
+    worker = start_celery_worker(ns.env(**env), log_dir, f"{side.replace(' ', '-')}-{n}", app=app,
+                                 concurrency=concurrency)
     try:
         measure_side(ns, client, True)
         deliveries, seconds = measure_side(ns, client, False)
     finally:
         worker.stop()
         ns.clean(client)
+        if "CELERY_BROKER_URL" in env:
+            amqp_target.purge(ns.queue)
     return Run(side, concurrency, deliveries, seconds)
 
 
@@ -99,11 +126,13 @@ def _pipeline(url: str, plan: Plan) -> Measure:
     return run
 
 
-def _noop(plan: Plan) -> Measure:
+def _noop(plan: Plan, amqp: bool = False) -> Measure:
     """As many no-op tasks as a pipeline run has deliveries."""
 
     def run(ns: Namespace, client: redis.Redis, warmup: bool) -> tuple[int, float]:
         count = 4 * plan.worker_concurrency if warmup else plan.pipeline_chats * (plan.messages_per_chat + 2)
+        if amqp:
+            return count, _noop_amqp(ns, count)
         messages = [celery_message(NOOP, [], ns.queue) for _ in range(count)]
         started = time.time()
         with client.pipeline(transaction=False) as pipe:
@@ -120,6 +149,22 @@ def _noop(plan: Plan) -> Measure:
         return count, wait_until(drained, f"the workers to drain {count} no-op tasks", _patience(count)) - started
 
     return run
+
+
+def _noop_amqp(ns: Namespace, count: int) -> float:
+    """Publish ``count`` no-op tasks to RabbitMQ and wait until none is ready; returns the seconds."""
+    body = task_body([]).encode()
+    with Connection(amqp_target.AMQP_URL) as conn:
+        channel = conn.channel()
+        started = time.time()
+        for _ in range(count):
+            task_id = str(uuid.uuid4())
+            message = channel.prepare_message(body, 0, "application/json", "utf-8", task_headers(NOOP, task_id, "()"),
+                                              {"correlation_id": task_id, "delivery_mode": 2})
+            channel.basic_publish(message, exchange="", routing_key=ns.queue)
+    drained = wait_until(lambda: amqp_target.ready(ns.queue)[ns.queue] == 0,
+                         f"the workers to drain {count} no-op tasks from RabbitMQ", _patience(count))
+    return drained - started
 
 
 def post_and_wait(url: str, bodies: list[str], connections: int, client: redis.Redis, ns: Namespace) -> float:
@@ -144,15 +189,16 @@ def _patience(items: int) -> float:
     return 60 + items / 20
 
 
-def _b3(runs: dict[str, list[Run]], plan: Plan) -> Figure:
-    pipeline, noop = [r.rate for r in runs["pipeline"]], [r.rate for r in runs["noop"]]
+def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "") -> Figure:
+    pipeline, noop = [r.rate for r in runs["pipeline" + broker]], [r.rate for r in runs["noop" + broker]]
+    on = " (RabbitMQ)" if broker else ""
     return Figure(
-        key="B3", title="pipeline deliveries/s ÷ Celery no-op drain rate", unit="ratio",
+        key="B3" + broker, title=f"pipeline deliveries/s ÷ Celery no-op drain rate{on}", unit="ratio",
         value=ratios(pipeline, noop),
         sides={"pipeline /s": Spread.of(pipeline), "no-op /s": Spread.of(noop)},
         details={"worker_concurrency": plan.worker_concurrency, "chats": plan.pipeline_chats,
                  "messages_per_chat": plan.messages_per_chat,
-                 "runs": [r.to_dict() for side in ("pipeline", "noop") for r in runs[side]]},
+                 "runs": [r.to_dict() for side in ("pipeline", "noop") for r in runs[side + broker]]},
     )
 
 
@@ -167,11 +213,12 @@ def _b3t(runs: dict[str, list[Run]]) -> Figure:
     )
 
 
-def _b4(runs: dict[str, list[Run]], plan: Plan) -> Figure:
-    two, one = [r.rate for r in runs["pipeline"]], [r.rate for r in runs["pipeline-1"]]
+def _b4(runs: dict[str, list[Run]], plan: Plan, broker: str = "") -> Figure:
+    two, one = [r.rate for r in runs["pipeline" + broker]], [r.rate for r in runs["pipeline-1" + broker]]
+    on = " (RabbitMQ)" if broker else ""
     return Figure(
-        key="B4", title=f"pipeline with {plan.worker_concurrency} worker processes ÷ with 1", unit="ratio",
+        key="B4" + broker, title=f"pipeline with {plan.worker_concurrency} worker processes ÷ with 1{on}", unit="ratio",
         value=ratios(two, one),
         sides={f"{plan.worker_concurrency} processes /s": Spread.of(two), "1 process /s": Spread.of(one)},
-        details={"runs": [r.to_dict() for r in runs["pipeline-1"]]},
+        details={"runs": [r.to_dict() for r in runs["pipeline-1" + broker]]},
     )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 GOALS = {  # figure: (comparison, bound, and the side it bounds when not the figure's value)
     "B1": (">=", 0.80, None),
+    "B1L": (">=", 0.95, None),
+    "B1N": (">=", 1.5, None),
     "B2": ("<=", 1.5, None),
     "B3": (">=", 0.60, None),
     "B3T": (">=", 0.90, None),

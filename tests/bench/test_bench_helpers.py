@@ -30,6 +30,7 @@ def test_ratios_pair_the_rounds():
 
 def test_sides_alternate_between_rounds():
     assert [alternating(("a", "b"), n) for n in range(3)] == [("a", "b"), ("b", "a"), ("a", "b")]
+    assert [alternating(("a", "b", "c"), n) for n in range(3)] == [("a", "b", "c"), ("b", "c", "a"), ("c", "a", "b")]
 
 
 def test_connections_spread_over_processes():

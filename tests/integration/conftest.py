@@ -75,7 +75,7 @@ def pipeline_env(redis_url: str, broker: TcpProxy | None) -> Iterator[dict[str, 
         env["CELERY_BROKER_URL"] = rabbitmq.proxied(broker)
     yield env
     if broker is not None:
-        rabbitmq.delete(env["CHATHOOKS_QUEUE"])
+        rabbitmq.delete([env["CHATHOOKS_QUEUE"]])
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
