@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 API_VERSIONS = ("3.5", "3.6")
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+RABBITMQ_CONSUMER_TIMEOUT = 1800  # seconds: consumer_timeout's default since RabbitMQ 3.8.17
 
 
 class ConfigError(Exception):
@@ -176,6 +177,12 @@ class Settings:
         lhc = _lhc(get("LHC_API_URL"), get("LHC_API_USER"), get("LHC_API_KEY"))
         dry_run = forced if forced is not None else not (livechat.has_credentials or marketplace or lhc)
 
+        tuning = _tuning(get)
+        limit = tuning.get("task_time_limit_seconds", cls.task_time_limit_seconds)
+        if urlsplit(broker_url).scheme not in REDIS_SCHEMES and limit >= RABBITMQ_CONSUMER_TIMEOUT:
+            # RabbitMQ closes the channel of a consumer that holds a message unacknowledged that long.
+            raise ConfigError(f"CHATHOOKS_TASK_TIME_LIMIT ({limit}) must stay below RabbitMQ's consumer timeout "
+                              f"({RABBITMQ_CONSUMER_TIMEOUT} s by default)")
         return cls(
             redis_url=redis_url,
             broker_url=broker_url,
@@ -197,7 +204,7 @@ class Settings:
             dry_run_flag=forced,
             key_prefix=get("CHATHOOKS_KEY_PREFIX") or cls.key_prefix,
             queue=get("CHATHOOKS_QUEUE") or cls.queue,
-            **_tuning(get),
+            **tuning,
         )
 
 
