@@ -2,8 +2,9 @@
 
 B1's other yardsticks run beside them: B1L, the bare app plus one Redis round trip that claims a
 key and pushes the body (the least an ack that waits for Redis can cost), and B1N, the bare app
-plus Celery's ``send_task`` (bench/baselines.py); and, when RabbitMQ is reachable, the ingress
-with RabbitMQ as its broker (B1 amqp). Every server runs for the whole measurement; each round
+plus Celery's ``send_task`` (bench/baselines.py); the ingress on a private master with a replica,
+each enqueue followed by ``WAIT 1`` (B1 WAIT: what Sentinel's guarantee costs); and, when RabbitMQ
+is reachable, the ingress with RabbitMQ as its broker (B1 amqp). Every server runs for the whole measurement; each round
 loads them one after another, the order rotating between rounds. Every ingress request carries
 a new event id, so each is validated, deduplicated and durably queued; after each run the
 benchmark checks that the queue holds every answered request, then empties it.
@@ -12,23 +13,27 @@ benchmark checks that the queue holds every answered request, then empties it.
 from __future__ import annotations
 
 import statistics
+from contextlib import ExitStack
 from pathlib import Path
 
 import redis
 
 from bench import amqp_target
 from bench.bodies import message_template
-from bench.checks import BenchError, check_errors
+from bench.checks import BenchError, check_errors, wait_until
 from bench.load import LoadGenerator, LoadResult
 from bench.plan import Plan
 from bench.processes import start_gunicorn
 from bench.pyload import PythonLoad
 from bench.redis_target import Namespace, RedisTarget
 from bench.stats import Figure, Spread, ratios
+from chathooks.embedded_redis import EmbeddedRedis
 
 APPS = {"bare": "bench.bare_app:create_app()", "ingress": "app:create_app()"}
 BASELINES = {"claim-push": "bench.baselines:create_redis_app()", "send_task": "bench.baselines:create_send_task_app()"}
 AMQP = "ingress amqp"
+WAIT = "ingress WAIT"
+WAIT_MS = 100  # CHATHOOKS_REDIS_WAIT_MS's default with sentinels
 PACED = ("bare", "ingress")  # B2
 
 
@@ -41,11 +46,23 @@ def alternating(sides: tuple[str, ...], round_number: int) -> tuple[str, ...]:
 
 
 def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path) -> list[Figure]:
+    with ExitStack() as stack:
+        return _measure(target, load, plan, log_dir, stack)
+
+
+def _measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path, stack: ExitStack) -> list[Figure]:
     ns = target.namespace("ingress")
-    client = target.client()
     pacer = PythonLoad()  # wrk cannot hold a fixed rate against servers that close every connection
-    apps = {**APPS, **BASELINES}
+    apps = {**APPS, **BASELINES, WAIT: APPS["ingress"]}
     envs = {side: ns.env() for side in apps}
+    clients = dict.fromkeys(apps, target.client())
+    # WAIT 1 after each enqueue needs a replica: a private master and replica of the same kind as the target.
+    master = stack.enter_context(EmbeddedRedis(log_dir / "wait-master"))
+    stack.enter_context(EmbeddedRedis(log_dir / "wait-replica", extra_args=("--replicaof", "127.0.0.1",
+                                                                            str(master.port))))
+    clients[WAIT] = redis.Redis.from_url(master.url)
+    wait_until(lambda: clients[WAIT].info("replication")["connected_slaves"] >= 1, "the replica in sync", 30)
+    envs[WAIT] = ns.env(REDIS_URL=master.url, CHATHOOKS_REDIS_WAIT_MS=str(WAIT_MS))
     if amqp_target.reachable():
         apps[AMQP] = APPS["ingress"]
         envs[AMQP] = ns.env(CELERY_BROKER_URL=amqp_target.AMQP_URL)
@@ -58,7 +75,7 @@ def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path)
         template = message_template()
         for side in apps:
             load.timed(urls[side], template, plan.warmup_seconds, plan.connections)
-            _empty(side, client, ns)
+            _empty(side, clients[side], ns)
 
         def run(side: str, rate: float | None) -> LoadResult:
             if rate is None:
@@ -66,9 +83,9 @@ def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path)
             else:
                 result = pacer.paced(urls[side], template, plan.seconds, plan.paced_connections, rate)
             check_errors(side, result)
-            if side in ("ingress", AMQP):
-                _check_queued(side, client, ns, result)
-            _empty(side, client, ns)
+            if side in ("ingress", AMQP, WAIT):
+                _check_queued(side, clients[side], ns, result)
+            _empty(side, clients[side], ns)
             return result
 
         saturated = _rounds(plan, tuple(apps), lambda side: run(side, None))
@@ -77,12 +94,15 @@ def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path)
     finally:
         for server in servers:
             server.stop()
-        ns.clean(client)
+        ns.clean(clients["ingress"])
         if AMQP in apps:
             amqp_target.delete([ns.queue])
+    unreplicated = int(clients[WAIT].hget(ns.keys.metrics, "unreplicated:livechat") or 0)
     figures = [_b1(saturated, plan), _b2(paced, saturated, rate),
                _against("B1L", "ingress ÷ bare + one Redis round trip (claim and push)", saturated, "claim-push"),
-               _against("B1N", "ingress ÷ bare + Celery send_task", saturated, "send_task")]
+               _against("B1N", "ingress ÷ bare + Celery send_task", saturated, "send_task"),
+               _against("B1 WAIT", f"ingress, each enqueue confirmed by a replica (WAIT 1, {WAIT_MS} ms), "
+                        "÷ bare Flask", saturated, "bare", WAIT, unreplicated=unreplicated)]
     if AMQP in saturated:
         figures.append(_against("B1 amqp", "ingress on RabbitMQ ÷ bare Flask", saturated, "bare", AMQP))
     return figures
@@ -110,12 +130,12 @@ def _empty(side: str, client: redis.Redis, ns: Namespace) -> None:
 
 
 def _against(key: str, title: str, saturated: dict[str, list[LoadResult]], baseline: str,
-             side: str = "ingress") -> Figure:
+             side: str = "ingress", **details: object) -> Figure:
     rps = {name: [r.rps for r in saturated[name]] for name in (side, baseline)}
     return Figure(
         key=key, title=title, unit="ratio", value=ratios(rps[side], rps[baseline]),
         sides={f"{name} rps": Spread.of(v) for name, v in rps.items()},
-        details={"runs": _runs({name: saturated[name] for name in rps})},
+        details={**details, "runs": _runs({name: saturated[name] for name in rps})},
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Protocol
@@ -104,17 +105,20 @@ class RedisEnqueuer:
 
 # The dedupe claim of a delivery being published elsewhere (RabbitMQ): pending until its publish is confirmed.
 # KEYS: dedupe, metrics, the chat's timeline (the dedupe key when there is no chat). ARGV: pending TTL, pending
-# value, source, received at, delivery id, action. Returns 1 claimed, -1 pending elsewhere, 0 a duplicate.
+# value, source, received at, delivery id, action. Returns 1 claimed, -1 pending elsewhere (not counted: the
+# caller asks again), 0 a duplicate.
 _CLAIM_LUA = """
-redis.call('HINCRBY', KEYS[2], 'received:' .. ARGV[3], 1)
 local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, 8) == 'pending:' then return -1 end
+redis.call('HINCRBY', KEYS[2], 'received:' .. ARGV[3], 1)
 if not held then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
   return 1
 end
-if string.sub(held, 1, 8) == 'pending:' then return -1 end
 """ + _DUPLICATE.format(metrics="KEYS[2]", timeline="KEYS[3]", sentinel="KEYS[1]", source="ARGV[3]", at="ARGV[4]",
                         id="ARGV[5]", action="ARGV[6]") + "return 0\n"
+
+_PENDING_POLL = 0.01  # seconds between looks at a claim another request holds pending
 
 # The publish confirmed: the claim becomes a plain dedupe key for its full TTL (a worker quick enough to have
 # processed it already keeps its mark), and the delivery is counted queued.
@@ -134,15 +138,19 @@ class PublishingEnqueuer:
     """Broker elsewhere (RabbitMQ): claim the dedupe key as pending, publish, then confirm or release it.
 
     A claim stays pending only until the publish is confirmed (or, if this process dies between the two,
-    for ``pending_ttl``): a retry that finds it pending is answered 503, to come back, never "duplicate".
-    So a delivery whose publish failed, or whose process died mid-publish, is never turned away for good.
+    for ``pending_ttl``). The same delivery arriving meanwhile (a sender's quick retry, a second web
+    process) waits up to ``patience`` for that publish to end: confirmed, it is a duplicate; released, it
+    claims the delivery itself; still pending, it is a 503, to come back, never "duplicate". So a
+    delivery whose publish failed, or whose process died mid-publish, is never turned away for good.
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, publish: Callable[[Delivery], None],
-                 pending_ttl: int) -> None:
+                 pending_ttl: int, patience: float) -> None:
+        self._redis = client
         self._keys = keys
         self._publish = publish
         self._pending_ttl = pending_ttl
+        self._patience = patience
         self._claim = client.register_script(_CLAIM_LUA)
         self._confirmed = client.register_script(_CONFIRMED_LUA)
         self._release = client.register_script(_RELEASE_LUA)
@@ -150,16 +158,20 @@ class PublishingEnqueuer:
     def enqueue(self, delivery: Delivery) -> bool:
         key = self._keys.dedupe(delivery.id)
         pending = f"pending:{uuid.uuid4().hex}"
+        give_up = time.monotonic() + self._patience
         try:
-            claimed = self._claim(keys=[key, self._keys.metrics, _timeline(self._keys, delivery, key)],
-                                  args=[self._pending_ttl, pending, delivery.source, f"{delivery.received_at:.6f}",
-                                        delivery.id, delivery.action])
+            while (claimed := self._claim(
+                    keys=[key, self._keys.metrics, _timeline(self._keys, delivery, key)],
+                    args=[self._pending_ttl, pending, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
+                          delivery.action])) == -1:
+                if time.monotonic() >= give_up:
+                    self._redis.hincrby(self._keys.metrics, f"received:{delivery.source}", 1)
+                    raise QueueUnavailable("the same delivery is still being queued by another request")
+                time.sleep(_PENDING_POLL)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
         if claimed == 0:
             return False
-        if claimed == -1:
-            raise QueueUnavailable("the same delivery is being queued by another request")
         try:
             self._publish(delivery)
         except Exception as exc:  # any broker failure: the sender's retry must be able to try again
@@ -177,4 +189,6 @@ def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, broker: B
     """One atomic script when the broker is the state Redis; claim, publish, confirm or release otherwise."""
     if settings.broker_shares_state_redis:
         return RedisEnqueuer(client, keys, settings.queue, settings.redis_wait_ms)
-    return PublishingEnqueuer(client, keys, broker.publish, settings.pending_claim_seconds)
+    # A pending publish ends within a connect and a confirm, each bounded by the publish timeout.
+    return PublishingEnqueuer(client, keys, broker.publish, settings.pending_claim_seconds,
+                              patience=2 * settings.publish_timeout_seconds)

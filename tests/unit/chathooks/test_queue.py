@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import fakeredis
 import pytest
@@ -27,8 +28,8 @@ def keys(settings):
     return Keys(settings.key_prefix)
 
 
-def enqueuer(fake_redis, keys, publish):
-    return PublishingEnqueuer(fake_redis, keys, publish, PENDING_TTL)
+def enqueuer(fake_redis, keys, publish, patience=0.05):
+    return PublishingEnqueuer(fake_redis, keys, publish, PENDING_TTL, patience)
 
 
 def test_a_delivery_is_published_once_and_its_repeat_told_in_the_chat_s_story(fake_redis, keys, delivery):
@@ -51,6 +52,20 @@ def test_a_confirmed_publish_leaves_a_dedupe_key_for_the_full_ttl(fake_redis, ke
     assert fake_redis.get(key) == b"1" and fake_redis.ttl(key) > PENDING_TTL
 
 
+@pytest.mark.parametrize(("outcome", "then", "queued"), [("confirmed", b"1", False), ("released", None, True)])
+def test_a_retry_that_finds_the_claim_pending_waits_for_the_publish_to_end(fake_redis, keys, delivery, outcome, then,
+                                                                          queued):
+    key = keys.dedupe(delivery.id)
+    fake_redis.set(key, "pending:another-request", ex=PENDING_TTL)
+    timer = threading.Timer(0.05, lambda: fake_redis.set(key, then) if then else fake_redis.delete(key))
+    timer.start()
+    published: list = []
+    assert enqueuer(fake_redis, keys, published.append, patience=5).enqueue(delivery) is queued
+    timer.join()
+    assert published == ([delivery] if queued else [])
+    assert Metrics(fake_redis, keys).snapshot()["received:livechat"] == 1  # asked again, counted once
+
+
 def test_the_claim_is_pending_while_the_publish_waits_and_a_retry_then_is_a_503_not_a_duplicate(
         fake_redis, keys, delivery):
     seen: list = []
@@ -58,7 +73,7 @@ def test_the_claim_is_pending_while_the_publish_waits_and_a_retry_then_is_a_503_
     def publish(d):
         key = keys.dedupe(delivery.id)
         seen.append((fake_redis.get(key).decode().split(":")[0], fake_redis.ttl(key)))
-        with pytest.raises(QueueUnavailable, match="another request"):
+        with pytest.raises(QueueUnavailable, match="still being queued by another request"):
             enqueuer(fake_redis, keys, lambda d: None).enqueue(delivery)  # LiveChat's retry, meanwhile
 
     assert enqueuer(fake_redis, keys, publish).enqueue(delivery) is True
