@@ -66,6 +66,7 @@ def _measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path
     if amqp_target.reachable():
         apps[AMQP] = APPS["ingress"]
         envs[AMQP] = ns.env(CELERY_BROKER_URL=amqp_target.AMQP_URL)
+        clients[AMQP] = clients["ingress"]
     urls: dict[str, str] = {}
     servers = []
     try:
