@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 import amqp
@@ -76,6 +77,8 @@ class Publisher:
         self._pid: int | None = None
         self._connection: Connection | None = None
         self._channel: Any = None
+        # py-amqp channels are not thread-safe: a threaded server (gthread) takes turns on the one channel.
+        self._lock = threading.RLock()
 
     def publish(self, queue: str, body: str, headers: dict[str, Any], task_id: str) -> None:
         """Publish one task message; returns once it is confirmed into ``queue``, raises otherwise.
@@ -83,13 +86,14 @@ class Publisher:
         A connection found dead on a publish (RabbitMQ restarted since the last one) is opened again
         and the publish tried once more: nothing reached a queue through the dead one.
         """
-        reused = self._connection is not None and self._pid == os.getpid()
-        try:
-            self._publish(queue, body.encode(), headers, task_id)
-        except _DEAD_CONNECTION:
-            if not reused:
-                raise
-            self._publish(queue, body.encode(), headers, task_id)
+        with self._lock:
+            reused = self._connection is not None and self._pid == os.getpid()
+            try:
+                self._publish(queue, body.encode(), headers, task_id)
+            except _DEAD_CONNECTION:
+                if not reused:
+                    raise
+                self._publish(queue, body.encode(), headers, task_id)
 
     def _publish(self, queue: str, body: bytes, headers: dict[str, Any], task_id: str) -> None:
         channel = self._channel_for_this_process()
@@ -114,7 +118,8 @@ class Publisher:
     def ping(self) -> bool:
         """Whether this process can reach RabbitMQ (its connection, opened if need be, answers)."""
         try:
-            self._connection_for_this_process().drain_events(timeout=0.001)  # a closed socket raises
+            with self._lock:
+                self._connection_for_this_process().drain_events(timeout=0.001)  # a closed socket raises
         except socket.timeout:
             return True
         except Exception as exc:
@@ -126,18 +131,21 @@ class Publisher:
     def depths(self, queues: tuple[str, ...]) -> dict[str, int]:
         """Messages ready in each queue; none when RabbitMQ cannot be asked (the gauge is then absent)."""
         try:
-            channel = self._channel_for_this_process()
-            return {q: channel.queue_declare(queue=q, passive=True).message_count for q in queues}
+            with self._lock:
+                channel = self._channel_for_this_process()
+                return {q: channel.queue_declare(queue=q, passive=True).message_count for q in queues}
         except Exception as exc:
             log.warning("queue depths not read: %s", type(exc).__name__)
             self.close()
             return {}
 
     def close(self) -> None:
+        """Drop the connection without the closing handshake: after a failure it would wait on a path that
+        may not answer (``collect`` closes the socket; RabbitMQ requeues nothing, it never delivered to us)."""
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and self._pid == os.getpid():
             with contextlib.suppress(Exception):
-                connection.close()
+                connection.collect()
 
     def _channel_for_this_process(self) -> Any:
         self._connection_for_this_process()
@@ -155,7 +163,7 @@ class Publisher:
                 declare(channel, self._settings)
             except Exception:
                 with contextlib.suppress(Exception):
-                    connection.close()
+                    connection.collect()
                 raise
             self._connection, self._channel = connection, channel
         return self._connection

@@ -95,6 +95,20 @@ def test_an_unroutable_publish_is_a_503_and_the_retry_is_queued_once_the_queue_i
     assert ready(amqp_env)[amqp_env["CHATHOOKS_QUEUE"]] == 1  # the first went with the deleted queue
 
 
+def test_a_publish_never_confirmed_is_a_503_and_its_claim_released(amqp_env, broker, ingress):
+    """RabbitMQ stops answering (what the ingress sends goes nowhere): no confirm within the publish
+    timeout is a 503, the connection is dropped without waiting on it, and the retry is queued."""
+    assert post(ingress, message(1, 1)).status_code == 200
+    broker.swallow()
+    body = message(1, 2)
+    refused = post(ingress, body)  # within post's own timeout: nothing waits on the silent connection
+    assert refused.status_code == 503
+    assert pending(amqp_env) == 0
+    broker.restore()
+    assert post(ingress, body).json()["status"] == "queued"
+    assert ready(amqp_env)[amqp_env["CHATHOOKS_QUEUE"]] == 2
+
+
 def test_the_broker_away_is_a_503_and_the_pipeline_recovers_without_restarts(amqp_env, broker, launch, mailchimp):
     system, lc = launch("3.6", NEVER)
     before = [seeded(lc) for _ in range(2)]
