@@ -44,7 +44,9 @@ def _queue(name: str, arguments: dict[str, Any]) -> Queue:
 def task_queues(settings: Settings) -> tuple[Queue, ...]:
     """The queues the workers consume, timers first, each dead-lettering into its ``.dead`` queue."""
     return tuple(_queue(name, {"x-delivery-limit": settings.amqp_delivery_limit, "x-dead-letter-exchange": "",
-                               "x-dead-letter-routing-key": dead_queue_name(name)})
+                               "x-dead-letter-routing-key": dead_queue_name(name),
+                               # Kept until the dead queue has it, not dropped if that fails (the default).
+                               "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
                  for name in (settings.scheduled_queue, settings.queue))
 
 
@@ -57,11 +59,6 @@ def declare(channel: Any, settings: Settings) -> None:
     """Declare every queue (and its exchange): idempotent while the arguments agree."""
     for queue in (*task_queues(settings), *dead_queues(settings)):
         queue(channel).declare()
-
-
-# What a connection RabbitMQ has closed (a restart, a forced close) raises on its next use: a reset, a broken
-# pipe, py-amqp's "Server unexpectedly closed connection" (a plain OSError). A timeout is Unconfirmed instead.
-_DEAD_CONNECTION = (OSError, amqp.exceptions.ConnectionError)
 
 
 class Unconfirmed(Exception):
@@ -83,17 +80,24 @@ class Publisher:
     def publish(self, queue: str, body: str, headers: dict[str, Any], task_id: str) -> None:
         """Publish one task message; returns once it is confirmed into ``queue``, raises otherwise.
 
-        A connection found dead on a publish (RabbitMQ restarted since the last one) is opened again
-        and the publish tried once more: nothing reached a queue through the dead one.
+        A connection RabbitMQ has closed since the last publish (a restart) is found before anything is
+        written to it, and opened again. Once the message is written, any failure is the caller's: it
+        may be queued already, so it is never published a second time here.
         """
         with self._lock:
-            reused = self._connection is not None and self._pid == os.getpid()
-            try:
-                self._publish(queue, body.encode(), headers, task_id)
-            except _DEAD_CONNECTION:
-                if not reused:
-                    raise
-                self._publish(queue, body.encode(), headers, task_id)
+            self._drop_if_closed()
+            self._publish(queue, body.encode(), headers, task_id)
+
+    def _drop_if_closed(self) -> None:
+        if self._connection is None or self._pid != os.getpid():
+            return
+        try:
+            self._connection.drain_events(timeout=0)  # nothing to read: socket.timeout, at once
+        except socket.timeout:
+            return
+        except Exception as exc:  # closed by RabbitMQ, reset: open a new one
+            log.info("broker connection found closed (%s); reconnecting", type(exc).__name__)
+            self.close()
 
     def _publish(self, queue: str, body: bytes, headers: dict[str, Any], task_id: str) -> None:
         channel = self._channel_for_this_process()
@@ -158,7 +162,9 @@ class Publisher:
             connection = Connection(self._settings.broker_url, connect_timeout=self._timeout,
                                     transport_options={"confirm_publish": True})
             try:
-                connection.connect()
+                # Established once, without kombu's retry after a 2 s sleep; then every read on the socket
+                # (channel open, declarations, confirm.select) is bounded too, not only connect and confirm.
+                connection.connection.transport.sock.settimeout(self._timeout)
                 channel = connection.channel()
                 declare(channel, self._settings)
             except Exception:

@@ -243,10 +243,10 @@ def _tuning(get: Callable[[str], str | None]) -> dict[str, Any]:
         raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed CHATHOOKS_TASK_TIME_LIMIT ({limit})")
     publish = values.get("publish_timeout_seconds", Settings.publish_timeout_seconds)
     pending = values.get("pending_claim_seconds", Settings.pending_claim_seconds)
-    if pending <= 2 * publish:
-        # Otherwise a claim could lapse while its publish (connect, then confirm) still waits: a retry would
-        # then queue the delivery a second time.
-        raise ConfigError(f"CHATHOOKS_PENDING_CLAIM_TTL ({pending}) must exceed twice CHATHOOKS_PUBLISH_TIMEOUT "
+    if pending <= 4 * publish:
+        # A publish on a new connection waits at most four times the timeout (connect, the channel and its
+        # declarations, the write, the confirm); a claim lapsing before that would let a retry queue twice.
+        raise ConfigError(f"CHATHOOKS_PENDING_CLAIM_TTL ({pending}) must exceed four times CHATHOOKS_PUBLISH_TIMEOUT "
                           f"({publish:g})")
     return values
 

@@ -120,6 +120,10 @@ class Journal:
         """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""
         self._counts[field_name] = self._counts.get(field_name, 0) + 1
 
+    def discard(self) -> None:
+        """Forget what was not written yet: a run Redis cut short, about to run again."""
+        self._chats, self._counts, self._later, self._delivery = {}, {}, [], None
+
     # --- written ----------------------------------------------------------------------
 
     def flush(self, *, force_observations: bool = False) -> None:

@@ -15,6 +15,8 @@ import logging
 import time
 from typing import Any
 
+import redis
+
 from chathooks import amqp
 from chathooks.events import Delivery, Event
 from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB
@@ -36,19 +38,31 @@ def drain_broker(rt: Runtime, app: Any) -> int:
 
 
 def drain(rt: Runtime, channel: Any, queues: tuple[str, ...]) -> int:
-    """Move what waits in ``queues`` into the dead-letter store; returns how many messages."""
+    """Move what waits in ``queues`` into the dead-letter store; returns how many messages.
+
+    A message that cannot be read as a task of ours is logged and dropped (rejected; the dead queues
+    dead-letter nowhere). Redis failing puts the message back and ends this tick's move.
+    """
     moved = 0
     for queue in queues:
         while moved < MOVED_PER_TICK and (message := channel.basic_get(queue=queue, no_ack=False)) is not None:
-            store(rt, message.headers or {}, message.body)
-            channel.basic_ack(message.delivery_tag)
+            try:
+                store(rt, message.headers or {}, message.body)
+            except redis.RedisError:
+                channel.basic_reject(message.delivery_tag, requeue=True)
+                raise
+            except Exception:
+                log.exception("a dead-lettered message could not be stored; dropped")
+                channel.basic_reject(message.delivery_tag, requeue=False)
+            else:
+                channel.basic_ack(message.delivery_tag)
             moved += 1
     return moved
 
 
 def store(rt: Runtime, headers: dict[str, Any], body: bytes | str) -> list[str]:
     """Dead-letter one poison message's work; returns the items' ids (none for a clock tick)."""
-    error = _poison_error(headers)
+    error = _poison_error(headers, rt.settings.amqp_delivery_limit)
     try:
         args = json.loads(body)[0]
     except (ValueError, TypeError, IndexError, KeyError):
@@ -78,11 +92,9 @@ def _job_work(member: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
     return REDISPATCH, event.to_dict(), []
 
 
-def _poison_error(headers: dict[str, Any]) -> dict[str, Any]:
-    deaths = headers.get("x-death") or [{}]
-    reason = deaths[0].get("reason", "delivery_limit")
-    count = headers.get("x-delivery-count")
-    times = f" {count} times" if count is not None else ""
+def _poison_error(headers: dict[str, Any], limit: int) -> dict[str, Any]:
+    # The dead-lettered copy's own x-delivery-count starts again from 0: the limit says how often it went out.
+    reason = (headers.get("x-death") or [{}])[0].get("reason", "delivery_limit")
     return {"type": "poison", "transient": False, "at": time.time(),
-            "message": f"delivered{times} without an acknowledgement (its worker died?); RabbitMQ dead-lettered "
-                       f"it ({reason})"}
+            "message": f"delivered more than {limit} times without an acknowledgement (its worker died?); "
+                       f"RabbitMQ dead-lettered it ({reason})"}

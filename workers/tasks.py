@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -17,32 +17,43 @@ from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB, TICK
 from workers import poison
 from workers.dispatch import dispatch, handle_delivery, run_handler
 from workers.handlers import triggers
-from workers.runtime import runtime_for
+from workers.runtime import Runtime, runtime_for
 from workers.scheduler import describe, parse, retry_payload
 
+log = logging.getLogger(__name__)
 
 
-@contextmanager
-def redelivered_if_redis_fails() -> Iterator[None]:
-    """Redis failing mid-task (a restart, a failover) puts the message back instead of dropping it.
 
-    Handlers' own failures never get here (``run_handler`` retries or dead-letters them); a failed
-    task's message would otherwise be rejected for good, which on Redis deletes it. Rerunning the whole
-    delivery is safe: every side effect is guarded.
+REDIS_PAUSE = 1.0  # seconds between tries while Redis is away: no tight loop
+
+
+def through_redis_outages(rt: Runtime, work: Callable[[], None]) -> None:
+    """Run ``work``; Redis failing mid-task (a restart, a failover) runs it again rather than drop the message.
+
+    Handlers' own failures never get here (``run_handler`` retries or dead-letters them). Rerunning the
+    whole delivery is safe: every side effect is guarded. With Redis as the broker the message goes back
+    on the queue. On RabbitMQ a requeue counts toward the queue's delivery limit, so a few seconds'
+    outage would dead-letter healthy deliveries as poison: the task waits for Redis and runs the work
+    again itself, for up to half its time limit, before it gives the message back.
     """
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        time.sleep(1)  # no tight redelivery loop while Redis is away
-        raise Reject(exc, requeue=True) from exc
+    give_up = time.monotonic() + rt.settings.task_time_limit_seconds / 2
+    while True:
+        try:
+            work()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            rt.journal.discard()  # the failed run's unwritten story and counts: the next run tells its own
+            time.sleep(REDIS_PAUSE)
+            if rt.settings.broker_is_redis or time.monotonic() >= give_up:
+                raise Reject(exc, requeue=True) from exc
+            log.warning("Redis unavailable mid-task (%s); running it again", type(exc).__name__)
 
 
 @shared_task(name=PROCESS_DELIVERY, bind=True)
 def process_delivery(self, message: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     """Handle one queued delivery (see ``Delivery.to_message``)."""
     rt = runtime_for(self.app)
-    with redelivered_if_redis_fails():
-        handle_delivery(message, rt)
+    through_redis_outages(rt, lambda: handle_delivery(message, rt))
 
 
 # Beat sends it every second: no task events, so Flower's history keeps the work, not the clock.

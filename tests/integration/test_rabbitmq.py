@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["amqp"
 BACKLOG = 240
 DELIVERY_LIMIT = 2
 PUBLISH_TIMEOUT = 1
-PENDING_TTL = 4
+PENDING_TTL = 5
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ def test_timers_first_each_a_quorum_queue_with_a_delivery_limit_dead_lettering_i
     for queue in (scheduled, events):
         assert queue.durable and queue.routing_key == queue.name and queue.exchange.name == queue.name
         assert queue.queue_arguments == {"x-queue-type": "quorum", "x-delivery-limit": 3, "x-dead-letter-exchange": "",
-                                         "x-dead-letter-routing-key": f"{queue.name}.dead"}
+                                         "x-dead-letter-routing-key": f"{queue.name}.dead",
+                                         "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
 def test_the_dead_queues_are_quorum_queues_that_dead_letter_nowhere():

@@ -88,7 +88,7 @@ def test_rabbitmq_tuning_from_the_environment():
     ({"CHATHOOKS_RETRY_CAP": "-1"}, "CHATHOOKS_RETRY_CAP"),
     ({"CHATHOOKS_VISIBILITY_TIMEOUT": "100"}, "CHATHOOKS_VISIBILITY_TIMEOUT"),
     # A claim that could lapse while its publish still waits would let a retry queue the delivery twice.
-    ({"CHATHOOKS_PUBLISH_TIMEOUT": "8"}, "CHATHOOKS_PENDING_CLAIM_TTL"),
+    ({"CHATHOOKS_PUBLISH_TIMEOUT": "4"}, "CHATHOOKS_PENDING_CLAIM_TTL"),
     ({"CHATHOOKS_AMQP_DELIVERY_LIMIT": "0"}, "CHATHOOKS_AMQP_DELIVERY_LIMIT"),
     ({"CELERY_BROKER_URL": "amqp://guest:guest@localhost:5672//", "CHATHOOKS_TASK_TIME_LIMIT": "1800",
       "CHATHOOKS_VISIBILITY_TIMEOUT": "3600"}, "consumer timeout"),

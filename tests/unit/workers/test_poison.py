@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import pytest
+import redis
+
 from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB, TICK, task_body
 from tests.unit.workers.conftest import delivery_of
 from workers import poison
@@ -25,7 +28,8 @@ def test_a_poison_delivery_becomes_one_item_per_event_that_replays_every_handler
     assert [i["event"]["key"] for i in items] == [e.key for e in delivery.events]
     assert {i["handler"] for i in items} == {REDISPATCH}
     (error,) = items[0]["errors"]
-    assert error["type"] == "poison" and not error["transient"] and "3 times" in error["message"]
+    assert error["type"] == "poison" and not error["transient"]
+    assert f"more than {dry_rt.settings.amqp_delivery_limit} times" in error["message"]
     dry_rt.journal.flush()
     assert dry_rt.redis.hget(dry_rt.keys.metrics, "poisoned:livechat") == b"1"
 
@@ -54,6 +58,7 @@ class FakeChannel:
 
     queues: dict[str, list[SimpleNamespace]]
     acked: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, bool]] = field(default_factory=list)
 
     def basic_get(self, queue: str, no_ack: bool = False) -> SimpleNamespace | None:
         assert not no_ack
@@ -61,6 +66,9 @@ class FakeChannel:
 
     def basic_ack(self, tag: int) -> None:
         self.acked.append(tag)
+
+    def basic_reject(self, tag: int, requeue: bool) -> None:
+        self.rejected.append((tag, requeue))
 
 
 def test_drain_moves_each_message_then_acknowledges_it(dry_rt):
@@ -71,3 +79,21 @@ def test_drain_moves_each_message_then_acknowledges_it(dry_rt):
     channel = FakeChannel({"events.dead": [message], "events.scheduled.dead": [tick]})
     assert poison.drain(dry_rt, channel, ("events.scheduled.dead", "events.dead")) == 2
     assert channel.acked == [8, 7] and len(dry_rt.dead_letters) == len(delivery.events)
+
+
+def test_drain_drops_what_cannot_be_stored_and_gives_back_what_redis_could_not_take(dry_rt, monkeypatch):
+    broken = SimpleNamespace(headers={"task": PROCESS_DELIVERY}, body=body({"events": "not a list"}), delivery_tag=1)
+    channel = FakeChannel({"events.dead": [broken]})
+    assert poison.drain(dry_rt, channel, ("events.dead",)) == 1
+    assert channel.rejected == [(1, False)] and channel.acked == []
+
+    def away(*_):  # type: ignore[no-untyped-def]
+        raise redis.ConnectionError("restarting")
+
+    delivery = delivery_of("incoming_event", dry_rt.settings)
+    monkeypatch.setattr(dry_rt.dead_letters, "add", away)
+    message = SimpleNamespace(headers={"task": PROCESS_DELIVERY}, body=body(delivery.to_message()), delivery_tag=2)
+    channel = FakeChannel({"events.dead": [message]})
+    with pytest.raises(redis.ConnectionError):
+        poison.drain(dry_rt, channel, ("events.dead",))
+    assert channel.rejected == [(2, True)]

@@ -2,20 +2,63 @@ import pytest
 import redis
 from celery.exceptions import Reject
 
+from tests.conftest import make_settings
+from tests.unit.workers.conftest import RULES
 from workers import tasks
+from workers.runtime import Runtime
 
 
-def test_redis_failing_mid_task_puts_the_message_back(monkeypatch):
+def failing(errors):  # type: ignore[no-untyped-def]
+    """Work that fails with each of ``errors`` in turn, then succeeds; counts its runs."""
+    runs = []
+
+    def work() -> None:
+        runs.append(1)
+        if len(runs) <= len(errors):
+            raise errors[len(runs) - 1]
+
+    return work, runs
+
+
+def test_redis_failing_mid_task_puts_the_message_back_when_redis_is_the_broker(dry_rt, monkeypatch):
     monkeypatch.setattr(tasks.time, "sleep", lambda _: None)
     for error in (redis.ConnectionError("restarting"), redis.TimeoutError("slow")):
-        with pytest.raises(Reject) as info, tasks.redelivered_if_redis_fails():
-            raise error
-        assert info.value.requeue is True
+        work, runs = failing([error])
+        with pytest.raises(Reject) as info:
+            tasks.through_redis_outages(dry_rt, work)
+        assert info.value.requeue is True and len(runs) == 1
 
 
-def test_other_failures_pass_through():
-    with pytest.raises(KeyError), tasks.redelivered_if_redis_fails():
-        raise KeyError("a bug")
+def test_on_rabbitmq_the_task_waits_for_redis_and_runs_again_spending_no_delivery(fake_redis, clock, monkeypatch):
+    """A requeue would count toward the quorum queue's delivery limit: an outage is no poison."""
+    monkeypatch.setattr(tasks.time, "sleep", lambda _: None)
+    settings = make_settings(CELERY_BROKER_URL="amqp://guest:guest@localhost:5672//")
+    rt = Runtime.build(settings, fake_redis, rules=RULES, clock=clock)
+    rt.journal.count("processed:livechat")  # a run cut short: its counts are not written twice
+    work, runs = failing([redis.ConnectionError("restarting")] * 3)
+    tasks.through_redis_outages(rt, work)
+    assert len(runs) == 4
+    rt.journal.flush()
+    assert fake_redis.hget(rt.keys.metrics, "processed:livechat") is None
+
+
+def test_on_rabbitmq_an_outage_past_half_the_time_limit_gives_the_message_back(fake_redis, clock, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(tasks.time, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: now[0])
+    settings = make_settings(CELERY_BROKER_URL="amqp://guest:guest@localhost:5672//", CHATHOOKS_TASK_TIME_LIMIT="10",
+                             CHATHOOKS_VISIBILITY_TIMEOUT="20")
+    rt = Runtime.build(settings, fake_redis, rules=RULES, clock=clock)
+    work, runs = failing([redis.ConnectionError("down")] * 100)
+    with pytest.raises(Reject):
+        tasks.through_redis_outages(rt, work)
+    assert len(runs) == 5  # a second apart, for half of the 10 s limit
+
+
+def test_other_failures_pass_through(dry_rt):
+    work, _ = failing([KeyError("a bug")])
+    with pytest.raises(KeyError):
+        tasks.through_redis_outages(dry_rt, work)
 
 
 def test_the_tick_sends_no_task_events_but_the_work_does():
