@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 from kombu import Connection
 
+from chathooks.amqp import dead_queues, task_queues
+from chathooks.settings import Settings
+
 AMQP_URL = os.environ.get("CHATHOOKS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -23,7 +26,8 @@ def reachable(url: str = AMQP_URL) -> bool:
 
 def queue_names(queue: str) -> tuple[str, ...]:
     """A pipeline's queues on RabbitMQ (chathooks.amqp): events and timers, and where each dead-letters."""
-    return queue, f"{queue}.scheduled", f"{queue}.dead", f"{queue}.scheduled.dead"
+    settings = Settings(queue=queue)
+    return tuple(q.name for q in (*task_queues(settings), *dead_queues(settings)))
 
 
 def ready(queue: str, url: str = AMQP_URL) -> dict[str, int]:

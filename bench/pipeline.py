@@ -36,7 +36,8 @@ from bench.pyload import PythonLoad
 from bench.redis_target import Namespace, RedisTarget
 from bench.rules import write_rules
 from bench.stats import Figure, Spread, ratios
-from chathooks.queue_message import celery_message, task_body, task_headers
+from chathooks.amqp import task_message
+from chathooks.queue_message import celery_message
 
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
@@ -153,15 +154,11 @@ def _noop(plan: Plan, amqp: bool = False) -> Measure:
 
 def _noop_amqp(ns: Namespace, count: int) -> float:
     """Publish ``count`` no-op tasks to RabbitMQ and wait until none is ready; returns the seconds."""
-    body = task_body([]).encode()
     with Connection(amqp_target.AMQP_URL) as conn:
         channel = conn.channel()
         started = time.time()
         for _ in range(count):
-            task_id = str(uuid.uuid4())
-            message = channel.prepare_message(body, 0, "application/json", "utf-8", task_headers(NOOP, task_id, "()"),
-                                              {"correlation_id": task_id, "delivery_mode": 2})
-            channel.basic_publish(message, exchange="", routing_key=ns.queue)
+            channel.basic_publish(task_message(channel, NOOP, [], "()"), exchange="", routing_key=ns.queue)
     drained = wait_until(lambda: amqp_target.ready(ns.queue)[ns.queue] == 0,
                          f"the workers to drain {count} no-op tasks from RabbitMQ", _patience(count))
     return drained - started

@@ -20,11 +20,13 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from typing import Any
 
 import amqp
 from kombu import Connection, Exchange, Queue
 
+from chathooks.queue_message import task_body, task_headers
 from chathooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,14 @@ def declare(channel: Any, settings: Settings) -> None:
         queue(channel).declare()
 
 
+def task_message(channel: Any, task: str, args: list[Any], argsrepr: str) -> Any:
+    """A persistent Celery protocol-2 message of ``task`` for ``channel`` (py-amqp's ``Message``)."""
+    task_id = str(uuid.uuid4())
+    return channel.prepare_message(task_body(args).encode(), 0, "application/json", "utf-8",
+                                   task_headers(task, task_id, argsrepr),
+                                   {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2})
+
+
 class Unconfirmed(Exception):
     """RabbitMQ did not confirm the message into a queue: nacked, returned unroutable, or no answer in time."""
 
@@ -77,8 +87,8 @@ class Publisher:
         # py-amqp channels are not thread-safe: a threaded server (gthread) takes turns on the one channel.
         self._lock = threading.RLock()
 
-    def publish(self, queue: str, body: str, headers: dict[str, Any], task_id: str) -> None:
-        """Publish one task message; returns once it is confirmed into ``queue``, raises otherwise.
+    def publish(self, queue: str, task: str, args: list[Any], argsrepr: str) -> None:
+        """Publish a message of ``task``; returns once it is confirmed into ``queue``, raises otherwise.
 
         A connection RabbitMQ has closed since the last publish (a restart) is found before anything is
         written to it, and opened again. Once the message is written, any failure is the caller's: it
@@ -86,7 +96,7 @@ class Publisher:
         """
         with self._lock:
             self._drop_if_closed()
-            self._publish(queue, body.encode(), headers, task_id)
+            self._publish(queue, task, args, argsrepr)
 
     def _drop_if_closed(self) -> None:
         if self._connection is None or self._pid != os.getpid():
@@ -99,10 +109,9 @@ class Publisher:
             log.info("broker connection found closed (%s); reconnecting", type(exc).__name__)
             self.close()
 
-    def _publish(self, queue: str, body: bytes, headers: dict[str, Any], task_id: str) -> None:
+    def _publish(self, queue: str, task: str, args: list[Any], argsrepr: str) -> None:
         channel = self._channel_for_this_process()
-        message = channel.prepare_message(body, 0, "application/json", "utf-8", headers,
-                                          {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2})
+        message = task_message(channel, task, args, argsrepr)
         try:
             channel.basic_publish(message, exchange="", routing_key=queue, mandatory=True,
                                   timeout=self._timeout, confirm_timeout=self._timeout)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import redis
 
 from chathooks.amqp import Publisher
 from chathooks.events import Delivery
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr, task_body, task_headers
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
@@ -28,7 +27,7 @@ class Broker:
             self.amqp = Publisher(settings)
         elif settings.broker_shares_state_redis:
             self.redis = state_redis
-        elif settings.broker_is_redis:
+        else:
             self.redis = connect(settings.broker_url, settings.redis_timeout_seconds, settings.redis_sentinel_master)
 
     @property
@@ -57,9 +56,7 @@ class Broker:
         args: list[Any] = [delivery.to_message()]
         shown = delivery_repr(delivery)
         if self.amqp is not None:
-            task_id = str(uuid.uuid4())
-            self.amqp.publish(self.settings.queue, task_body(args), task_headers(PROCESS_DELIVERY, task_id, shown),
-                              task_id)
+            self.amqp.publish(self.settings.queue, PROCESS_DELIVERY, args, shown)
         else:
             self.redis.lpush(self.settings.queue,
                              celery_message(PROCESS_DELIVERY, args, self.settings.queue, argsrepr=shown))

@@ -88,18 +88,13 @@ class RedisEnqueuer:
         args = [delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
                 delivery.action]
         try:
-            if not self._wait_ms:
-                return bool(self._script(keys=keys, args=args))
-            return self._enqueue_replicated(keys, args, delivery.source)
+            queued, replicas = replicated(self._redis, self._script, keys, args, self._wait_ms)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
-
-    def _enqueue_replicated(self, keys: list[str], args: list[object], source: str) -> bool:
-        queued, replicas = replicated(self._redis, self._script, keys, args, self._wait_ms)
-        if queued and not replicas:
+        if queued and replicas == 0:
             log.warning("a delivery was queued but no replica had it within %d ms", self._wait_ms)
             with contextlib.suppress(redis.RedisError):
-                self._redis.hincrby(self._keys.metrics, f"unreplicated:{source}", 1)
+                self._redis.hincrby(self._keys.metrics, f"unreplicated:{delivery.source}", 1)
         return bool(queued)
 
 
@@ -158,12 +153,12 @@ class PublishingEnqueuer:
     def enqueue(self, delivery: Delivery) -> bool:
         key = self._keys.dedupe(delivery.id)
         pending = f"pending:{uuid.uuid4().hex}"
+        keys = [key, self._keys.metrics, _timeline(self._keys, delivery, key)]
+        args = [self._pending_ttl, pending, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
+                delivery.action]
         give_up = time.monotonic() + self._patience
         try:
-            while (claimed := self._claim(
-                    keys=[key, self._keys.metrics, _timeline(self._keys, delivery, key)],
-                    args=[self._pending_ttl, pending, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
-                          delivery.action])) == -1:
+            while (claimed := self._claim(keys=keys, args=args)) == -1:
                 if time.monotonic() >= give_up:
                     self._redis.hincrby(self._keys.metrics, f"received:{delivery.source}", 1)
                     raise QueueUnavailable("the same delivery is still being queued by another request")
@@ -189,6 +184,6 @@ def make_enqueuer(settings: Settings, client: redis.Redis, keys: Keys, broker: B
     """One atomic script when the broker is the state Redis; claim, publish, confirm or release otherwise."""
     if settings.broker_shares_state_redis:
         return RedisEnqueuer(client, keys, settings.queue, settings.redis_wait_ms)
-    # A pending publish ends within a connect and a confirm, each bounded by the publish timeout.
+    # Most publishes end well within two publish timeouts; one still pending then is a 503, for a retry later.
     return PublishingEnqueuer(client, keys, broker.publish, settings.pending_claim_seconds,
                               patience=2 * settings.publish_timeout_seconds)

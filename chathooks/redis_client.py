@@ -47,11 +47,14 @@ def state_client(settings: Settings, timeout: float | None = None) -> redis.Redi
 
 
 def replicated(client: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any],
-               wait_ms: int) -> tuple[Any, int]:
-    """Run ``script``, then ``WAIT 1`` in the same round trip: (its result, how many replicas have it).
+               wait_ms: int) -> tuple[Any, int | None]:
+    """Run ``script``, then, with ``wait_ms``, ``WAIT 1`` in the same round trip: (its result, how many
+    replicas have it; None when not asked).
 
     A replica promoted by a failover then holds what the script wrote, unless none confirmed in time.
     """
+    if not wait_ms:
+        return script(keys=keys, args=args), None
     for _ in range(2):
         with client.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(keys), *keys, *args)

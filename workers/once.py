@@ -89,11 +89,8 @@ class Once:
         """
         key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
         ttl = done_ttl or self._done_ttl
-        claim_args = [token, self._lease_ms, ttl, f"{time.time():.6f}"]
-        if self._wait_ms:
-            claimed, _ = replicated(self._redis, self._claim, [key, marker], claim_args, self._wait_ms)
-        else:
-            claimed = self._claim(keys=[key, marker], args=claim_args)
+        claimed, _ = replicated(self._redis, self._claim, [key, marker],
+                                [token, self._lease_ms, ttl, f"{time.time():.6f}"], self._wait_ms)
         if claimed is None:
             raise Busy(name)
         if claimed == 0:
