@@ -22,7 +22,7 @@ import redis
 from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
-from chathooks.redis_client import replicated
+from chathooks.redis_client import PackedScript
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
 from chathooks.settings import Settings
 
@@ -75,7 +75,7 @@ class RedisEnqueuer:
 
     def __init__(self, client: redis.Redis, keys: Keys, queue: str, wait_ms: int = 0) -> None:
         self._redis = client
-        self._script = client.register_script(_ENQUEUE_LUA)
+        self._script = PackedScript(client, _ENQUEUE_LUA)
         self._keys = keys
         self._queue = queue
         self._wait_ms = wait_ms
@@ -88,7 +88,7 @@ class RedisEnqueuer:
         args = [delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
                 delivery.action]
         try:
-            queued, replicas = replicated(self._redis, self._script, keys, args, self._wait_ms)
+            queued, replicas = self._script(keys, args, self._wait_ms)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
         if queued and replicas == 0:

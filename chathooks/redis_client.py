@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -46,25 +46,71 @@ def state_client(settings: Settings, timeout: float | None = None) -> redis.Redi
                    settings.redis_sentinel_master)
 
 
-def replicated(client: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any],
-               wait_ms: int) -> tuple[Any, int | None]:
-    """Run ``script``, then, with ``wait_ms``, ``WAIT 1`` in the same round trip: (its result, how many
-    replicas have it; None when not asked).
+class PackedScript:
+    """A Lua script run as one EVALSHA packed here and written straight to a connection of the client's pool;
+    with ``wait_ms``, ``WAIT 1`` follows in the same write (a replica promoted by a failover then holds what
+    the script wrote, unless none confirmed in time).
 
-    A replica promoted by a failover then holds what the script wrote, unless none confirmed in time.
+    For the scripts run on every request or side effect. redis-py's general command path (argument
+    encoding, its retry and observability wrappers, response callbacks) costs about as much CPU as the round
+    trip itself (measured: 68 µs a call through ``Script``, 37 µs packed here). What the client promises
+    still holds: its pool, timeouts and health checks, one retry of a dropped connection, and a script the
+    server does not know (a master just promoted) loaded and run again.
     """
-    if not wait_ms:
-        return script(keys=keys, args=args), None
-    for _ in range(2):
-        with client.pipeline(transaction=False) as pipe:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            pipe.execute_command("WAIT", 1, wait_ms)
+
+    def __init__(self, client: redis.Redis, script: str) -> None:
+        self._client = client
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self._evalsha = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % self.sha.encode()
+
+    def __call__(self, keys: Sequence[str], args: Sequence[Any], wait_ms: int = 0) -> tuple[Any, int | None]:
+        """(The script's result, how many replicas have its writes; None when ``wait_ms`` is 0)."""
+        packet = b"".join((b"*%d\r\n" % (3 + len(keys) + len(args)), self._evalsha, _bulk(len(keys)),
+                           *map(_bulk, keys), *map(_bulk, args)))
+        if wait_ms:
+            packet += b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n" + _bulk(wait_ms)
+        loaded = retried = False
+        while True:
             try:
-                result, replicas = pipe.execute()
-                return result, int(replicas)
-            except redis.exceptions.NoScriptError:  # a new master (after a failover) has no scripts yet
-                client.script_load(script.script)
-    raise redis.exceptions.NoScriptError("the script could not be loaded")
+                return self._send(packet, bool(wait_ms))
+            except redis.exceptions.NoScriptError:
+                if loaded:
+                    raise
+                loaded = True
+                self._client.script_load(self.script)
+            except redis.ConnectionError:  # as the client's own Retry: once, and never a timeout
+                if retried:
+                    raise
+                retried = True
+
+    def _send(self, packet: bytes, wait: bool) -> tuple[Any, int | None]:
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command([packet])
+            result, replicas = _reply(connection), (_reply(connection) if wait else None)
+        except BaseException:
+            connection.disconnect()  # a reply may be left unread: the connection cannot be reused
+            raise
+        finally:
+            pool.release(connection)
+        if isinstance(result, redis.ResponseError):
+            raise result
+        return result, None if replicas is None else int(replicas)
+
+
+def _bulk(value: str | bytes | int | float) -> bytes:
+    raw = value if isinstance(value, bytes) else (value if isinstance(value, str) else repr(value)).encode()
+    return b"$%d\r\n%b\r\n" % (len(raw), raw)
+
+
+def _reply(connection: Any) -> Any:
+    # An error reply is returned, not raised, so the reply after it (WAIT's) is still read.
+    try:
+        return connection.read_response()
+    except redis.ResponseError as exc:
+        return exc
 
 
 def is_sentinel(url: str) -> bool:

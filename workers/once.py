@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import redis
 
-from chathooks.redis_client import replicated
+from chathooks.redis_client import PackedScript
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class Once:
         self._prefix = prefix
         self._lease_ms = int(lease_seconds * 1000)
         self._done_ttl = done_ttl
-        self._claim = client.register_script(_CLAIM)
+        self._claim = PackedScript(client, _CLAIM)
         self._release = client.register_script(_RELEASE)
 
     def key(self, name: str) -> str:
@@ -89,8 +89,7 @@ class Once:
         """
         key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
         ttl = done_ttl or self._done_ttl
-        claimed, _ = replicated(self._redis, self._claim, [key, marker],
-                                [token, self._lease_ms, ttl, f"{time.time():.6f}"], self._wait_ms)
+        claimed, _ = self._claim([key, marker], [token, self._lease_ms, ttl, f"{time.time():.6f}"], self._wait_ms)
         if claimed is None:
             raise Busy(name)
         if claimed == 0:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from chathooks.redis_client import PackedScript
 from tests.unit.workers.conftest import delivery_of
 from workers import dispatch
 from workers.dispatch import REGISTRY, handle_delivery
@@ -44,7 +45,7 @@ class RoundTrips:
         self.count = 0
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        command, execute = redis.Redis.execute_command, redis.client.Pipeline.execute
+        command, execute, packed = redis.Redis.execute_command, redis.client.Pipeline.execute, PackedScript.__call__
 
         def counted_command(client, *args, **options):  # type: ignore[no-untyped-def]
             self.count += 1
@@ -54,7 +55,12 @@ class RoundTrips:
             self.count += bool(pipe.command_stack)  # an empty pipeline sends nothing
             return execute(pipe, *args, **options)
 
+        def counted_script(script, *args, **options):  # type: ignore[no-untyped-def]
+            self.count += 1
+            return packed(script, *args, **options)
+
         monkeypatch.setattr(redis.Redis, "execute_command", counted_command)
+        monkeypatch.setattr(PackedScript, "__call__", counted_script)
         monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
 
 
