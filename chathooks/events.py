@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -73,19 +73,25 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Set fields only; ``raw`` is shared, not copied (it is only ever serialised)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["users"] = [asdict(u) for u in self.users]
-        return {k: v for k, v in data.items() if v not in (None, (), [], {})}
+        data = {name: value for name in _EVENT_FIELDS_ORDERED if (value := getattr(self, name)) not in _UNSET}
+        if self.users:
+            data["users"] = [{name: getattr(u, name) for name in _USER_FIELDS} for u in self.users]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _EVENT_FIELDS}
         values["kind"] = Kind(values["kind"])
         if values.get("author_role") is not None:
             values["author_role"] = Role(values["author_role"])
         values["users"] = tuple(User(**u) for u in values.get("users", ()))
         return cls(**values)
+
+
+_EVENT_FIELDS_ORDERED = tuple(f.name for f in fields(Event))
+_EVENT_FIELDS = frozenset(_EVENT_FIELDS_ORDERED)
+_USER_FIELDS = tuple(f.name for f in fields(User))
+_UNSET = (None, (), {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,6 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
         "body": base64.b64encode(body.encode()).decode(),
         "id": task_id,
         "argsrepr": json.dumps(argsrepr)[1:-1] if argsrepr else f"<{len(body)} bytes>",
-        "tag": str(uuid.uuid4()),
     }
     # The template alternates literal text and slot names (odd positions).
     return "".join(values[part] if i % 2 else part for i, part in enumerate(_template(task, queue)))
@@ -67,7 +66,8 @@ def _template(task: str, queue: str) -> tuple[str, ...]:
         "properties": {
             "correlation_id": "@@id@@", "reply_to": "", "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": "@@tag@@",
+            # kombu's unacked entries are keyed by it: unique per message, as the task id is.
+            "body_encoding": "base64", "delivery_tag": "@@id@@",
         },
     }
     return tuple(_SLOT.split(json.dumps(envelope)))
