@@ -22,6 +22,9 @@ def _app(queue_body) -> Flask:  # type: ignore[no-untyped-def]
     app = Flask(__name__)
 
     @app.post("/webhooks/livechat")
+    @app.post("/webhooks/livechat/v2")  # B1L's other routes: the same yardstick under each route's path
+    @app.post("/webhooks/lhc")
+    @app.post("/webhooks/chatbot")
     def receive() -> tuple[dict[str, str], int]:
         body = request.get_json()
         if not isinstance(body, dict):
@@ -43,7 +46,9 @@ def create_redis_app() -> Flask:
     prefix, queue = os.environ["CHATHOOKS_KEY_PREFIX"], os.environ["CHATHOOKS_QUEUE"]
 
     def claim_and_push(body: dict) -> None:  # type: ignore[type-arg]
-        event_id = (body.get("payload") or {}).get("event", {}).get("id") or uuid.uuid4().hex  # unique per request
+        payload = body.get("payload")
+        event = payload.get("event") if isinstance(payload, dict) else None
+        event_id = (event or {}).get("id") or uuid.uuid4().hex  # unique per request
         script(keys=[f"{prefix}dedupe:{event_id}", queue], args=[3600, request.get_data()])
 
     return _app(claim_and_push)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,12 @@ from typing import Any
 from bench.redis_target import SECRET
 
 PLACEHOLDER = "%ID%"  # the load generator puts a unique token here, so every request is a new delivery
+
+
+def run_token() -> str:
+    """A run's part of the tokens: digits only, so a token is also a JSON number (LHC's message ids are
+    integers); with a thread's 3 digits and a counter's 8, at most 17 digits, below 2**63."""
+    return str(random.randint(100_000, 999_999))
 ORGANIZATION = "7d1e0c3a-5b2f-4e8a-9c61-2f0b8a4d3e17"
 AGENT = "9f3c1a7e0b2d4c6e8a1b3d5f7e9c0a2b"
 
@@ -45,6 +52,51 @@ def message_template() -> str:
     body = _envelope("incoming_event", {"chat_id": "RX8QK2MZ1A", "thread_id": "RX8QK2NB7C", "event": event})
     body["additional_data"] = {"chat_presence_user_ids": [event["author_id"], AGENT]}
     return json.dumps(body)
+
+
+def v2_template() -> str:
+    """A legacy LiveChat v2 ``chat_started`` whose chat id contains ``PLACEHOLDER``."""
+    return json.dumps({
+        "event_type": "chat_started", "token": "v2-api-token-0123456789abcdef", "license_id": "1025707",
+        "chat": {"id": f"PJ0{PLACEHOLDER}", "started_timestamp": int(time.time()), "messages": [], "tags": []},
+        "visitor": {"id": "S1756720790.5c0e2f7a1b", "name": "Jane Roe", "email": "jane@example.org"},
+    })
+
+
+def lhc_template() -> str:
+    """A Live Helper Chat visitor message (``chat.addmsguser``) whose message id is ``PLACEHOLDER``, a number."""
+    now = int(time.time())
+    return _number_slot(json.dumps({
+        "event": "chat.addmsguser", "webhook_id": 3, "sent_at": now,
+        "chat": {"id": 5388, "status": 1, "status_sub": 0, "dep_id": 2, "user_id": 7, "nick": "Marie Curie",
+                 "email": "marie@example.org", "time": now - 60, "last_user_msg_time": now, "last_op_msg_time": 0},
+        "msg": {"id": NUMBER, "msg": "Is there any update on my refund?", "user_id": 0, "time": now,
+                "name_support": "", "meta_msg": ""},
+    }))
+
+
+NUMBER = 918_273_645  # stands for PLACEHOLDER where the token is a JSON number
+
+
+def _number_slot(body: str) -> str:
+    assert body.count(str(NUMBER)) == 1
+    return body.replace(str(NUMBER), PLACEHOLDER)
+
+
+CHATBOT_TOKEN = "bench-chatbot-token"
+CHATBOT_PATH = f"/webhooks/chatbot?token={CHATBOT_TOKEN}"
+EMAIL = "returning.customer@example.org"  # a returning customer's (B6 seeds the profile)
+
+
+def call_template() -> str:
+    return json.dumps({
+        "chatId": "64f0a1b2c3d4e5f601234567", "messageId": f"bench-{PLACEHOLDER}", "userId": "64f0a1b2c3d4e5f6012345",
+        "externalId": None,
+        "node": {"id": "4b0d6bea-1a9b-4d29-bf23-85e8aa9619ae", "name": "Order lookup", "type": "WEBHOOK",
+                 "webhookId": "602313f00000000000000000", "webhookName": "orders"},
+        "userAttributes": {"default_name": "Jane Roe", "default_email": EMAIL},
+        "attributes": {"order_no": "1042"},
+    })
 
 
 @dataclass(frozen=True)

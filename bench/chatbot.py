@@ -12,7 +12,9 @@ from pathlib import Path
 
 import redis
 
-from bench.bodies import PLACEHOLDER
+from bench.bodies import CHATBOT_PATH as PATH
+from bench.bodies import CHATBOT_TOKEN as TOKEN
+from bench.bodies import EMAIL, call_template
 from bench.checks import BenchError, check_errors
 from bench.ingress import APPS, alternating
 from bench.load import LoadResult
@@ -23,9 +25,6 @@ from bench.redis_target import Namespace, RedisTarget
 from bench.stats import Figure, Spread, ratios
 from chathooks.profiles import Profiles
 
-TOKEN = "bench-chatbot-token"
-PATH = f"/webhooks/chatbot?token={TOKEN}"
-EMAIL = "returning.customer@example.org"
 RULES = {"chatbot": [
     {"block": "orders", "if": {"customer.known": True},
      "responses": [{"type": "text", "message": "Welcome back, {{customer.name}}!"},
@@ -36,17 +35,6 @@ RULES = {"chatbot": [
                     "last_rating": "{{customer.last_rating}}", "tags": "{{customer.tags}}"}},
     {"block": "*", "attributes": {"returning_customer": "{{customer.known}}"}},
 ]}
-
-
-def call_template() -> str:
-    return json.dumps({
-        "chatId": "64f0a1b2c3d4e5f601234567", "messageId": f"bench-{PLACEHOLDER}", "userId": "64f0a1b2c3d4e5f6012345",
-        "externalId": None,
-        "node": {"id": "4b0d6bea-1a9b-4d29-bf23-85e8aa9619ae", "name": "Order lookup", "type": "WEBHOOK",
-                 "webhookId": "602313f00000000000000000", "webhookName": "orders"},
-        "userAttributes": {"default_name": "Jane Roe", "default_email": EMAIL},
-        "attributes": {"order_no": "1042"},
-    })
 
 
 def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> Figure:

@@ -12,16 +12,19 @@ benchmark checks that the queue holds every answered request, then empties it.
 
 from __future__ import annotations
 
+import base64
 import statistics
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
 from bench import amqp_target
-from bench.bodies import message_template
+from bench.bodies import CHATBOT_PATH, CHATBOT_TOKEN, call_template, lhc_template, message_template, v2_template
 from bench.checks import BenchError, check_errors, wait_until
-from bench.load import LoadGenerator, LoadResult
+from bench.load import PATH, LoadGenerator, LoadResult
 from bench.plan import Plan
 from bench.processes import start_gunicorn
 from bench.pyload import PythonLoad
@@ -35,6 +38,29 @@ AMQP = "ingress amqp"
 WAIT = "ingress WAIT"
 WAIT_MS = 100  # CHATHOOKS_REDIS_WAIT_MS's default with sentinels
 PACED = ("bare", "ingress")  # B2
+ROUTES_SERVER = "ingress routes"  # the other webhook routes, with the credentials each needs
+BASIC = ("bench", "bench-pass")
+LHC_TOKEN = "bench-lhc-token"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A webhook route as B1L loads it: where, with what credentials, and a body template."""
+
+    name: str
+    path: str
+    headers: tuple[str, ...]
+    template: Callable[[], str]
+
+
+ROUTES = (
+    Route("v2", "/webhooks/livechat/v2",
+          ("Authorization: Basic " + base64.b64encode(":".join(BASIC).encode()).decode(),), v2_template),
+    Route("lhc", "/webhooks/lhc", (f"Authorization: Bearer {LHC_TOKEN}",), lhc_template),
+    Route("chatbot", CHATBOT_PATH, (), call_template),
+)
+ROUTE_ENV = {"INGRESS_BASIC_AUTH": ":".join(BASIC), "LHC_WEBHOOK_SECRETS": LHC_TOKEN,
+             "CHATBOT_WEBHOOK_TOKENS": CHATBOT_TOKEN}
 
 
 def alternating(sides: tuple[str, ...], round_number: int) -> tuple[str, ...]:
@@ -53,8 +79,9 @@ def measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path)
 def _measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path, stack: ExitStack) -> list[Figure]:
     ns = target.namespace("ingress")
     pacer = PythonLoad()  # wrk cannot hold a fixed rate against servers that close every connection
-    apps = {**APPS, **BASELINES, WAIT: APPS["ingress"]}
+    apps = {**APPS, **BASELINES, WAIT: APPS["ingress"], ROUTES_SERVER: APPS["ingress"]}
     envs = {side: ns.env() for side in apps}
+    envs[ROUTES_SERVER] = ns.env(**ROUTE_ENV)
     clients = dict.fromkeys(apps, target.client())
     # WAIT 1 after each enqueue needs a replica: a private master and replica of the same kind as the target.
     master = stack.enter_context(EmbeddedRedis(log_dir / "wait-master"))
@@ -74,22 +101,30 @@ def _measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path
             server, urls[side] = start_gunicorn(app, envs[side], log_dir, side.replace(" ", "-"), plan.web_workers)
             servers.append(server)
         template = message_template()
-        for side in apps:
-            load.timed(urls[side], template, plan.warmup_seconds, plan.connections)
+        # Each side: its server, path, headers and body. A route's sides: the ingress's and the yardstick's.
+        sides = {side: (side, PATH, (), template) for side in apps if side != ROUTES_SERVER}
+        for route in ROUTES:
+            body = route.template()
+            sides[f"ingress {route.name}"] = (ROUTES_SERVER, route.path, route.headers, body)
+            sides[f"claim-push {route.name}"] = ("claim-push", route.path, route.headers, body)
+        clients.update({side: clients[server] for side, (server, *_) in sides.items() if side not in clients})
+        for side, (server, path, headers, body) in sides.items():
+            load.timed(urls[server], body, plan.warmup_seconds, plan.connections, path, headers)
             _empty(side, clients[side], ns)
 
         def run(side: str, rate: float | None) -> LoadResult:
+            server, path, headers, body = sides[side]
             if rate is None:
-                result = load.timed(urls[side], template, plan.seconds, plan.connections)
+                result = load.timed(urls[server], body, plan.seconds, plan.connections, path, headers)
             else:
-                result = pacer.paced(urls[side], template, plan.seconds, plan.paced_connections, rate)
+                result = pacer.paced(urls[server], body, plan.seconds, plan.paced_connections, rate)
             check_errors(side, result)
-            if side in ("ingress", AMQP, WAIT):
+            if server in ("ingress", AMQP, WAIT, ROUTES_SERVER):
                 _check_queued(side, clients[side], ns, result)
             _empty(side, clients[side], ns)
             return result
 
-        saturated = _rounds(plan, tuple(apps), lambda side: run(side, None))
+        saturated = _rounds(plan, tuple(sides), lambda side: run(side, None))
         rate = plan.paced_share * statistics.median(r.rps for r in saturated["ingress"])
         paced = _rounds(plan, PACED, lambda side: run(side, rate))
     finally:
@@ -101,6 +136,8 @@ def _measure(target: RedisTarget, load: LoadGenerator, plan: Plan, log_dir: Path
     unreplicated = int(clients[WAIT].hget(ns.keys.metrics, "unreplicated:livechat") or 0)
     figures = [_b1(saturated, plan), _b2(paced, saturated, rate),
                _against("B1L", "ingress ÷ bare + one Redis round trip (claim and push)", saturated, "claim-push"),
+               *(_against(f"B1L {r.name}", f"ingress ÷ bare + one round trip, on {r.path.split('?')[0]}", saturated,
+                          f"claim-push {r.name}", f"ingress {r.name}") for r in ROUTES),
                _against("B1N", "ingress ÷ bare + Celery send_task", saturated, "send_task"),
                _against("B1 WAIT", f"ingress, each enqueue confirmed by a replica (WAIT 1, {WAIT_MS} ms), "
                         "÷ bare Flask", saturated, "bare", WAIT, unreplicated=unreplicated)]

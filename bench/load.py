@@ -1,6 +1,6 @@
 """Load generation: wrk when it is (or can be) installed, else the Python generator; one for both sides.
 
-Both send ``POST /webhooks/livechat`` with a fresh connection whenever the server closes one
+Both send ``POST /webhooks/livechat`` (or another route) with a fresh connection whenever the server closes one
 (gunicorn's sync workers close after each response), and report the same ``LoadResult``.
 Fixed rates (B2) and exact sets of bodies (B3–B5) always use the Python generator: wrk opens
 its next connection before it waits or knows it is done, and an idle open connection holds one
@@ -36,9 +36,10 @@ class LoadGenerator(Protocol):
     name: str
     version: str
 
-    def timed(self, url: str, template: str, seconds: float, connections: int) -> LoadResult:
-        """POST ``template`` (its placeholder replaced by a token unique to each request) for ``seconds``,
-        as fast as ``connections`` allow."""
+    def timed(self, url: str, template: str, seconds: float, connections: int, path: str = PATH,
+              headers: tuple[str, ...] = ()) -> LoadResult:
+        """POST ``template`` (its placeholder replaced by a token unique to each request) to ``path`` (query
+        string included) for ``seconds``, as fast as ``connections`` allow; ``headers`` as ``"Name: value"``."""
 
 
 def choose_generator(install: bool = True) -> LoadGenerator:

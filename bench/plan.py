@@ -7,6 +7,7 @@ from dataclasses import dataclass
 GOALS = {  # figure: (comparison, bound, and the side it bounds when not the figure's value)
     "B1": (">=", 0.80, None),
     "B1L": (">=", 0.95, None),
+    **{f"B1L {route}": (">=", 0.95, None) for route in ("v2", "lhc", "chatbot")},
     "B1N": (">=", 1.5, None),
     "B2": ("<=", 1.5, None),
     "B3": (">=", 0.60, None),

@@ -12,14 +12,13 @@ import platform
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from urllib.parse import urlsplit
 
-from bench.bodies import PLACEHOLDER
+from bench.bodies import PLACEHOLDER, run_token
 from bench.load import PATH, LoadResult, percentile
 
 TIMEOUT = 10.0
@@ -47,26 +46,29 @@ class _Job:
     first: int = 0  # the global number of this process's first thread, of ``connections`` in all
     connections: int = 1
     path: str = PATH
+    headers: tuple[str, ...] = ()
 
 
 class PythonLoad:
     name = "python"
     version = f"bench.pyload (Python {platform.python_version()})"
 
-    def timed(self, url: str, template: str, seconds: float, connections: int) -> LoadResult:
-        return self.paced(url, template, seconds, connections, None)
+    def timed(self, url: str, template: str, seconds: float, connections: int, path: str = PATH,
+              headers: tuple[str, ...] = ()) -> LoadResult:
+        return self.paced(url, template, seconds, connections, None, path, headers)
 
     def paced(self, url: str, template: str, seconds: float, connections: int, rate: float | None,
-              path: str = PATH) -> LoadResult:
+              path: str = PATH, headers: tuple[str, ...] = ()) -> LoadResult:
         """``timed`` at ``rate`` requests/s in all (None: as fast as the connections go), to ``path``
         (query string included). A connection opens only when its request is due, so no gunicorn sync
         worker waits on an idle one."""
         host, port = _address(url)
-        token, start = uuid.uuid4().hex[:12], time.time() + 0.5
+        token, start = run_token(), time.time() + 0.5
         interval = connections / rate if rate else 0.0
         shares = _split(connections)
-        jobs = [_Job(host, port, start, threads, template=template, token=f"{token}-{p}", until=start + seconds,
-                     interval=interval, first=sum(shares[:p]), connections=connections, path=path)
+        jobs = [_Job(host, port, start, threads, template=template, token=f"{token}{p:02d}", until=start + seconds,
+                     interval=interval, first=sum(shares[:p]), connections=connections, path=path,
+                     headers=headers)
                 for p, threads in enumerate(shares)]
         return _run(jobs, start)
 
@@ -131,11 +133,11 @@ def _client(job: _Job, number: int, replay: Iterator[str] | None, tally: _Tally,
             if time.time() >= job.until:
                 return
             sent += 1
-            body = job.template.replace(PLACEHOLDER, f"{job.token}-{number}-{sent}")  # type: ignore[union-attr]
+            body = job.template.replace(PLACEHOLDER, f"{job.token}{number:02d}{sent:08d}")  # type: ignore[union-attr]
         if job.interval:
             time.sleep(max(0.0, due - time.time()))
         began = due if job.interval else time.time()
-        ok = _post(job.host, job.port, body.encode(), job.path)
+        ok = _post(job.host, job.port, body.encode(), job.path, job.headers)
         ended = time.time()
         due += job.interval
         with lock:
@@ -147,9 +149,10 @@ def _client(job: _Job, number: int, replay: Iterator[str] | None, tally: _Tally,
                 tally.errors += 1
 
 
-def _post(host: str, port: int, body: bytes, path: str = PATH) -> bool:
+def _post(host: str, port: int, body: bytes, path: str = PATH, headers: tuple[str, ...] = ()) -> bool:
     """One request on a fresh connection; True for a 2xx answer."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    extra = "".join(f"{line}\r\n" for line in headers)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     try:
         with socket.create_connection((host, port), timeout=TIMEOUT) as sock:

@@ -7,9 +7,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
+from bench.bodies import run_token
 from bench.load import PATH, LoadResult
 
 LUA = Path(__file__).with_name("lua")
@@ -40,16 +40,17 @@ class Wrk:
         banner = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
         self.version = banner.split("[")[0].strip() or "wrk"
 
-    def timed(self, url: str, template: str, seconds: float, connections: int) -> LoadResult:
+    def timed(self, url: str, template: str, seconds: float, connections: int, path: str = PATH,
+              headers: tuple[str, ...] = ()) -> LoadResult:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
             file.write(template)
             file.flush()
-            return self._run("timed.lua", url, min(THREADS, connections), connections, max(1, round(seconds)),
-                             [file.name, uuid.uuid4().hex[:12]])
+            return self._run("timed.lua", url + path, min(THREADS, connections), connections,
+                             max(1, round(seconds)), [file.name, run_token(), *headers])
 
     def _run(self, script: str, url: str, threads: int, connections: int, seconds: int, args: list[str]) -> LoadResult:
         argv = [self.path, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", TIMEOUT,
-                "-s", script, url + PATH, "--", *args]
+                "-s", script, url, "--", *args]
         done = subprocess.run(argv, cwd=LUA, capture_output=True, text=True, timeout=seconds + 60)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-JSON ")), None)
         if done.returncode != 0 or line is None:

@@ -1,5 +1,6 @@
 -- POST a template body, its %ID% replaced by a token unique to each request.
--- wrk args: template file, token (unique to the run). Prints a BENCH-JSON summary line.
+-- wrk args: template file, token (unique to the run), then any "Name: value" headers. Prints a BENCH-JSON
+-- summary line.
 local threads = {}
 
 function setup(thread)
@@ -14,15 +15,19 @@ function init(args)
   local body = f:read("*a")
   f:close()
   head, tail = body:match("^(.-)%%ID%%(.*)$")
-  prefix = args[2] .. "-" .. id .. "-"
+  prefix = args[2] .. string.format("%03d", id)
   n = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  for i = 3, #args do
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    wrk.headers[name] = value
+  end
 end
 
 function request()
   n = n + 1
-  return wrk.format(nil, nil, nil, head .. prefix .. n .. tail)
+  return wrk.format(nil, nil, nil, head .. prefix .. string.format("%08d", n) .. tail)
 end
 
 function done(summary, latency, requests)
