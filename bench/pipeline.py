@@ -16,6 +16,7 @@ it; the sides alternate order between rounds.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from pathlib import Path
 import redis
 from kombu import Connection
 
-from bench import amqp_target
+from bench import amqp_target, pinning
 from bench.bodies import conversations
 from bench.checks import BenchError, check_errors, wait_until
 from bench.ingress import APPS
@@ -41,7 +42,9 @@ from chathooks.queue_message import celery_message
 
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
-SIDES = ("pipeline", "noop", "pipeline-1", "no-triggers", "triggers")
+EVENTS = "pipeline events"  # CHATHOOKS_TASK_EVENTS=1: what task events cost when Flower is not running
+SIDES = ("pipeline", "noop", "pipeline-1", "pipeline-4", "no-triggers", "triggers", EVENTS)
+PINNED_SIDES = ("pinned-1", "pinned-2", "pinned-4")  # B4 again, the workers on cores of their own
 AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
 
@@ -66,11 +69,14 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
     client = target.client()
     rules = write_rules(log_dir)
     amqp = amqp_target.reachable()
-    sides = SIDES + (AMQP_SIDES if amqp else ())
+    cores = pinning.split()
+    sides = SIDES + (PINNED_SIDES if cores else ()) + (AMQP_SIDES if amqp else ())
     brokers = {side: ({"CELERY_BROKER_URL": amqp_target.AMQP_URL} if side in AMQP_SIDES else {}) for side in sides}
     web, url = start_gunicorn(APPS["ingress"], ns.env(), log_dir, "pipeline-web", plan.web_workers)
     webs = [web]
-    urls = {side: url for side in SIDES}
+    urls = {side: url for side in SIDES + PINNED_SIDES}
+    # Pinned runs: the web, an embedded Redis and the load generator on the first core, the workers on the rest.
+    others = [web.proc.pid] + ([client.info("server")["process_id"]] if target.embedded else [])
     runs: dict[str, list[Run]] = {side: [] for side in sides}
     try:
         if amqp:
@@ -80,19 +86,28 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
             urls.update(dict.fromkeys(AMQP_SIDES, amqp_url))
         for n in range(plan.rounds):
             for side in (sides if n % 2 == 0 else sides[::-1]):
-                concurrency = 1 if side.startswith("pipeline-1") else plan.worker_concurrency
                 noop = side.startswith("noop")
                 measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else _pipeline(urls[side], plan))
                 env = {"CHATHOOKS_RULES": str(rules[side])} if side in rules else {}
-                runs[side].append(_with_worker(side, concurrency, ns, client, log_dir, n, measure_side,
-                                               {**env, **brokers[side]}))
+                if side == EVENTS:
+                    env["CHATHOOKS_TASK_EVENTS"] = "1"
+                run = functools.partial(_with_worker, side, _concurrency(side, plan), ns, client, log_dir, n,
+                                        measure_side, {**env, **brokers[side]})
+                if side in PINNED_SIDES:
+                    assert cores is not None
+                    with pinning.pinned(others, cores[0]):
+                        runs[side].append(run(pinning.taskset(cores[1])))
+                else:
+                    runs[side].append(run())
     finally:
         for server in webs:
             server.stop()
         ns.clean(client)
         if amqp:
             amqp_target.delete([ns.queue])
-    figures = [_b3(runs, plan), _b3t(runs), _b4(runs, plan)]
+    figures = [_b3(runs, plan), _b3e(runs), _b3t(runs), _b4(runs, plan), _b4(runs, plan, processes=4)]
+    if cores:
+        figures += [_b4(runs, plan, pinned=cores), _b4(runs, plan, processes=4, pinned=cores)]
     if amqp:
         figures += [_b3(runs, plan, " amqp"), _b4(runs, plan, " amqp")]
     return figures
@@ -102,11 +117,17 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
 Measure = Callable[[Namespace, redis.Redis, bool], tuple[int, float]]
 
 
+def _concurrency(side: str, plan: Plan) -> int:
+    """Worker processes: a side's ``-N`` suffix (pipeline-1, pinned-4), else the plan's."""
+    number = side.split()[0].rpartition("-")[2]
+    return int(number) if number.isdigit() else plan.worker_concurrency
+
+
 def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis, log_dir: Path, n: int,
-                 measure_side: Measure, env: dict[str, str]) -> Run:
+                 measure_side: Measure, env: dict[str, str], prefix: list[str] | None = None) -> Run:
     app = "bench.noop" if side.startswith("noop") else "workers"
     worker = start_celery_worker(ns.env(**env), log_dir, f"{side.replace(' ', '-')}-{n}", app=app,
-                                 concurrency=concurrency)
+                                 concurrency=concurrency, prefix=prefix or ())
     try:
         measure_side(ns, client, True)
         deliveries, seconds = measure_side(ns, client, False)
@@ -199,6 +220,16 @@ def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "") -> Figure:
     )
 
 
+def _b3e(runs: dict[str, list[Run]]) -> Figure:
+    with_, without = [r.rate for r in runs[EVENTS]], [r.rate for r in runs["pipeline"]]
+    return Figure(
+        key="B3 events", title="pipeline deliveries/s with task events on (-E) ÷ off (the default)", unit="ratio",
+        value=ratios(with_, without),
+        sides={"events on /s": Spread.of(with_), "events off /s": Spread.of(without)},
+        details={"runs": [r.to_dict() for r in runs[EVENTS]]},
+    )
+
+
 def _b3t(runs: dict[str, list[Run]]) -> Figure:
     with_, without = [r.rate for r in runs["triggers"]], [r.rate for r in runs["no-triggers"]]
     return Figure(
@@ -210,12 +241,21 @@ def _b3t(runs: dict[str, list[Run]]) -> Figure:
     )
 
 
-def _b4(runs: dict[str, list[Run]], plan: Plan, broker: str = "") -> Figure:
-    two, one = [r.rate for r in runs["pipeline" + broker]], [r.rate for r in runs["pipeline-1" + broker]]
+def _b4(runs: dict[str, list[Run]], plan: Plan, broker: str = "", processes: int | None = None,
+        pinned: tuple[set[int], set[int]] | None = None) -> Figure:
+    """B4: ``processes`` (default the plan's) worker processes ÷ 1; ``pinned``: the pinned sides, with
+    (everything else's cores, the workers' cores)."""
+    processes = processes or plan.worker_concurrency
+    kind = "pinned" if pinned else "pipeline"
+    many_side = f"{kind}-{processes}" if pinned or processes != plan.worker_concurrency else "pipeline"
+    many, one = [r.rate for r in runs[many_side + broker]], [r.rate for r in runs[f"{kind}-1" + broker]]
     on = " (RabbitMQ)" if broker else ""
+    where = (f", workers on core{'s' if len(pinned[1]) > 1 else ''} {','.join(map(str, sorted(pinned[1])))}, Redis, "
+             f"web and load on {','.join(map(str, sorted(pinned[0])))}") if pinned else ""
+    key = "B4" + (f" ×{processes}" if processes != plan.worker_concurrency else "") + (" pinned" if pinned else "")
     return Figure(
-        key="B4" + broker, title=f"pipeline with {plan.worker_concurrency} worker processes ÷ with 1{on}", unit="ratio",
-        value=ratios(two, one),
-        sides={f"{plan.worker_concurrency} processes /s": Spread.of(two), "1 process /s": Spread.of(one)},
-        details={"runs": [r.to_dict() for r in runs["pipeline-1" + broker]]},
+        key=key + broker, title=f"pipeline with {processes} worker processes ÷ with 1{on}{where}", unit="ratio",
+        value=ratios(many, one),
+        sides={f"{processes} processes /s": Spread.of(many), "1 process /s": Spread.of(one)},
+        details={"runs": [r.to_dict() for side in (many_side, f"{kind}-1") for r in runs[side + broker]]},
     )

@@ -98,9 +98,10 @@ def start_gunicorn(app: str, env: dict[str, str], log_dir: Path, name: str, work
 
 def start_celery_worker(env: dict[str, str], log_dir: Path, name: str, app: str = "workers",
                         concurrency: int = 2, *, options: Sequence[str] = (), timeout: float = 60.0,
-                        cls: type[P] = Process) -> P:  # type: ignore[assignment]
-    """``celery -A <app> worker`` with the Procfile's flags and ``options``; returns once it logs that it is ready."""
-    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=INFO", "-E",
+                        cls: type[P] = Process, prefix: Sequence[str] = ()) -> P:  # type: ignore[assignment]
+    """``celery -A <app> worker`` with the Procfile's flags and ``options`` (after ``prefix``, say a taskset);
+    returns once it logs that it is ready."""
+    argv = [*prefix, sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=INFO",
             f"--concurrency={concurrency}", f"--hostname={name}@%h", *options]
     worker = cls(name, argv, env, log_dir)
     return ready(worker, lambda: " ready." in worker.log(), "ready line", timeout)

@@ -85,6 +85,8 @@ class Settings:
     mailchimp: MailchimpSettings | None = None
     rules_path: str | None = None
     flower_basic_auth: str | None = None
+    # Workers send task events from the start (CHATHOOKS_TASK_EVENTS); off, Flower turns them on while it runs.
+    task_events: bool = False
     dry_run: bool = True  # the whole system: forced, or no platform has credentials
     dry_run_flag: bool | None = None  # CHATHOOKS_DRY_RUN, when set
     key_prefix: str = "chathooks:"
@@ -193,6 +195,7 @@ class Settings:
             lhc_secrets=_list(get("LHC_WEBHOOK_SECRETS")),
             lhc=lhc,
             insecure_dev=_flag(get("CHATHOOKS_INSECURE_DEV"), "CHATHOOKS_INSECURE_DEV"),
+            task_events=_flag(get("CHATHOOKS_TASK_EVENTS"), "CHATHOOKS_TASK_EVENTS"),
             ingress_basic_auth=_user_password(get("INGRESS_BASIC_AUTH"), "INGRESS_BASIC_AUTH"),
             ingress_max_bytes=_positive_int(get("INGRESS_MAX_BYTES"), "INGRESS_MAX_BYTES", cls.ingress_max_bytes),
             livechat=livechat,

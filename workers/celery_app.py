@@ -40,7 +40,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # to a second worker; the soft limit leaves the task time to release its claims.
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_time_limit_seconds - max(1, settings.task_time_limit_seconds // 6),
-        "worker_send_task_events": True,
+        # Off by default: they cost a third of a worker's throughput (B3 events in make bench), and Flower
+        # enables them on every worker every few seconds while it runs anyway.
+        "worker_send_task_events": settings.task_events,
         # Workers' received/started/succeeded events tell Flower of every task. A sent event would also come
         # from beat for its one-second tick, which sends no events of its own, and fill Flower's history with it.
         "task_send_sent_event": False,

@@ -79,5 +79,11 @@ def test_a_job_shows_in_flower_by_kind_and_chat_never_its_event(member, shown):
 def test_no_task_sent_events_so_beat_s_tick_stays_out_of_flower(settings):
     from workers.celery_app import celery_config
 
-    config = celery_config(settings)
-    assert config["worker_send_task_events"] is True and config["task_send_sent_event"] is False
+    assert celery_config(settings)["task_send_sent_event"] is False
+
+
+def test_task_events_are_off_unless_asked_for_flower_turns_them_on_while_it_runs(settings):
+    from workers.celery_app import celery_config
+
+    assert celery_config(settings)["worker_send_task_events"] is False
+    assert celery_config(make_settings(CHATHOOKS_TASK_EVENTS="1"))["worker_send_task_events"] is True
