@@ -167,11 +167,22 @@ def _validators(validators: list[Any]) -> Callable[[Any], bool] | None:
             checks.append(_length(v))
         elif type(v) is validate.OneOf:
             checks.append(lambda value, choices=v.choices: value in choices)
+        elif type(v) is validate.Range:
+            checks.append(_range(v))
         else:
             return None
     if len(checks) == 1:  # the usual case, and the hot one: no loop per value
         return checks[0]
     return lambda value: all(check(value) for check in checks)
+
+
+def _range(v: validate.Range) -> Callable[[Any], bool]:
+    def within(value: Any) -> bool:
+        if v.min is not None and (value < v.min if v.min_inclusive else value <= v.min):
+            return False
+        return v.max is None or (value <= v.max if v.max_inclusive else value < v.max)
+
+    return within
 
 
 def _length(v: validate.Length) -> Callable[[Any], bool]:

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields, validate
 
 from chathooks.fast_load import DECLINE, FastLoader, schema_check
+from chathooks.platforms.lhc import adapter as lhc
 from chathooks.platforms.livechat import adapter as livechat
+from chathooks.platforms.livechat_v2 import adapter as livechat_v2
 from tests.helpers import fixture, fixture_names
 
 JSON = st.recursive(
@@ -54,32 +56,61 @@ def replaced(value: Any, path: tuple, new: Any) -> Any:
     return copy
 
 
-def loaders_for(body: Any) -> list[tuple[FastLoader, Any]]:
-    """The envelope's loader, and the payload's when the action is one we handle."""
-    pairs: list[tuple[FastLoader, Any]] = [(livechat.ENVELOPE, body)]
-    action = body.get("action") if isinstance(body, dict) else None
-    spec = livechat.ACTIONS.get(action) if isinstance(action, str) else None
+def loaders_for(body: Any, source: str = "livechat") -> list[tuple[FastLoader, Any]]:
+    """The loaders a body of ``source`` meets: LiveChat's envelope, and its payload's when the action is one
+    we handle; v2's envelope and its event's (on the whole body); LHC's one schema."""
+    if source == "lhc":
+        return [(lhc.WEBHOOK, body)]
+    adapter = livechat_v2 if source == "livechat_v2" else livechat
+    pairs: list[tuple[FastLoader, Any]] = [(adapter.ENVELOPE, body)]
+    kind = body.get("event_type" if adapter is livechat_v2 else "action") if isinstance(body, dict) else None
+    spec = (livechat_v2.EVENTS if adapter is livechat_v2 else livechat.ACTIONS).get(kind) if isinstance(kind, str) \
+        else None
     if spec is not None:
-        pairs.append((spec.schema, body.get("payload")))
+        pairs.append((spec.schema, body if adapter is livechat_v2 else body.get("payload")))
     return pairs
 
 
-@pytest.mark.parametrize("name", fixture_names())
-def test_valid_fixtures_take_the_fast_path(name):
-    for loader, value in loaders_for(fixture(name)):
+SOURCES = ("livechat", "livechat_v2", "lhc")
+CONVERTED = {("lhc", "chat_addmsguser.legacy")}  # ids as strings, as older LHC sends them: marshmallow converts
+FIXTURES = [(source, name) for source in SOURCES for name in fixture_names(source)]
+
+
+@pytest.mark.parametrize(("source", "name"), FIXTURES)
+def test_valid_fixtures_take_the_fast_path(source, name):
+    for loader, value in loaders_for(fixture(name, source), source):
         fast = loader._check(value)  # type: ignore[misc]
-        assert fast is not DECLINE
+        if (source, name) in CONVERTED:
+            assert fast is DECLINE
+            continue
+        assert fast is not DECLINE, (source, name)
         assert fast == loader.schema.load(value)
 
 
+def test_range_validated_integers_take_the_fast_path_within_the_range_only():
+    class Stars(Schema):
+        class Meta:
+            unknown = "include"
+
+        low = fields.Integer(validate=validate.Range(min=1, max=5))
+        open_ = fields.Integer(validate=validate.Range(min=0, max=10, min_inclusive=False, max_inclusive=False))
+
+    loader = FastLoader(Stars())
+    for value in ({"low": 1, "open_": 9}, {"low": 5, "open_": 1}, {"low": 0}, {"low": 6}, {"open_": 0}, {"open_": 10},
+                  {"low": "3"}, {"low": True}):
+        assert outcome(loader.load, value) == outcome(loader.schema.load, value), value
+    assert loader._check({"low": 1, "open_": 9}) is not DECLINE  # type: ignore[misc]
+
+
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), name=st.sampled_from(fixture_names()))
-def test_any_mutation_loads_as_marshmallow_does(data, name):
-    body = fixture(name)
+@given(data=st.data(), case=st.sampled_from(FIXTURES))
+def test_any_mutation_loads_as_marshmallow_does(data, case):
+    source, name = case
+    body = fixture(name, source)
     path = data.draw(st.sampled_from(paths(body)))
     new = data.draw(JSON | st.just(DECLINE))  # DECLINE here: delete the key
     mutated = replaced(body, path, new) if path or new is not DECLINE else body
-    for loader, value in loaders_for(mutated):
+    for loader, value in loaders_for(mutated, source):
         assert outcome(loader.load, value) == outcome(loader.schema.load, value)
         fast = loader._check(value)  # type: ignore[misc]
         if fast is not DECLINE:
