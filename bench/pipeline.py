@@ -17,6 +17,7 @@ it; the sides alternate order between rounds.
 from __future__ import annotations
 
 import functools
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -38,12 +39,15 @@ from bench.redis_target import Namespace, RedisTarget
 from bench.rules import write_rules
 from bench.stats import Figure, Spread, ratios
 from chathooks.amqp import task_message
-from chathooks.queue_message import celery_message
+from chathooks.platforms.livechat import adapter as livechat
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
+from chathooks.settings import Settings
 
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
+DRAIN = "drain"  # the pipeline's deliveries pushed straight onto the queue, as the no-op's are
 EVENTS = "pipeline events"  # CHATHOOKS_TASK_EVENTS=1: what task events cost when Flower is not running
-SIDES = ("pipeline", "noop", "pipeline-1", "pipeline-4", "no-triggers", "triggers", EVENTS)
+SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", "no-triggers", "triggers", EVENTS)
 PINNED_SIDES = ("pinned-1", "pinned-2", "pinned-4")  # B4 again, the workers on cores of their own
 AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
@@ -87,7 +91,8 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
         for n in range(plan.rounds):
             for side in (sides if n % 2 == 0 else sides[::-1]):
                 noop = side.startswith("noop")
-                measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else _pipeline(urls[side], plan))
+                measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else
+                                _drain(plan) if side == DRAIN else _pipeline(urls[side], plan))
                 env = {"CHATHOOKS_RULES": str(rules[side])} if side in rules else {}
                 if side == EVENTS:
                     env["CHATHOOKS_TASK_EVENTS"] = "1"
@@ -105,7 +110,8 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
         ns.clean(client)
         if amqp:
             amqp_target.delete([ns.queue])
-    figures = [_b3(runs, plan), _b3e(runs), _b3t(runs), _b4(runs, plan), _b4(runs, plan, processes=4)]
+    figures = [_b3(runs, plan), _b3(runs, plan, side=DRAIN), _b3e(runs), _b3t(runs), _b4(runs, plan),
+               _b4(runs, plan, processes=4)]
     if cores:
         figures += [_b4(runs, plan, pinned=cores), _b4(runs, plan, processes=4, pinned=cores)]
     if amqp:
@@ -144,6 +150,29 @@ def _pipeline(url: str, plan: Plan) -> Measure:
         chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
         bodies = conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
         return len(bodies), post_and_wait(url, bodies, plan.connections, client, ns)
+
+    return run
+
+
+def _drain(plan: Plan) -> Measure:
+    """The pipeline's conversations as the ingress would queue them, pushed at once: the workers alone."""
+
+    def run(ns: Namespace, client: redis.Redis, warmup: bool) -> tuple[int, float]:
+        settings = Settings.from_env(ns.env())
+        chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
+        bodies = conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
+        deliveries = [livechat.to_delivery(livechat.load_envelope(json.loads(b)), settings) for b in bodies]
+        messages = [celery_message(PROCESS_DELIVERY, [d.to_message()], ns.queue, argsrepr=delivery_repr(d))
+                    for d in deliveries if d is not None]
+        done = _processed(client, ns) + len(messages)
+        started = time.time()
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(0, len(messages), 500):
+                pipe.lpush(ns.queue, *messages[i:i + 500])
+            pipe.execute()
+        finished = wait_until(lambda: _processed(client, ns) >= done,
+                              f"the workers to process {len(messages)} deliveries", _patience(len(messages)))
+        return len(messages), finished - started
 
     return run
 
@@ -207,16 +236,19 @@ def _patience(items: int) -> float:
     return 60 + items / 20
 
 
-def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "") -> Figure:
-    pipeline, noop = [r.rate for r in runs["pipeline" + broker]], [r.rate for r in runs["noop" + broker]]
+def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "", side: str = "pipeline") -> Figure:
+    """B3; with ``side`` DRAIN, its deliveries pushed onto the queue as the no-op's are (no ingress)."""
+    pipeline, noop = [r.rate for r in runs[side + broker]], [r.rate for r in runs["noop" + broker]]
     on = " (RabbitMQ)" if broker else ""
+    what = "pipeline deliveries pushed onto the queue, drained/s," if side == DRAIN else "pipeline deliveries/s"
     return Figure(
-        key="B3" + broker, title=f"pipeline deliveries/s ÷ Celery no-op drain rate{on}", unit="ratio",
+        key="B3" + (" drain" if side == DRAIN else "") + broker, title=f"{what} ÷ Celery no-op drain rate{on}",
+        unit="ratio",
         value=ratios(pipeline, noop),
         sides={"pipeline /s": Spread.of(pipeline), "no-op /s": Spread.of(noop)},
         details={"worker_concurrency": plan.worker_concurrency, "chats": plan.pipeline_chats,
                  "messages_per_chat": plan.messages_per_chat,
-                 "runs": [r.to_dict() for side in ("pipeline", "noop") for r in runs[side + broker]]},
+                 "runs": [r.to_dict() for name in (side, "noop") for r in runs[name + broker]]},
     )
 
 
