@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chathooks.events import Event
+from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
 from workers.outbound import Chats
 from workers.runtime import Runtime
@@ -56,3 +57,16 @@ def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
                                                                once.attempted_at(once_name) or 0.0))
     if not ran:
         chats.already_done("message", chat)
+
+
+
+def send_as_bot_while_active(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
+    """``send_as_bot``; a chat that ended meanwhile (the platform answers ``chat_inactive``) is a recorded
+    skip, not an error: no retry could message it."""
+    try:
+        send_as_bot(rt, chat, once_name, text)
+    except OutboundError as exc:
+        if exc.type != "chat_inactive":
+            raise
+        rt.outbound.chats(chat.source, chat.organization).skipped("message", chat, "chat inactive",
+                                                                  code="chat_inactive", text=text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chathooks.events import Event
 from chathooks.platforms.base import ChatRef
-from workers.handlers.people import send_as_bot
+from workers.handlers.people import send_as_bot_while_active
 from workers.handlers.tagging import tag_once
 from workers.retry import attempts
 from workers.runtime import Runtime
@@ -18,8 +18,8 @@ def react(event: Event, rt: Runtime) -> None:
     text = rule.bad if bad else rule.good
 
     def reply() -> None:
-        if _active(chat, rt):
-            send_as_bot(rt, chat, f"rating:{chat.thread_id}:{event.rating}", text)
+        if _active(chat, rt):  # and if it ends between this look and the message, the message is skipped too
+            send_as_bot_while_active(rt, chat, f"rating:{chat.thread_id}:{event.rating}", text)
         else:
             chats = rt.outbound.chats(chat.source, chat.organization)
             chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=text)

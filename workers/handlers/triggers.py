@@ -17,11 +17,10 @@ import math
 from functools import partial
 
 from chathooks.events import Event, Kind, Role, epoch
-from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
 from chathooks.platforms.registry import DEFAULT_SOURCE
 from chathooks.triggers.rules import NUDGE
-from workers.handlers.people import send_as_bot
+from workers.handlers.people import send_as_bot_while_active
 from workers.handlers.tagging import tag_once
 from workers.once import Busy
 from workers.retry import attempts
@@ -162,20 +161,10 @@ def act(event: Event, rt: Runtime) -> None:
     effects = []
     for i, action in enumerate(trigger.actions):
         if action.kind == "message":
-            effects.append(partial(_message, rt, chat, f"{name}:{thread}:{window}:{i}", action.value))
+            effects.append(partial(send_as_bot_while_active, rt, chat, f"{name}:{thread}:{window}:{i}", action.value))
         else:
             effects.append(partial(tag_once, rt, chat, action.value))
     attempts(*effects)
-
-
-def _message(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
-    try:
-        send_as_bot(rt, chat, once_name, text)
-    except OutboundError as exc:
-        if exc.type != "chat_inactive":
-            raise
-        chats = rt.outbound.chats(chat.source, chat.organization)
-        chats.skipped("message", chat, "chat inactive", code="chat_inactive", text=text)
 
 
 def _change(event: Event, rt: Runtime) -> Change | None:
@@ -229,6 +218,7 @@ def previous_nudge(event: Event, rt: Runtime) -> None:
     organization = window.get(b"organization", b"").decode() or None
     source = window.get(b"source", DEFAULT_SOURCE.encode()).decode()
     chat = ChatRef(source, event.chat_id, event.thread_id, organization)  # type: ignore[arg-type]
-    _message(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)  # the previous release's once name
+    # The previous release's once name.
+    send_as_bot_while_active(rt, chat, f"nudge:{event.thread_id}:{start}", nudge.message)
     rt.redis.hset(key, "nudged", "1")
 

@@ -76,6 +76,15 @@ def test_an_inactive_chat_gets_no_message_and_the_skip_is_recorded(live_rt, live
     assert (record["outcome"], record["reason"], record["text"]) == ("skipped", "chat inactive", RULES.rating.bad)
 
 
+def test_a_chat_that_ends_between_the_look_and_the_message_is_skipped_not_retried(live_rt, livechat):
+    seed(livechat)
+    livechat.fail_next("send_event", error_type="chat_inactive")  # it was active when asked
+    deliver(live_rt, BAD_PROPERTY)  # raises nothing: no retry, no dead letter
+    assert len(livechat.calls("send_event")) == 1  # the one refused
+    (record,) = records(live_rt, "send_event", "skipped")
+    assert (record["reason"], record["text"]) == ("chat inactive", RULES.rating.bad)
+
+
 def test_a_chat_now_on_another_thread_counts_as_inactive_for_this_rating(live_rt, livechat):
     chat = seed(livechat)
     livechat.seed_chat({**chat, "thread": {**chat["thread"], "id": "NEWTHREAD01"}})
