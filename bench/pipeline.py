@@ -40,7 +40,7 @@ from bench.rules import write_rules
 from bench.stats import Figure, Spread, ratios
 from chathooks.amqp import task_message
 from chathooks.platforms.livechat import adapter as livechat
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
+from chathooks.queue_message import celery_message, delivery_message
 from chathooks.settings import Settings
 
 PROCESSED = "processed:livechat"
@@ -145,10 +145,15 @@ def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis
     return Run(side, concurrency, deliveries, seconds)
 
 
+def _bodies(plan: Plan, warmup: bool) -> list[str]:
+    """A run's conversations (a warm-up's: enough for each pool process to run a task)."""
+    chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
+    return conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
+
+
 def _pipeline(url: str, plan: Plan) -> Measure:
     def run(ns: Namespace, client: redis.Redis, warmup: bool) -> tuple[int, float]:
-        chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
-        bodies = conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
+        bodies = _bodies(plan, warmup)
         return len(bodies), post_and_wait(url, bodies, plan.connections, client, ns)
 
     return run
@@ -159,22 +164,24 @@ def _drain(plan: Plan) -> Measure:
 
     def run(ns: Namespace, client: redis.Redis, warmup: bool) -> tuple[int, float]:
         settings = Settings.from_env(ns.env())
-        chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
-        bodies = conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
-        deliveries = [livechat.to_delivery(livechat.load_envelope(json.loads(b)), settings) for b in bodies]
-        messages = [celery_message(PROCESS_DELIVERY, [d.to_message()], ns.queue, argsrepr=delivery_repr(d))
-                    for d in deliveries if d is not None]
+        deliveries = [livechat.to_delivery(livechat.load_envelope(json.loads(b)), settings)
+                      for b in _bodies(plan, warmup)]
+        messages = [delivery_message(d, ns.queue) for d in deliveries if d is not None]
         done = _processed(client, ns) + len(messages)
-        started = time.time()
-        with client.pipeline(transaction=False) as pipe:
-            for i in range(0, len(messages), 500):
-                pipe.lpush(ns.queue, *messages[i:i + 500])
-            pipe.execute()
-        finished = wait_until(lambda: _processed(client, ns) >= done,
-                              f"the workers to process {len(messages)} deliveries", _patience(len(messages)))
-        return len(messages), finished - started
+        started = _push(client, ns.queue, messages)
+        return len(messages), _all_processed(client, ns, done, len(messages)) - started
 
     return run
+
+
+def _push(client: redis.Redis, queue: str, messages: list[str]) -> float:
+    """Push ``messages`` onto ``queue`` in one round trip of batches; returns when it began."""
+    started = time.time()
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(0, len(messages), 500):
+            pipe.lpush(queue, *messages[i:i + 500])
+        pipe.execute()
+    return started
 
 
 def _noop(plan: Plan, amqp: bool = False) -> Measure:
@@ -184,12 +191,7 @@ def _noop(plan: Plan, amqp: bool = False) -> Measure:
         count = 4 * plan.worker_concurrency if warmup else plan.pipeline_chats * (plan.messages_per_chat + 2)
         if amqp:
             return count, _noop_amqp(ns, count)
-        messages = [celery_message(NOOP, [], ns.queue) for _ in range(count)]
-        started = time.time()
-        with client.pipeline(transaction=False) as pipe:
-            for i in range(0, count, 500):
-                pipe.lpush(ns.queue, *messages[i:i + 500])
-            pipe.execute()
+        started = _push(client, ns.queue, [celery_message(NOOP, [], ns.queue) for _ in range(count)])
 
         def drained() -> bool:
             with client.pipeline(transaction=False) as pipe:
@@ -222,10 +224,14 @@ def post_and_wait(url: str, bodies: list[str], connections: int, client: redis.R
     check_errors("pipeline", result)
     if result.requests != len(bodies):
         raise BenchError(f"pipeline: {result.requests} of {len(bodies)} deliveries answered")
-    finished = wait_until(lambda: _processed(client, ns) >= done, f"the workers to process {len(bodies)} deliveries",
-                          _patience(len(bodies)))
     assert result.started is not None  # the Python generator always knows
-    return finished - result.started
+    return _all_processed(client, ns, done, len(bodies)) - result.started
+
+
+def _all_processed(client: redis.Redis, ns: Namespace, done: int, count: int) -> float:
+    """When the workers' ``processed`` count reached ``done`` (``count`` deliveries after it began)."""
+    return wait_until(lambda: _processed(client, ns) >= done, f"the workers to process {count} deliveries",
+                      _patience(count))
 
 
 def _processed(client: redis.Redis, ns: Namespace) -> int:

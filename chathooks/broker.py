@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 
 from chathooks.amqp import Publisher
 from chathooks.events import Delivery
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
+from chathooks.queue_message import PROCESS_DELIVERY, delivery_message, delivery_repr
 from chathooks.redis_client import connect
 from chathooks.settings import Settings
 
@@ -53,10 +52,7 @@ class Broker:
         return self.amqp.depths(self.queues)
 
     def publish(self, delivery: Delivery) -> None:
-        args: list[Any] = [delivery.to_message()]
-        shown = delivery_repr(delivery)
         if self.amqp is not None:
-            self.amqp.publish(self.settings.queue, PROCESS_DELIVERY, args, shown)
+            self.amqp.publish(self.settings.queue, PROCESS_DELIVERY, [delivery.to_message()], delivery_repr(delivery))
         else:
-            self.redis.lpush(self.settings.queue,
-                             celery_message(PROCESS_DELIVERY, args, self.settings.queue, argsrepr=shown))
+            self.redis.lpush(self.settings.queue, delivery_message(delivery, self.settings.queue))

@@ -23,7 +23,7 @@ from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
 from chathooks.redis_client import PackedScript
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, delivery_repr
+from chathooks.queue_message import delivery_message
 from chathooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,7 @@ class RedisEnqueuer:
         self._wait_ms = wait_ms
 
     def enqueue(self, delivery: Delivery) -> bool:
-        message = celery_message(PROCESS_DELIVERY, [delivery.to_message()], self._queue,
-                                 argsrepr=delivery_repr(delivery))
+        message = delivery_message(delivery, self._queue)
         dedupe = self._keys.dedupe(delivery.id)
         keys = [dedupe, self._queue, self._keys.metrics, _timeline(self._keys, delivery, dedupe)]
         args = [delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,

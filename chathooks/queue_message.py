@@ -76,6 +76,11 @@ def _template(task: str, queue: str) -> tuple[str, ...]:
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
+def delivery_message(delivery: Delivery, queue: str) -> str:
+    """A delivery's ``process_delivery`` message for kombu's Redis transport (what the workers consume)."""
+    return celery_message(PROCESS_DELIVERY, [delivery.to_message()], queue, argsrepr=delivery_repr(delivery))
+
+
 def delivery_repr(delivery: Delivery) -> str:
     """What Flower's task list shows of a delivery: source, action and chat (never a secret or message text)."""
     chat = delivery.chat_id
