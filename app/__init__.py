@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
         app.register_blueprint(source.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(livechat_app.bp)
+    livechat_app.check(settings)
     app.extensions["chathooks.openapi"] = openapi.document(settings, (*webhooks.SOURCES, livechat_app))
     register_error_handlers(app)
     logging.getLogger("chathooks").setLevel(logging.INFO)

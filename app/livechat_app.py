@@ -30,6 +30,14 @@ log = logging.getLogger("chathooks.install")
 STATE_TTL = 600  # seconds an install started here may take to come back
 
 
+def check(settings: Settings) -> None:
+    """Say at start what multi-license mode lacks that LiveChat cannot tell us about later."""
+    if settings.marketplace is not None and not settings.marketplace.app_webhook_token:
+        log.warning("multi-license mode without LIVECHAT_APP_WEBHOOK_TOKEN: every App Webhook is answered 404, so "
+                    "no uninstall is heard of; set it and register %s/livechat/app-webhooks/<token>",
+                    settings.marketplace.public_url)
+
+
 @bp.get("/livechat/install")
 def install() -> Response:
     ingress, _, _, accounts = _mode()

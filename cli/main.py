@@ -101,13 +101,14 @@ def _tenants(args: argparse.Namespace) -> int:
                         settings.marketplace.secret_keys)
     out, err = sys.stdout, sys.stderr
     try:
+        static = tenants.static_tenant(settings)
         if args.tenants_command == "list":
-            return tenants.list_tenants(store, args.json, out)
+            return tenants.list_tenants(store, args.json, out, static)
         if args.tenants_command == "show":
-            return tenants.show(store, args.organization, args.json, out, err)
+            return tenants.show(store, args.organization, args.json, out, err, static)
         if args.tenants_command == "rotate":
             return tenants.rotate(store, out)
-        return tenants.remove(store, AccountsClient(settings.marketplace), args.organization, out, err)
+        return tenants.remove(store, AccountsClient(settings.marketplace), args.organization, out, err, static)
     except redis.RedisError as exc:
         print(f"chathooks: cannot use the Redis at REDIS_URL: {exc}", file=sys.stderr)
         return 2

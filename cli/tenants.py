@@ -5,20 +5,34 @@ Each command returns its exit code: 0 done, 1 no such tenant.
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Any, TextIO
 
 from chathooks.platforms.livechat.accounts import AccountsClient
 from chathooks.platforms.livechat.install import revoke_tokens
-from chathooks.platforms.livechat.tenants import Tenant, TenantStore
+from chathooks.platforms.livechat.tenants import TenantStore
+from chathooks.settings import Settings
 from cli.output import dump, table, when
+
+Shown = dict[str, Any]  # a tenant as an operator sees it (``Tenant.public``)
 
 _COLUMNS = ("ORGANIZATION", "STATUS", "LICENSE", "REGION", "BOT", "TOKEN EXPIRES", "UPDATED")
 
 
-def list_tenants(store: TenantStore, as_json: bool, out: TextIO) -> int:
-    tenants = store.all()
+def static_tenant(settings: Settings) -> Shown | None:
+    """The organization of the environment's single-license credentials, one more tenant beside the installed
+    ones (SPEC §11); None without them."""
+    lc = settings.livechat
+    if not (lc.has_credentials and lc.organization_id):
+        return None
+    return {"organization_id": lc.organization_id, "status": "static", "license_id": None,
+            "region": None, "bot_id": lc.bot_id, "expires_at": None, "updated_at": None,
+            "configured_by": "environment (LIVECHAT_PAT or LIVECHAT_ACCESS_TOKEN)"}
+
+
+def list_tenants(store: TenantStore, as_json: bool, out: TextIO, static: Shown | None = None) -> int:
+    tenants = [*([static] if static else []), *(t.public() for t in store.all())]
     if as_json:
-        dump([t.public() for t in tenants], out)
+        dump(tenants, out)
     elif tenants:
         table(_COLUMNS, [_row(t) for t in tenants], out)
     else:
@@ -26,11 +40,15 @@ def list_tenants(store: TenantStore, as_json: bool, out: TextIO) -> int:
     return 0
 
 
-def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err: TextIO) -> int:
-    tenant = store.get(organization)
-    if tenant is None:
-        return _not_found(organization, err)
-    shown = tenant.public()
+def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err: TextIO,
+         static: Shown | None = None) -> int:
+    if static and static["organization_id"] == organization:
+        shown = static
+    else:
+        tenant = store.get(organization)
+        if tenant is None:
+            return _not_found(organization, err)
+        shown = tenant.public()
     if as_json:
         dump(shown, out)
         return 0
@@ -41,8 +59,13 @@ def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err:
     return 0
 
 
-def remove(store: TenantStore, accounts: AccountsClient, organization: str, out: TextIO, err: TextIO) -> int:
+def remove(store: TenantStore, accounts: AccountsClient, organization: str, out: TextIO, err: TextIO,
+           static: Shown | None = None) -> int:
     """Delete the tenant's record, revoking its tokens first (best effort)."""
+    if static and static["organization_id"] == organization:
+        err.write(f"chathooks: {organization} is configured by the environment, not installed: unset its "
+                  "LIVECHAT_PAT (or LIVECHAT_ACCESS_TOKEN) to stop serving it\n")
+        return 1
     tenant = store.get(organization)
     if tenant is None:
         return _not_found(organization, err)
@@ -63,10 +86,9 @@ def rotate(store: TenantStore, out: TextIO) -> int:
     return 0
 
 
-def _row(tenant: Tenant) -> tuple[str, ...]:
-    return (tenant.organization_id, str(tenant.status), tenant.license_id or "-", tenant.region or "-",
-            tenant.bot_id or "-", when(tenant.expires_at) if tenant.expires_at else "-",
-            when(tenant.updated_at) if tenant.updated_at else "-")
+def _row(shown: Shown) -> tuple[str, ...]:
+    return (shown["organization_id"], shown["status"], *(shown[k] or "-" for k in ("license_id", "region", "bot_id")),
+            *(when(shown[k]) if shown[k] else "-" for k in ("expires_at", "updated_at")))
 
 
 def _not_found(organization: str, err: TextIO) -> int:

@@ -136,13 +136,16 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
             log.warning("%s failed on %s (attempt %d), retrying in %.1fs: %s", name, event.key, attempt, delay, exc)
         else:
             item = rt.dead_letters.add(event.to_dict(), name, errors, replays, job)
-            if isinstance(exc, TenantInactive):
-                rt.journal.count(f"parked:{exc.reason}")
-                _unpark_if_active(rt, event, item)
             rt.journal.handler(event.chat_id, event.thread_id, name, "dead_lettered", attempt=attempt,
                                error=_brief(errors[-1]), dead_letter=item)
-            log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
-                      name, event.key, attempt, item, exc)
+            if isinstance(exc, TenantInactive):  # not a failure: kept until its organization can be acted for
+                rt.journal.count(f"parked:{exc.reason}")
+                log.warning("%s on %s parked as dead letter %s until organization %s is active: %s",
+                            name, event.key, item, exc.organization, exc)
+                _unpark_if_active(rt, event, item)
+            else:
+                log.error("%s failed on %s for good after %d attempt(s); dead letter %s: %s",
+                          name, event.key, attempt, item, exc)
     else:
         rt.journal.handler(event.chat_id, event.thread_id, name, "done", attempt=attempt if attempt > 1 else None)
     finally:

@@ -14,7 +14,7 @@ import time
 import redis
 
 from chathooks.http import Timeout
-from chathooks.platforms.livechat import install
+from chathooks.platforms.livechat import fairness, install
 from chathooks.platforms.livechat.accounts import AccountsClient
 from chathooks.platforms.livechat.adapter import SOURCE
 from chathooks.platforms.livechat.api import LiveChatAPI
@@ -22,7 +22,6 @@ from chathooks.platforms.livechat.client import LiveChatClient, RedisTokenCache
 from chathooks.platforms.livechat.tenant_client import TenantClient
 from chathooks.platforms.livechat.tenants import LIVE, Status, Tenant, TenantStore
 from chathooks.platforms.livechat.tokens import TenantTokens
-from chathooks.rate_limit import RateLimiter
 from chathooks.settings import LiveChatSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class Tenancy:
         self.store = TenantStore(client, prefix, market.secret_keys)
         self.accounts = AccountsClient(market, timeout=timeout)
         self.tokens = TenantTokens(self.store, self.accounts, client, prefix)
-        self.limiter = RateLimiter(client, f"{prefix}livechat:", market.org_rate)
+        self.limiter = fairness.limiter(market, client, prefix)
         self._bot_tokens = SealedTokenCache(RedisTokenCache(client, f"{prefix}bot-token:"), self.store)
         self._timeout = timeout
         self._static = settings.livechat.has_credentials

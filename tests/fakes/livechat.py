@@ -144,6 +144,7 @@ class FakeLiveChat(FakeHTTPServer):
             bot_id: {"id": bot_id, "name": "chathooks", "secret": bot_secret, "owner_client_id": client_id}
         }
         self.bot_tokens: dict[str, str] = {}  # token → bot id
+        self.bot_secrets: list[str] = [bot_secret]  # every bot secret ever handed out (for secrecy checks)
         # Both start accepting so automations act by default; tests flip them as needed.
         self.routing_statuses: dict[str, str] = {agent_id: "accepting_chats", bot_id: "accepting_chats"}
         self.webhooks: dict[str, dict[str, Any]] = {}  # per client id, not per organization
@@ -474,6 +475,7 @@ class FakeLiveChat(FakeHTTPServer):
         self.bots[bot_id] = {**copy.deepcopy(p), "id": bot_id, "secret": secret, "owner_client_id": owner}
         self._member_orgs[bot_id] = caller.organization
         self.routing_statuses[bot_id] = "not_accepting_chats"
+        self.bot_secrets.append(secret)
         return {"id": bot_id, "secret": secret}
 
     def _list_bots(self, p: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
@@ -501,6 +503,7 @@ class FakeLiveChat(FakeHTTPServer):
         # Bot tokens issued with the old secret stay valid (they cannot be revoked).
         bot = self._own_bot(p["id"], caller)
         bot["secret"] = uuid.uuid4().hex
+        self.bot_secrets.append(bot["secret"])
         return {"secret": bot["secret"]}
 
     def _delete_bot(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from chathooks.http import Timeout
 from chathooks.platforms.base import ChatRef, Thread
 from chathooks.platforms.livechat.adapter import SOURCE, thread_history, users_of
 from chathooks.platforms.livechat.client import LiveChatClient, RedisTokenCache
+from chathooks.platforms.livechat.fairness import OrganizationRate, limiter
 from chathooks.rules import Rules
 from chathooks.settings import Settings
 
@@ -33,7 +34,7 @@ class LiveChatAPI:
         if settings.livechat.has_credentials:
             # The v3.6 bot token is shared by every worker process through Redis.
             cache = RedisTokenCache(state, f"{settings.key_prefix}bot-token:")
-            client = LiveChatClient(settings.livechat, timeout=timeout, token_cache=cache)
+            client = LiveChatClient(settings.livechat, timeout=timeout, token_cache=cache, rate=_rate(settings, state))
         return cls(client, settings.livechat.bot_id)
 
     @property
@@ -98,3 +99,11 @@ class LiveChatAPI:
     def tag(self, chat: ChatRef, tag: str) -> None:
         assert self.client is not None and chat.thread_id is not None
         self.client.tag_thread(chat.chat_id, chat.thread_id, tag)
+
+
+def _rate(settings: Settings, state: redis.Redis) -> OrganizationRate | None:
+    """Beside multi-license mode the environment's organization is one more tenant: it has its share too."""
+    market, organization = settings.marketplace, settings.livechat.organization_id
+    if market is None or organization is None:
+        return None
+    return OrganizationRate(limiter(market, state, settings.key_prefix), organization)

@@ -14,6 +14,7 @@ import redis
 import requests
 
 from chathooks.http import DEFAULT_TIMEOUT, ErrorInfo, JsonHttp, OutboundError, Timeout, json_body, status_type
+from chathooks.platforms.livechat.fairness import OrganizationRate
 from chathooks.settings import LiveChatSettings
 
 TRANSIENT_TYPES = frozenset({"too_many_requests", "internal", "service_unavailable", "request_timeout"})
@@ -100,8 +101,10 @@ class LiveChatClient:
         timeout: Timeout = DEFAULT_TIMEOUT,
         token_cache: TokenCache | None = None,
         clock: Callable[[], float] = time.time,
+        rate: OrganizationRate | None = None,
     ) -> None:
         self.settings = settings
+        self._rate = rate  # multi-license mode: the organization's share of the calls
         self._base = f"{settings.api_url.rstrip('/')}/v{settings.api_version}"
         self._agent, credential = _agent_authorization(settings)
         self._tokens = token_cache if token_cache is not None else MemoryTokenCache()
@@ -236,7 +239,14 @@ class LiveChatClient:
         self, api: str, method: str, params: dict[str, Any], headers: dict[str, str], secrets: Iterable[str] = ()
     ) -> Any:
         url = f"{self._base}/{api}/action/{method}"
-        return self._http.call("POST", url, label=method, json=params, headers=headers, secrets=secrets)
+        if self._rate is not None:
+            self._rate.take(method)
+        try:
+            return self._http.call("POST", url, label=method, json=params, headers=headers, secrets=secrets)
+        except OutboundError as exc:
+            if self._rate is not None:
+                self._rate.refused(exc)
+            raise
 
     def _agent_headers(self, method: str) -> dict[str, str]:
         if self._agent is None:

@@ -12,13 +12,11 @@ import requests
 
 from chathooks.http import DEFAULT_TIMEOUT, OutboundError, Timeout
 from chathooks.platforms.livechat.client import LiveChatClient, TokenCache, bearer
+from chathooks.platforms.livechat.fairness import OrganizationRate
 from chathooks.platforms.livechat.tenants import LIVE, Tenant
 from chathooks.platforms.livechat.tokens import TenantTokens
 from chathooks.rate_limit import RateLimiter
 from chathooks.settings import LiveChatSettings
-
-MAX_WAIT = 1.0  # a call over the organization's rate waits this long at most, else it is retried later
-BACK_OFF = 5.0  # how long an organization pauses after too_many_requests that named no time
 
 
 class TenantClient(LiveChatClient):
@@ -32,10 +30,10 @@ class TenantClient(LiveChatClient):
         # The bot-token settings are the organization's: issue_bot_token is asked with its bot and id.
         own = replace(settings, account_id=None, pat=None, access_token=None, bot_id=tenant.bot_id,
                       bot_secret=tenant.bot_secret, organization_id=tenant.organization_id)
-        super().__init__(own, session, timeout=timeout, token_cache=token_cache, clock=clock)
+        rate = OrganizationRate(limiter, tenant.organization_id) if limiter is not None else None
+        super().__init__(own, session, timeout=timeout, token_cache=token_cache, clock=clock, rate=rate)
         self.organization = tenant.organization_id
         self._access = tokens
-        self._limiter = limiter
         self._sent: str | None = None  # the access token of the last agent call
 
     @property
@@ -52,44 +50,20 @@ class TenantClient(LiveChatClient):
         sent = self._sent if headers.get("Authorization") == f"Bearer {self._sent}" else None
         hide = (*secrets, sent or "")
         try:
-            return self._limited(api, method, params, headers, hide)
+            return super()._post(api, method, params, headers, hide)
         except OutboundError as exc:
             region = misdirected_to(exc)
             if region is not None and headers.get("X-Region") != region:
                 # The organization lives in another data centre than its token says: retried there once, and
                 # its calls go there from now on.
                 self._access.store.transition(self.organization, LIVE, region=region)
-                return self._limited(api, method, params, {**headers, "X-Region": region}, hide)
+                return super()._post(api, method, params, {**headers, "X-Region": region}, hide)
             if exc.type != "authentication" or sent is None:
                 raise
         tenant = self._access.refresh(self.organization, sent)
         self._sent = tenant.access_token
         retried = {**headers, **_authorised(tenant)}
-        return self._limited(api, method, params, retried, (*secrets, tenant.access_token or ""))
-
-    def _limited(self, api: str, method: str, params: dict[str, Any], headers: dict[str, str],
-                 secrets: Iterable[str]) -> Any:
-        if self._limiter is not None:
-            self._take(method)
-        try:
-            return super()._post(api, method, params, headers, secrets)
-        except OutboundError as exc:
-            if exc.type == "too_many_requests" and self._limiter is not None:
-                self._limiter.back_off(self.organization, exc.retry_after or BACK_OFF)
-            raise
-
-    def _take(self, method: str) -> None:
-        assert self._limiter is not None
-        for _ in range(3):  # others of the organization may take the token waited for
-            wait = self._limiter.wait(self.organization)
-            if wait == 0:
-                return
-            if wait > MAX_WAIT:
-                break
-            time.sleep(wait)
-        raise OutboundError("livechat", method, "rate_limited",
-                            f"organization {self.organization} is over its rate (CHATHOOKS_ORG_RATE)",
-                            transient=True, retry_after=wait)
+        return super()._post(api, method, params, retried, (*secrets, tenant.access_token or ""))
 
 
 _REGION = re.compile(r"[a-z]{2,5}(?:-[a-z0-9]{1,3})?")

@@ -321,11 +321,11 @@ MARKETPLACE_ENV = {"LIVECHAT_CLIENT_ID": "client-1", "LIVECHAT_CLIENT_SECRET": "
                    "CHATHOOKS_SECRET_KEY": "x" * 43 + "="}
 
 
-@pytest.fixture(scope="module")
-def shared_app():  # type: ignore[no-untyped-def]
-    """One app for every example, so the queue's state carries across them as in production."""
+@pytest.fixture(scope="module", params=["single-license", "multi-license"])
+def shared_app(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """One app for every example, so the queue's state carries across them as in production; in each mode."""
     settings = make_settings(INGRESS_BASIC_AUTH=BASIC, CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN,
-                             LHC_WEBHOOK_SECRETS=LHC_TOKEN, **MARKETPLACE_ENV)
+                             LHC_WEBHOOK_SECRETS=LHC_TOKEN, **(MARKETPLACE_ENV if request.param == "multi-license" else {}))
     redis = fakeredis.FakeRedis()
     return create_app(settings, redis_client=redis), queue_state_of(redis, settings)
 
@@ -334,6 +334,11 @@ def ingress_routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def
     """(path, source) of every webhook endpoint; blueprints are named after their source."""
     return sorted((rule.rule, rule.endpoint.partition(".")[0]) for rule in app.url_map.iter_rules()
                   if "POST" in rule.methods)
+
+
+def source_off(app) -> set[str]:  # type: ignore[no-untyped-def]
+    """The sources whose routes the app's mode turns off: the App Webhooks without multi-license mode."""
+    return set() if app.extensions["chathooks"].settings.marketplace else {"livechat_app"}
 
 
 def test_every_ingress_route_is_fuzzed(shared_app):
@@ -346,6 +351,7 @@ def test_every_ingress_route_is_fuzzed(shared_app):
 @given(data=st.data())
 def test_any_body_is_a_json_4xx_or_a_documented_200_and_only_valid_ones_are_queued(shared_app, data):
     app, queue_state = shared_app
+    off = source_off(app)
     path, source = data.draw(st.sampled_from(ingress_routes(app)), label="route")
     path = path.replace("<token>", APP_TOKEN)
     body = data.draw(hostile_bodies(source), label="body")
@@ -368,7 +374,9 @@ def test_any_body_is_a_json_4xx_or_a_documented_200_and_only_valid_ones_are_queu
     event(f"{path}: {outcome}")
     assert 400 <= response.status_code < 500 or outcome in ("queued", "duplicate", "ignored", "answered",
                                                             "handled"), answer
-    if not (isinstance(body, bytes) or strict_json(body)):
+    if source in off:
+        assert response.status_code == 404, answer  # the route of a mode that is off, whatever the body
+    elif not (isinstance(body, bytes) or strict_json(body)):
         assert response.status_code == 400, answer
     after_length, after_seen = queue_state()
     # An answered ChatBot call, or an uninstall (its clean-up), may queue too.

@@ -591,3 +591,11 @@ def test_an_uninstall_naming_only_the_license_finds_its_organization(market_clie
     response = market_client.post(f"/livechat/app-webhooks/{APP_TOKEN}", json=older)
     assert response.json == {"status": "handled"}
     assert TenantStore(fake_redis, market.key_prefix, market.marketplace.secret_keys).status(ORG) is Status.UNINSTALLED
+
+
+def test_multi_license_mode_without_an_app_webhook_token_is_told_at_start(accounts, fake_redis, caplog):
+    create_app(make_settings(**marketplace_env(accounts.url)), redis_client=fake_redis)
+    assert "LIVECHAT_APP_WEBHOOK_TOKEN" not in caplog.text
+    create_app(make_settings(**marketplace_env(accounts.url) | {"LIVECHAT_APP_WEBHOOK_TOKEN": ""}),
+               redis_client=fake_redis)
+    assert "without LIVECHAT_APP_WEBHOOK_TOKEN" in caplog.text and f"{PUBLIC_URL}/livechat/app-webhooks/" in caplog.text

@@ -13,6 +13,7 @@ from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.settings import MarketplaceSettings
 from cli import tenants
 from cli.main import main
+from tests.conftest import make_settings
 from tests.fakes.accounts import FakeAccounts
 
 KEY = Fernet.generate_key().decode()
@@ -104,3 +105,21 @@ def test_rotate_without_the_old_key_destroys_nothing_and_exits_1(store, settings
     assert tenants.rotate(TenantStore(fake_redis, settings.key_prefix, [Fernet.generate_key().decode()]), out) == 1
     assert "no configured key reads" in out.getvalue()
     assert store.get("org-1").access_token == GRANT["access_token"]
+
+
+def test_the_environments_organization_is_listed_and_shown_as_one_more_tenant_never_removed(store):
+    static = tenants.static_tenant(make_settings(
+        LIVECHAT_ACCOUNT_ID="acc-9", LIVECHAT_PAT="dal:pat-Hq7secret", LIVECHAT_ORGANIZATION_ID="org-env",
+        LIVECHAT_BOT_ID="bot-env"))
+    out = io.StringIO()
+    assert tenants.list_tenants(store, False, out, static) == 0
+    rows = [line.split() for line in out.getvalue().splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["org-env", "static"], ["org-1", "active"]] and rows[0][4] == "bot-env"
+    out, err = io.StringIO(), io.StringIO()
+    assert tenants.show(store, "org-env", True, out, err, static) == 0
+    assert json.loads(out.getvalue())["configured_by"].startswith("environment")
+    assert "pat-Hq7secret" not in out.getvalue()
+    err = io.StringIO()
+    assert tenants.remove(store, None, "org-env", io.StringIO(), err, static) == 1  # type: ignore[arg-type]
+    assert "configured by the environment" in err.getvalue()
+    assert tenants.static_tenant(make_settings()) is None

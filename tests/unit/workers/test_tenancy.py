@@ -12,6 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from chathooks.events import Delivery
+from chathooks.http import OutboundError
 from chathooks.platforms.base import ChatRef
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
 from chathooks.platforms.livechat.install import PROVISION, UNINSTALL, lifecycle_delivery
@@ -21,8 +22,9 @@ from tests.conftest import make_settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.livechat import FakeLiveChat
 from tests.helpers import fixture
-from tests.unit.workers.conftest import CHAT_ID, RULES, run_due, seed
+from tests.unit.workers.conftest import CHAT_ID, RULES, jobs, run_due, seed
 from workers.dispatch import handle_delivery
+from workers.handlers.people import bot_unavailable
 from workers.runtime import Runtime
 
 ORG = fixture("incoming_event")["organization_id"]  # the fixtures' organization
@@ -223,3 +225,77 @@ def test_work_parked_just_as_its_tenant_turns_active_is_replayed_at_once(rt, liv
     assert [json.loads(m.partition("|")[2])["handler"] for m, _ in
             ((m.decode(), s) for m, s in rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True))
             if m.startswith("retry|")] == ["tenants.deliver"]
+
+
+def test_a_webhook_arriving_while_its_tenant_needs_reauth_is_parked_then_replayed(rt, livechat, accounts, clock):
+    install(rt, accounts)
+    seed_in(livechat)
+    rt.outbound.tenancy.store.update(ORG, status=Status.NEEDS_REAUTH)
+    rt.outbound.tenancy._recent.clear()  # a second after the refusal
+    deliver(rt, "incoming_chat")
+    deliver(rt, "chat_deactivated")
+    parked = rt.dead_letters.list()
+    assert {i["handler"] for i in parked} == {"tenants.deliver"}
+    assert {i["errors"][-1]["type"] for i in parked} == {"tenant_needs_reauth"}
+    rt.journal.flush()
+    assert rt.metrics.snapshot()["parked:needs_reauth"] == len(parked) and not livechat.calls("tag_thread")
+
+    install(rt, accounts)  # installed again: a new grant, provisioned
+    assert rt.dead_letters.list() == []
+    run_due(rt, time.time() + 1)
+    tagged = livechat.calls("tag_thread")
+    assert tagged and {livechat.organization_of_token(r.headers["Authorization"][7:]) for r in tagged} == {ORG}
+    run_due(rt, time.time() + 1)
+    assert len(livechat.calls("tag_thread")) == len(tagged)  # once
+
+
+def test_routing_status_is_kept_per_organization(rt, livechat, accounts):
+    other = "0b5e3c2a-7d1f-4a9e-8c6b-3e2d1f0a9b8c"
+    install(rt, accounts)
+    install(rt, accounts, other)
+    (bot,) = livechat.bots_of(ORG)
+    body = copy.deepcopy(fixture("routing_status_set.not_accepting")) | {"organization_id": ORG}
+    body["payload"]["agent_id"] = bot["id"]  # ORG's bot stopped accepting chats; the other's did not
+    handle_delivery(to_delivery(load_envelope(body), rt.settings).to_message(), rt)
+    assert bot_unavailable(rt, rt.outbound.chats("livechat", ORG)) == "bot routing status is not_accepting_chats"
+    assert bot_unavailable(rt, rt.outbound.chats("livechat", other)) is None
+
+
+def test_a_failed_provisioning_is_retried_until_the_tenant_is_active(rt, livechat, accounts, clock):
+    seed_in(livechat)
+    deliver(rt, "incoming_event")  # parked: not installed yet
+    livechat.fail_next("set_routing_status", error_type="service_unavailable")
+    install(rt, accounts)
+    tenancy = rt.outbound.tenancy
+    assert tenancy.store.get(ORG).status is Status.PENDING and rt.dead_letters.list()
+    assert [m for m, _ in jobs(rt, "retry")]  # the provisioning, again later
+    run_due(rt, time.time() + 60)
+    assert tenancy.store.get(ORG).status is Status.ACTIVE and len(livechat.bots_of(ORG)) == 1
+    assert rt.dead_letters.list() == []  # its parked work replayed
+
+
+def test_the_workers_share_each_organization_the_configured_rate(livechat, accounts, fake_redis, clock, rt):
+    assert rt.outbound.tenancy.limiter.rate == 1000  # CHATHOOKS_ORG_RATE
+    env = dict(LIVECHAT_API_URL=livechat.url, LIVECHAT_CLIENT_ID=livechat.client_id,
+               LIVECHAT_CLIENT_SECRET="client-secret-1", CHATHOOKS_PUBLIC_URL="https://hooks.example.com",
+               LIVECHAT_ACCOUNTS_URL=accounts.url, CHATHOOKS_SECRET_KEY=KEY)
+    default = Runtime.build(make_settings(**env), fake_redis, rules=RULES, clock=clock)
+    assert default.outbound.tenancy.limiter.rate == 5
+
+
+def test_the_static_organization_has_its_own_share_of_the_rate(livechat, accounts, fake_redis, clock):
+    rt = market_rt(livechat, accounts, fake_redis, clock, LIVECHAT_ACCOUNT_ID=livechat.account_id,
+                   LIVECHAT_PAT=livechat.pat, LIVECHAT_ORGANIZATION_ID=livechat.organization_id,
+                   LIVECHAT_BOT_ID=livechat.bot_id)
+    install(rt, accounts)
+    seed(livechat)
+    static = rt.outbound.chats("livechat", livechat.organization_id).api.client
+    livechat.fail_next("get_chat", error_type="too_many_requests", retry_after=30)
+    with pytest.raises(OutboundError) as refused:
+        static.get_chat(CHAT_ID)
+    assert refused.value.type == "too_many_requests"
+    with pytest.raises(OutboundError) as paused:
+        static.get_chat(CHAT_ID)  # the environment's organization pauses ...
+    assert paused.value.type == "rate_limited" and 29 < paused.value.retry_after <= 30
+    limiter = rt.outbound.tenancy.limiter
+    assert limiter.wait(ORG) == 0  # ... and the installed one does not

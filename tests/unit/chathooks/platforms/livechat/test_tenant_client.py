@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from chathooks.http import OutboundError
-from chathooks.platforms.livechat import tenant_client
+from chathooks.platforms.livechat import fairness
 from chathooks.platforms.livechat.accounts import AccountsClient
 from chathooks.platforms.livechat.client import LiveChatClient, MemoryTokenCache
-from chathooks.platforms.livechat.tenant_client import BACK_OFF, TenantClient
+from chathooks.platforms.livechat.tenant_client import TenantClient
 from chathooks.platforms.livechat.tenants import Status, TenantStore
 from chathooks.platforms.livechat.tokens import TenantInactive, TenantTokens
 from chathooks.rate_limit import RateLimiter
@@ -216,7 +216,7 @@ def test_a_short_wait_for_the_rate_is_waited(lc, tokens, fake_redis, settings, c
         slept.append(seconds)
         clock.now += seconds
 
-    monkeypatch.setattr(tenant_client, "time", SimpleNamespace(sleep=sleep, time=clock))
+    monkeypatch.setattr(fairness, "time", SimpleNamespace(sleep=sleep, time=clock))
     client = client_of(lc, tokens, ORG_A, RateLimiter(fake_redis, settings.key_prefix, rate=2, clock=clock))
     for _ in range(3):
         client.get_chat(CHAT_A["id"])
@@ -232,7 +232,7 @@ def test_a_burst_against_busy_peers_gives_up_rate_limited(lc, tokens, fake_redis
         clock.now += seconds
         assert limiter.wait(ORG_A) == 0
 
-    monkeypatch.setattr(tenant_client, "time", SimpleNamespace(sleep=sleep, time=clock))
+    monkeypatch.setattr(fairness, "time", SimpleNamespace(sleep=sleep, time=clock))
     client = client_of(lc, tokens, ORG_A, limiter)
     client.get_chat(CHAT_A["id"])
     client.get_chat(CHAT_A["id"])
@@ -258,7 +258,7 @@ def test_too_many_requests_without_retry_after_backs_off_a_while(lc, tokens, fak
     limiter = RateLimiter(fake_redis, settings.key_prefix, rate=100, clock=clock)
     lc.fail_next("tag_thread", error_type="too_many_requests")
     caught(client_of(lc, tokens, ORG_A, limiter).tag_thread, CHAT_A["id"], CHAT_A["thread"]["id"], "refund")
-    assert BACK_OFF - 0.5 < limiter.wait(ORG_A) <= BACK_OFF
+    assert fairness.BACK_OFF - 0.5 < limiter.wait(ORG_A) <= fairness.BACK_OFF
     assert limiter.wait(ORG_B) == 0
 
 
