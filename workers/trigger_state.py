@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from chathooks.redis_client import PackedScript
 from chathooks.triggers.conditions import ThreadView
 
 # KEYS: state, messages, applied tags, ties. ARGV: op (msg|start|end|left|seen|read), time, live ttl, ended ttl,
@@ -183,8 +184,9 @@ class TriggerState:
         self._p = prefix
         self._schedule = schedule_key
         self._live_ttl, self._ended_ttl = live_ttl, ended_ttl
-        self._observe = client.register_script(_OBSERVE)
-        self._decide = client.register_script(_DECIDE)
+        # Run on every event of a thread with triggers: packed by hand (see PackedScript).
+        self._observe = PackedScript(client, _OBSERVE)
+        self._decide = PackedScript(client, _DECIDE)
 
     def key(self, thread_id: str) -> str:
         return f"{self._p}trigger:{thread_id}"
@@ -194,7 +196,7 @@ class TriggerState:
         """Apply ``change`` (None: only read) and return the state after it (None: nothing is kept)."""
         key = self.key(thread_id)
         pairs = [x for kv in (change.fields.items() if change else ()) for x in kv]
-        reply = self._observe(keys=[key, f"{key}:messages", tags_key, f"{key}:ties"], args=[
+        reply, _ = self._observe([key, f"{key}:messages", tags_key, f"{key}:ties"], [
             change.op if change else "read", f"{change.time:.6f}" if change else "0", self._live_ttl, self._ended_ttl,
             source, organization or "", chat_id, change.role if change else "", change.digest if change else "",
             " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs])
@@ -209,10 +211,18 @@ class TriggerState:
         """
         args: list[Any] = [version, job, f"{due:.6f}" if due is not None else "", fire_prefix, f"{fire_due:.6f}"]
         args += [x for kv in verdicts.items() for x in kv]
-        reply = self._decide(keys=[self.key(thread_id), self._schedule], args=args)
+        reply, _ = self._decide([self.key(thread_id), self._schedule], args)
         if reply is None:
             return None
         return [(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+    def schedule(self, thread_id: str, version: str, job: str, due: float | None, pipe: redis.client.Pipeline) -> None:
+        """``decide`` with no verdicts, on ``pipe`` (its answer unread): the next evaluation, if the state is still
+        ``version``."""
+        # EVAL, not the packed EVALSHA: a script unknown to the server would fail the whole pipeline.
+        pipe.eval(_DECIDE, 2, self.key(thread_id), self._schedule, version, job,
+                  f"{due:.6f}" if due is not None else "", "", "0")
 
 
 def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int) -> Snapshot:

@@ -120,6 +120,11 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
         next_job = due_job(snap.chat_id, thread, f"{turns:.6f}") if turns is not None else ""
         if not verdicts and _scheduled_in_time(snap.job, consumed, turns):
             return []
+        if not verdicts and not consumed:
+            # Only the next moment moves: written with the task's flush, if the state is still as read. When it
+            # is not, whoever changed it evaluated the newer state and scheduled what that needs.
+            rt.journal.later(partial(rt.triggers.schedule, thread, snap.version, next_job, turns))
+            return []
         here = ChatRef(snap.source or chat.source, snap.chat_id or chat.chat_id, thread, snap.organization)
         prefix = fire_jobs(here)
         fired = rt.triggers.decide(thread, snap.version, verdicts, next_job, turns, prefix, now + LEASE_SECONDS)

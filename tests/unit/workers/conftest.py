@@ -101,7 +101,9 @@ def records(rt: Runtime, action: str | None = None, outcome: str | None = None) 
 
 
 def jobs(rt: Runtime, kind: str) -> list[tuple[str, float]]:
-    """Scheduled (member, due) pairs of one kind ("trigger" or "retry")."""
+    """Scheduled (member, due) pairs of one kind ("trigger" or "retry"), as the task in progress will have left
+    them (a moved evaluation is written when the task ends)."""
+    rt.journal.flush()
     return [(m.decode(), score) for m, score in rt.redis.zrange(rt.scheduler.key, 0, -1, withscores=True)
             if parse(m.decode())[0] == kind]
 

@@ -30,7 +30,7 @@ BUDGET = {
     "tagging.tagged": 3,
     "tagging.thread_ended": 12,
     "marketing.sync": 5,
-    "triggers.observe": 12,
+    "triggers.observe": 10,
     "rating.react": 7,
     "profile.seen": 8,
     "profile.rated": 4,
