@@ -7,7 +7,8 @@ to the moment the workers' ``processed`` counter says the last handler is done.
 No-op: the same worker command and configuration draining as many no-op task messages,
 pushed onto the queue at once; done when the queue and the broker's unacked set are empty.
 Triggers: the pipeline with the default rules minus the nudge (no trigger at all), and with
-20 triggers added (bench/rules.py). When RabbitMQ is reachable, B3 and B4 again with it as the
+20 triggers added (bench/rules.py); these two sides run more rounds than the others (``trigger_rounds``), their
+ratio being one of two close figures. When RabbitMQ is reachable, B3 and B4 again with it as the
 broker: a second ingress and the workers on RabbitMQ, the no-op tasks published to it (without
 confirms, as one burst) and drained when its queue has none ready (the last one or two a worker
 holds are a millisecond's work). Each run starts a fresh worker, warms it up, measures, and stops
@@ -47,7 +48,8 @@ PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
 DRAIN = "drain"  # the pipeline's deliveries pushed straight onto the queue, as the no-op's are
 EVENTS = "pipeline events"  # CHATHOOKS_TASK_EVENTS=1: what task events cost when Flower is not running
-SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", "no-triggers", "triggers", EVENTS)
+TRIGGER_SIDES = ("no-triggers", "triggers")
+SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", *TRIGGER_SIDES, EVENTS)
 PINNED_SIDES = ("pinned-1", "pinned-2", "pinned-4")  # B4 again, the workers on cores of their own
 AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
@@ -88,8 +90,10 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
                                                 "pipeline-web-amqp", plan.web_workers)
             webs.append(amqp_web)
             urls.update(dict.fromkeys(AMQP_SIDES, amqp_url))
-        for n in range(plan.rounds):
-            for side in (sides if n % 2 == 0 else sides[::-1]):
+        schedule = [(sides if n < plan.rounds else TRIGGER_SIDES) for n in range(max(plan.rounds, plan.trigger_rounds))]
+        schedule = [round_sides if n % 2 == 0 else round_sides[::-1] for n, round_sides in enumerate(schedule)]
+        for n, round_sides in enumerate(schedule):
+            for side in round_sides:
                 noop = side.startswith("noop")
                 measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else
                                 _drain(plan) if side == DRAIN else _pipeline(urls[side], plan))

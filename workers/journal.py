@@ -69,6 +69,7 @@ class Journal:
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
         self._later: list[Callable[[redis.client.Pipeline], None]] = []
+        self._reads: list[tuple[Callable[[redis.client.Pipeline], None], Callable[[Any], None]]] = []
         self._delivery: dict[str, Any] | None = None
 
     # --- what happened ----------------------------------------------------------------
@@ -112,6 +113,12 @@ class Journal:
         """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
 
+    def then(self, command: Callable[[redis.client.Pipeline], None], answered: Callable[[Any], None]) -> None:
+        """One command to go after the flush's writes, in the same round trip; ``answered`` is called with its
+        answer (an exception, when it failed) once the flush has been sent. What ``answered`` adds is written
+        with a round trip more."""
+        self._reads.append((command, answered))
+
     def processed(self, delivery_id: str, source: str) -> None:
         """The task's delivery is done: counted ``processed`` the first time, ``redelivered`` after."""
         self.later(lambda pipe: pipe.eval(_PROCESSED, 2, self._keys.dedupe(delivery_id), self._keys.metrics, source))
@@ -122,15 +129,22 @@ class Journal:
 
     def discard(self) -> None:
         """Forget what was not written yet: a run Redis cut short, about to run again."""
-        self._chats, self._counts, self._later, self._delivery = {}, {}, [], None
+        self._chats, self._counts, self._later, self._reads, self._delivery = {}, {}, [], [], None
 
     # --- written ----------------------------------------------------------------------
 
     def flush(self, *, force_observations: bool = False) -> None:
-        """Write everything since the last flush in one round trip."""
+        """Write everything since the last flush in one round trip, then hand each ``then`` its answer (and write
+        what those add, the same way)."""
+        while answers := self._write(force_observations):
+            for answered, answer in answers:
+                answered(answer)
+
+    def _write(self, force_observations: bool) -> list[tuple[Callable[[Any], None], Any]]:
         self._end_delivery()
         chats, counts, self._chats, self._counts = self._chats, self._counts, {}, {}
         later, self._later = self._later, []
+        reads, self._reads = self._reads, []
         with self._redis.pipeline(transaction=False) as pipe:
             for write in later:
                 write(pipe)
@@ -145,8 +159,15 @@ class Journal:
             for name, n in counts.items():
                 pipe.hincrby(self._keys.metrics, name, n)
             self.observations.flush(pipe, self._keys.observed, force=force_observations)
-            if len(pipe):
-                pipe.execute()
+            for command, _ in reads:  # last: they see this task's writes
+                command(pipe)
+            if not len(pipe):
+                return []
+            replies = pipe.execute(raise_on_error=False)
+        written = replies[:len(replies) - len(reads)]
+        if failed := next((r for r in written if isinstance(r, Exception)), None):
+            raise failed
+        return [(answered, answer) for (_, answered), answer in zip(reads, replies[len(written):], strict=True)]
 
     def _end_delivery(self) -> None:
         delivery, self._delivery = self._delivery, None

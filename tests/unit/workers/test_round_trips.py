@@ -30,11 +30,12 @@ BUDGET = {
     "tagging.tagged": 3,
     "tagging.thread_ended": 12,
     "marketing.sync": 5,
-    "triggers.observe": 10,
+    "triggers.observe": 0,  # its change and read go with the task's flush; what the evaluation writes, after it
     "rating.react": 7,
     "profile.seen": 8,
     "profile.rated": 4,
-    "task": 10,  # one flush per delivery: the story, the counters, the processed mark
+    "task": 12,  # one flush per delivery (the story, the counters, the processed mark, the triggers' reads); two
+    # evaluations write (a moved moment), with a flush of their own
 }
 
 
