@@ -55,10 +55,15 @@ class Busy(Exception):
 
 class Once:
     def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600,
-                 wait_ms: int = 0):
+                 wait_ms: int = 0, defer: Callable[[Callable[[redis.client.Pipeline], None]], None] | None = None):
         # With replicas (Sentinel), a claim and a done mark are on a replica before the effect runs and before
         # the task ends: a failover cannot forget an effect that was made.
         self._wait_ms = wait_ms
+        # ``defer``: the done mark goes with the task's other writes (``Journal.later``) instead of a round trip
+        # of its own. A task lost before them leaves the claim to lapse and the attempt marker: the next
+        # attempt asks ``already``, as after any attempt that did not record its end.
+        self._defer = defer if not wait_ms else None
+        self._unwritten: set[str] = set()  # done, the mark not written yet: done for this process meanwhile
         self._redis = client
         self._prefix = prefix
         self._lease_ms = int(lease_seconds * 1000)
@@ -70,7 +75,8 @@ class Once:
         return f"{self._prefix}once:{name}"
 
     def done(self, name: str) -> bool:
-        return self._redis.get(self.key(name)) == DONE
+        key = self.key(name)
+        return key in self._unwritten or self._redis.get(key) == DONE
 
     def attempted_at(self, name: str) -> float | None:
         """When the first unfinished attempt at ``name`` began (None: none is known)."""
@@ -88,6 +94,8 @@ class Once:
         says the effect is there, it is marked done instead of repeated.
         """
         key, marker, token = self.key(name), f"{self.key(name)}:tried", uuid.uuid4().hex
+        if key in self._unwritten:
+            return False, None
         ttl = done_ttl or self._done_ttl
         claimed, _ = self._claim([key, marker], [token, self._lease_ms, ttl, f"{time.time():.6f}"], self._wait_ms)
         if claimed is None:
@@ -105,6 +113,15 @@ class Once:
             with contextlib.suppress(redis.RedisError):
                 self._release(keys=[key], args=[token])
             raise
+        if self._defer is not None:
+            self._unwritten.add(key)
+
+            def mark(pipe: redis.client.Pipeline) -> None:
+                pipe.set(key, DONE, ex=ttl).delete(marker)
+                self._unwritten.discard(key)
+
+            self._defer(mark)
+            return ran, result
         with self._redis.pipeline() as pipe:
             pipe.set(key, DONE, ex=ttl).delete(marker)
             if self._wait_ms:

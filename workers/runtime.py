@@ -70,7 +70,7 @@ class Runtime:
             keys=Keys(p),
             rules=rules,
             state=state,
-            once=_once(client, settings, settings.dry_run),
+            once=_once(client, settings, settings.dry_run, journal),
             scheduler=scheduler,
             outbound=outbound,
             dead_letters=DeadLetters(client, p),
@@ -91,7 +91,7 @@ class Runtime:
         if dry_run == self.settings.dry_run:
             return self.once
         if self._other_once is None:
-            self._other_once = _once(self.redis, self.settings, dry_run)
+            self._other_once = _once(self.redis, self.settings, dry_run, self.journal)
         return self._other_once
 
     def author_role(self, event: Event) -> Role | None:
@@ -125,12 +125,12 @@ class Runtime:
         return role
 
 
-def _once(client: redis.Redis, settings: Settings, dry_run: bool) -> Once:
+def _once(client: redis.Redis, settings: Settings, dry_run: bool, journal: Journal) -> Once:
     # Dry-run effects were never sent: they must not count as done once live.
     # The lease outlasts any task, so a claim is never taken over while its effect may still run.
     return Once(client, settings.key_prefix + ("dry-run:" if dry_run else ""),
                 lease_seconds=settings.task_time_limit_seconds, done_ttl=settings.dedupe_ttl_seconds,
-                wait_ms=settings.redis_wait_ms)
+                wait_ms=settings.redis_wait_ms, defer=journal.later)
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -194,3 +194,31 @@ def test_done_leaves_only_the_done_key_and_a_failure_leaves_a_marker_that_expire
 
 def test_keys_live_under_the_prefix(once, settings):
     assert once.key("x").startswith(settings.key_prefix)
+
+
+def test_a_deferred_done_mark_is_written_with_the_tasks_writes(settings, fake_redis):
+    writes: list = []
+    once = Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600, defer=writes.append)
+    effect = Effect()
+    assert once.run("tag:T1:refund", effect) == (True, "result")
+    assert fake_redis.get(once.key("tag:T1:refund")) != DONE and len(writes) == 1  # not yet written
+    assert once.done("tag:T1:refund") and once.run("tag:T1:refund", effect) == (False, None)  # done here meanwhile
+    with fake_redis.pipeline() as pipe:
+        writes[0](pipe)
+        pipe.execute()
+    assert fake_redis.get(once.key("tag:T1:refund")) == DONE and not fake_redis.exists(f"{once.key('tag:T1:refund')}:tried")
+    assert effect.calls == 1
+
+
+def test_a_task_lost_before_its_writes_leaves_the_next_attempt_to_ask_already(settings, fake_redis):
+    lost = Once(fake_redis, settings.key_prefix, lease_seconds=0.05, done_ttl=3600, defer=lambda write: None)
+    lost.run("msg:T1:1", Effect())  # the effect is made; the done mark never written
+    other = Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600)
+    with pytest.raises(Busy):
+        other.run("msg:T1:1", Effect())  # within the lost task's lease
+    time.sleep(0.1)
+    asked: list[bool] = []
+    effect = Effect()
+    assert other.run("msg:T1:1", effect, already=lambda: asked.append(True) or True) == (False, None)
+    assert asked == [True] and effect.calls == 0 and other.done("msg:T1:1")
+

@@ -28,10 +28,10 @@ BUDGET = {
     "timeline.record": 0,  # written with the task's flush
     "tagging.match": 8,
     "tagging.tagged": 3,
-    "tagging.thread_ended": 12,
-    "marketing.sync": 5,
+    "tagging.thread_ended": 10,
+    "marketing.sync": 3,
     "triggers.observe": 0,  # its change and read go with the task's flush; what the evaluation writes, after it
-    "rating.react": 7,
+    "rating.react": 6,
     "profile.seen": 8,
     "profile.rated": 4,
     "task": 12,  # one flush per delivery (the story, the counters, the processed mark, the triggers' reads); two
