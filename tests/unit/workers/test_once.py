@@ -206,7 +206,8 @@ def test_a_deferred_done_mark_is_written_with_the_tasks_writes(settings, fake_re
     with fake_redis.pipeline() as pipe:
         writes[0](pipe)
         pipe.execute()
-    assert fake_redis.get(once.key("tag:T1:refund")) == DONE and not fake_redis.exists(f"{once.key('tag:T1:refund')}:tried")
+    key = once.key("tag:T1:refund")
+    assert fake_redis.get(key) == DONE and not fake_redis.exists(f"{key}:tried")
     assert effect.calls == 1
 
 
