@@ -110,17 +110,15 @@ def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
 
 
 def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: list[dict[str, Any]] | None = None,
-                *, replays: int = 0, job: str | None = None, call: Callable[[], None] | None = None) -> None:
+                *, replays: int = 0, job: str | None = None) -> None:
     """Run handler ``name`` on ``event``: on failure, schedule the next attempt or dead-letter it.
 
     ``errors`` are the earlier attempts', ``replays`` how often an operator replayed it. ``job`` is the
     scheduled job this run comes from: the next attempt or the dead letter replaces it in one transaction.
-    ``call``: the handler's own continuation to run instead (once the state it read has come), retried as
-    the handler.
     """
     started = time.perf_counter()
     try:
-        call() if call is not None else REGISTRY[name](event, rt)
+        REGISTRY[name](event, rt)
     except Exception as exc:
         if isinstance(exc, TenantInactive) and exc.reason == UNINSTALLED:
             # Its organization uninstalled the app: its work is dropped, as its webhooks are (timers included).

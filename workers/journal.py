@@ -69,7 +69,7 @@ class Journal:
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
         self._later: list[Callable[[redis.client.Pipeline], None]] = []
-        self._reads: list[tuple[Callable[[redis.client.Pipeline], None], Callable[[Any], None]]] = []
+        self._lasting: list[tuple[Callable[[redis.client.Pipeline], None], Callable[[], None]]] = []
         self._delivery: dict[str, Any] | None = None
 
     # --- what happened ----------------------------------------------------------------
@@ -113,11 +113,10 @@ class Journal:
         """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
 
-    def then(self, command: Callable[[redis.client.Pipeline], None], answered: Callable[[Any], None]) -> None:
-        """One command to go after the flush's writes, in the same round trip; ``answered`` is called with its
-        answer (an exception, when it failed) once the flush has been sent. What ``answered`` adds is written
-        with a round trip more."""
-        self._reads.append((command, answered))
+    def lasting(self, write: Callable[[redis.client.Pipeline], None], written: Callable[[], None]) -> None:
+        """A write of a fact that stays true (an effect made): kept by ``discard`` and when a flush fails, until a
+        flush has written it; then ``written`` is called."""
+        self._lasting.append((write, written))
 
     def processed(self, delivery_id: str, source: str) -> None:
         """The task's delivery is done: counted ``processed`` the first time, ``redelivered`` after."""
@@ -128,25 +127,19 @@ class Journal:
         self._counts[field_name] = self._counts.get(field_name, 0) + 1
 
     def discard(self) -> None:
-        """Forget what was not written yet: a run Redis cut short, about to run again."""
-        self._chats, self._counts, self._later, self._reads, self._delivery = {}, {}, [], [], None
+        """Forget what was not written yet (but what is ``lasting``): a run Redis cut short, about to run again."""
+        self._chats, self._counts, self._later, self._delivery = {}, {}, [], None
 
     # --- written ----------------------------------------------------------------------
 
     def flush(self, *, force_observations: bool = False) -> None:
-        """Write everything since the last flush in one round trip, then hand each ``then`` its answer (and write
-        what those add, the same way)."""
-        while answers := self._write(force_observations):
-            for answered, answer in answers:
-                answered(answer)
-
-    def _write(self, force_observations: bool) -> list[tuple[Callable[[Any], None], Any]]:
+        """Write everything since the last flush in one round trip."""
         self._end_delivery()
         chats, counts, self._chats, self._counts = self._chats, self._counts, {}, {}
         later, self._later = self._later, []
-        reads, self._reads = self._reads, []
+        lasting, self._lasting = self._lasting, []
         with self._redis.pipeline(transaction=False) as pipe:
-            for write in later:
+            for write in [*(w for w, _ in lasting), *later]:
                 write(pipe)
             for chat_id, chat in chats.items():
                 args: list[Any] = [*self._limits]
@@ -159,15 +152,14 @@ class Journal:
             for name, n in counts.items():
                 pipe.hincrby(self._keys.metrics, name, n)
             self.observations.flush(pipe, self._keys.observed, force=force_observations)
-            for command, _ in reads:  # last: they see this task's writes
-                command(pipe)
-            if not len(pipe):
-                return []
-            replies = pipe.execute(raise_on_error=False)
-        written = replies[:len(replies) - len(reads)]
-        if failed := next((r for r in written if isinstance(r, Exception)), None):
-            raise failed
-        return [(answered, answer) for (_, answered), answer in zip(reads, replies[len(written):], strict=True)]
+            if len(pipe):
+                try:
+                    pipe.execute()
+                except BaseException:
+                    self._lasting[:0] = lasting  # written by the next flush, whatever this task's fate
+                    raise
+        for _, written in lasting:
+            written()
 
     def _end_delivery(self) -> None:
         delivery, self._delivery = self._delivery, None

@@ -55,13 +55,15 @@ class Busy(Exception):
 
 class Once:
     def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600,
-                 wait_ms: int = 0, defer: Callable[[Callable[[redis.client.Pipeline], None]], None] | None = None):
+                 wait_ms: int = 0,
+                 defer: Callable[[Callable[[redis.client.Pipeline], None], Callable[[], None]], None] | None = None):
         # With replicas (Sentinel), a claim and a done mark are on a replica before the effect runs and before
         # the task ends: a failover cannot forget an effect that was made.
         self._wait_ms = wait_ms
-        # ``defer``: the done mark goes with the task's other writes (``Journal.later``) instead of a round trip
-        # of its own. A task lost before them leaves the claim to lapse and the attempt marker: the next
-        # attempt asks ``already``, as after any attempt that did not record its end.
+        # ``defer``: the done mark goes with the task's other writes (``Journal.lasting``: kept until written, even
+        # if the task is cut short) instead of a round trip of its own. A process lost before it is written
+        # leaves the claim to lapse and the attempt marker: the next attempt asks ``already``, as after any
+        # attempt that did not record its end.
         self._defer = defer if not wait_ms else None
         self._unwritten: set[str] = set()  # done, the mark not written yet: done for this process meanwhile
         self._redis = client
@@ -118,9 +120,8 @@ class Once:
 
             def mark(pipe: redis.client.Pipeline) -> None:
                 pipe.set(key, DONE, ex=ttl).delete(marker)
-                self._unwritten.discard(key)
 
-            self._defer(mark)
+            self._defer(mark, lambda: self._unwritten.discard(key))
             return ran, result
         with self._redis.pipeline() as pipe:
             pipe.set(key, DONE, ex=ttl).delete(marker)

@@ -130,7 +130,7 @@ def _once(client: redis.Redis, settings: Settings, dry_run: bool, journal: Journ
     # The lease outlasts any task, so a claim is never taken over while its effect may still run.
     return Once(client, settings.key_prefix + ("dry-run:" if dry_run else ""),
                 lease_seconds=settings.task_time_limit_seconds, done_ttl=settings.dedupe_ttl_seconds,
-                wait_ms=settings.redis_wait_ms, defer=journal.later)
+                wait_ms=settings.redis_wait_ms, defer=journal.lasting)
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -194,25 +194,13 @@ class TriggerState:
     def observe(self, thread_id: str, change: Change | None, *, source: str, organization: str | None, chat_id: str,
                 tags_key: str, read_tags: bool) -> Snapshot | None:
         """Apply ``change`` (None: only read) and return the state after it (None: nothing is kept)."""
-        keys, args = self._observe_call(thread_id, change, source, organization, chat_id, tags_key, read_tags)
-        reply, _ = self._observe(keys, args)
-        return snapshot_of(reply)
-
-    def observe_on(self, pipe: redis.client.Pipeline, thread_id: str, change: Change, *, source: str,
-                   organization: str | None, chat_id: str, tags_key: str, read_tags: bool) -> None:
-        """``observe`` as one command on ``pipe``; its answer, through ``snapshot_of``, is the state after it."""
-        keys, args = self._observe_call(thread_id, change, source, organization, chat_id, tags_key, read_tags)
-        # EVAL, not the packed EVALSHA: a script unknown to the server would fail the whole pipeline.
-        pipe.eval(_OBSERVE, len(keys), *keys, *args)
-
-    def _observe_call(self, thread_id: str, change: Change | None, source: str, organization: str | None,
-                      chat_id: str, tags_key: str, read_tags: bool) -> tuple[list[str], list[Any]]:
         key = self.key(thread_id)
         pairs = [x for kv in (change.fields.items() if change else ()) for x in kv]
-        return [key, f"{key}:messages", tags_key, f"{key}:ties"], [
+        reply, _ = self._observe([key, f"{key}:messages", tags_key, f"{key}:ties"], [
             change.op if change else "read", f"{change.time:.6f}" if change else "0", self._live_ttl, self._ended_ttl,
             source, organization or "", chat_id, change.role if change else "", change.digest if change else "",
-            " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs]
+            " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs])
+        return None if reply is None else _snapshot(*reply)
 
     def decide(self, thread_id: str, version: str, verdicts: Mapping[str, str], job: str, due: float | None,
                fire_prefix: str, fire_due: float) -> list[tuple[str, int]] | None:
@@ -235,11 +223,6 @@ class TriggerState:
         # EVAL, not the packed EVALSHA: a script unknown to the server would fail the whole pipeline.
         pipe.eval(_DECIDE, 2, self.key(thread_id), self._schedule, version, job,
                   f"{due:.6f}" if due is not None else "", "", "0")
-
-
-def snapshot_of(reply: Sequence[Any] | None) -> Snapshot | None:
-    """The state an observe script answered (None: nothing is kept for the thread)."""
-    return None if reply is None else _snapshot(*reply)
 
 
 def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int) -> Snapshot:

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import math
 from functools import partial
-from typing import Any
 
 from chathooks.events import Event, Kind, Role, epoch
 from chathooks.platforms.base import ChatRef
@@ -27,11 +26,10 @@ from workers.once import Busy
 from workers.retry import attempts
 from workers.runtime import Runtime
 from workers.scheduler import LEASE_SECONDS, job, parse
-from workers.trigger_state import ROLES, Change, Snapshot, snapshot_of
+from workers.trigger_state import ROLES, Change
 
 log = logging.getLogger(__name__)
 
-OBSERVE = "triggers.observe"
 ACT = "triggers.act"
 MAX_RACES = 8  # evaluations that lose the state to a concurrent one before the handler is retried
 # What the platforms send of a chat: LHC's chat fields, and whatever extra fields a template adds.
@@ -39,36 +37,12 @@ _ATTRIBUTE_PARTS = ("chat", "attributes")
 
 
 def observe(event: Event, rt: Runtime) -> None:
-    """Fold ``event`` into its thread's state, then evaluate the thread's triggers.
-
-    The change goes with the task's flush, the round trip every task makes, and the evaluation follows on the
-    state it answers (as this handler: its failure is retried and dead-lettered as the handler's).
-    """
-    # Imported here: dispatch imports this module for its table.
-    from workers.dispatch import run_handler
-
+    """Fold ``event`` into its thread's state, then evaluate the thread's triggers."""
     if not rt.rules.firing or not (event.chat_id and event.thread_id):
         return
     change = _change(event, rt)
-    if change is None:
-        return
-    chat = ChatRef.of(event)
-    assert chat.thread_id
-
-    def evaluated(answer: Any) -> None:
-        if isinstance(answer, Exception):
-            raise answer
-        evaluate(rt, chat, None, snap=snapshot_of(answer))
-
-    rt.journal.then(partial(_observe_on, rt, chat, change),
-                    lambda answer: run_handler(OBSERVE, event, rt, call=partial(evaluated, answer)))
-
-
-def _observe_on(rt: Runtime, chat: ChatRef, change: Change, pipe: Any) -> None:
-    assert chat.thread_id
-    rt.triggers.observe_on(pipe, chat.thread_id, change, source=chat.source, organization=chat.organization,
-                           chat_id=chat.chat_id, tags_key=rt.state.tags_key(chat.thread_id, "applied"),
-                           read_tags=rt.rules.firing.reads_tags)
+    if change is not None:
+        evaluate(rt, ChatRef.of(event), change)
 
 
 def due(event: Event, rt: Runtime) -> None:
@@ -107,12 +81,11 @@ def fire_jobs(chat: ChatRef) -> str:
 
 
 def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0,
-             consumed: str = "", snap: Snapshot | None = None) -> list[str]:
+             consumed: str = "") -> list[str]:
     """Apply ``change``, evaluate every trigger on the state, decide, and run what fired; returns the triggers
     that fired.
 
-    ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done);
-    ``snap``: the state as already read (the first evaluation's, instead of observing).
+    ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done).
     """
     # Imported here: dispatch imports this module for its table.
     from workers.dispatch import run_handler
@@ -120,12 +93,10 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
     firing, thread = rt.rules.firing, chat.thread_id
     assert thread
     tags_key = rt.state.tags_key(thread, "applied")
-    read = snap is not None
     for _ in range(MAX_RACES):
-        if not read:
-            snap = rt.triggers.observe(thread, change, source=chat.source, organization=chat.organization,
-                                       chat_id=chat.chat_id, tags_key=tags_key, read_tags=firing.reads_tags)
-        change, read = None, False  # applied: a race only re-reads
+        snap = rt.triggers.observe(thread, change, source=chat.source, organization=chat.organization,
+                                   chat_id=chat.chat_id, tags_key=tags_key, read_tags=firing.reads_tags)
+        change = None  # applied: a race only re-reads
         if snap is None:
             return []
         now = max(rt.clock(), at)

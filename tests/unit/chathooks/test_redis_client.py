@@ -126,7 +126,7 @@ def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real, m
     monkeypatch.setattr(redis.client.Pipeline, "execute_command", watched)
     monkeypatch.setattr(PackedScript, "_send", packed)
     deferred: list = []  # with replicas, the done mark is never left for the task's flush
-    once = Once(real, real.prefix, lease_seconds=5, wait_ms=10, defer=deferred.append)
+    once = Once(real, real.prefix, lease_seconds=5, wait_ms=10, defer=lambda *write: deferred.append(write))
     assert once.run("tag:T1:refund", lambda: "tagged") == (True, "tagged") and deferred == []
     # The claim (sent again once loaded, as on a new master) and the done mark each go with a WAIT.
     assert sent[-3:] == ["SET", "DEL", "WAIT"] and sent[:-3] in (["EVALSHA", "WAIT"], ["EVALSHA", "WAIT"] * 2)

@@ -6,6 +6,9 @@ import io
 import json
 from dataclasses import replace
 
+import pytest
+import redis
+
 from chathooks.events import Event, Kind
 from chathooks.http import OutboundError
 from cli import chat
@@ -114,3 +117,21 @@ def test_no_email_is_told_where_one_was_looked_for_not_again_at_the_end(dry_rt):
     told = [e for e in story(dry_rt) if e["type"] == "effect"]
     assert [(e["name"], e["detail"]["reason"]) for e in told] == [("list_upsert", "no_email")]
     assert dry_rt.redis.hget(dry_rt.keys.metrics, "skipped:no_email") == b"1"
+
+
+def test_a_lasting_write_outlives_a_discarded_run_and_a_failed_flush(dry_rt, monkeypatch):
+    journal, written = dry_rt.journal, []
+    journal.lasting(lambda pipe: pipe.set("lasting-test", "done"), lambda: written.append(True))
+    journal.discard()  # a run Redis cut short: what it did is still to be written
+    def gone(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", gone)
+    with pytest.raises(redis.ConnectionError):
+        journal.flush()
+    assert written == [] and dry_rt.redis.get("lasting-test") is None
+    monkeypatch.undo()
+    journal.flush()  # the next flush, whatever task it is
+    assert written == [True] and dry_rt.redis.get("lasting-test") == b"done"
+    journal.flush()
+    assert written == [True]  # written once

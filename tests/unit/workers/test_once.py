@@ -32,7 +32,7 @@ class Effect:
 def test_runs_the_effect_and_returns_its_result(once):
     effect = Effect("sent")
     assert once.run("tag:T1:refund", effect) == (True, "sent")
-    assert effect.calls == 1
+    assert effect.calls == 1 and once.done("tag:T1:refund")
     assert once.done("tag:T1:refund")
 
 
@@ -198,21 +198,24 @@ def test_keys_live_under_the_prefix(once, settings):
 
 def test_a_deferred_done_mark_is_written_with_the_tasks_writes(settings, fake_redis):
     writes: list = []
-    once = Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600, defer=writes.append)
+    once = Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600,
+                defer=lambda write, written: writes.append((write, written)))
     effect = Effect()
     assert once.run("tag:T1:refund", effect) == (True, "result")
     assert fake_redis.get(once.key("tag:T1:refund")) != DONE and len(writes) == 1  # not yet written
     assert once.done("tag:T1:refund") and once.run("tag:T1:refund", effect) == (False, None)  # done here meanwhile
+    write, written = writes[0]
     with fake_redis.pipeline() as pipe:
-        writes[0](pipe)
+        write(pipe)
         pipe.execute()
+    written()
     key = once.key("tag:T1:refund")
     assert fake_redis.get(key) == DONE and not fake_redis.exists(f"{key}:tried")
     assert effect.calls == 1
 
 
 def test_a_task_lost_before_its_writes_leaves_the_next_attempt_to_ask_already(settings, fake_redis):
-    lost = Once(fake_redis, settings.key_prefix, lease_seconds=0.05, done_ttl=3600, defer=lambda write: None)
+    lost = Once(fake_redis, settings.key_prefix, lease_seconds=0.05, done_ttl=3600, defer=lambda write, written: None)
     lost.run("msg:T1:1", Effect())  # the effect is made; the done mark never written
     other = Once(fake_redis, settings.key_prefix, lease_seconds=60, done_ttl=3600)
     with pytest.raises(Busy):

@@ -30,12 +30,11 @@ BUDGET = {
     "tagging.tagged": 3,
     "tagging.thread_ended": 10,
     "marketing.sync": 3,
-    "triggers.observe": 0,  # its change and read go with the task's flush; what the evaluation writes, after it
+    "triggers.observe": 10,
     "rating.react": 6,
     "profile.seen": 8,
     "profile.rated": 4,
-    "task": 12,  # one flush per delivery (the story, the counters, the processed mark, the triggers' reads); two
-    # evaluations write (a moved moment), with a flush of their own
+    "task": 10,  # one flush per delivery: the story, the counters, the processed mark
 }
 
 
