@@ -42,9 +42,8 @@ def list_tenants(store: TenantStore, as_json: bool, out: TextIO, static: Shown |
 
 def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err: TextIO,
          static: Shown | None = None) -> int:
-    if static and static["organization_id"] == organization:
-        shown = static
-    else:
+    shown = _if_static(static, organization)
+    if shown is None:
         tenant = store.get(organization)
         if tenant is None:
             return _not_found(organization, err)
@@ -62,7 +61,7 @@ def show(store: TenantStore, organization: str, as_json: bool, out: TextIO, err:
 def remove(store: TenantStore, accounts: AccountsClient, organization: str, out: TextIO, err: TextIO,
            static: Shown | None = None) -> int:
     """Delete the tenant's record, revoking its tokens first (best effort)."""
-    if static and static["organization_id"] == organization:
+    if _if_static(static, organization) is not None:
         err.write(f"chathooks: {organization} is configured by the environment, not installed: unset its "
                   "LIVECHAT_PAT (or LIVECHAT_ACCESS_TOKEN) to stop serving it\n")
         return 1
@@ -84,6 +83,11 @@ def rotate(store: TenantStore, out: TextIO) -> int:
                   "missing from CHATHOOKS_SECRET_KEY?)\n")
         return 1
     return 0
+
+
+def _if_static(static: Shown | None, organization: str) -> Shown | None:
+    """The environment's organization, if it is ``organization``."""
+    return static if static is not None and static["organization_id"] == organization else None
 
 
 def _row(shown: Shown) -> tuple[str, ...]:

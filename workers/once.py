@@ -47,6 +47,10 @@ return 0
 """
 
 
+Write = Callable[[redis.client.Pipeline], None]
+Defer = Callable[[Write, Callable[[], None]], None]  # a write to go with the task's, and what to do once written
+
+
 class Busy(Exception):
     """Another worker holds the claim right now; try again after its lease."""
 
@@ -55,8 +59,7 @@ class Busy(Exception):
 
 class Once:
     def __init__(self, client: redis.Redis, prefix: str, lease_seconds: float = 60, done_ttl: int = 30 * 24 * 3600,
-                 wait_ms: int = 0,
-                 defer: Callable[[Callable[[redis.client.Pipeline], None], Callable[[], None]], None] | None = None):
+                 wait_ms: int = 0, defer: Defer | None = None):
         # With replicas (Sentinel), a claim and a done mark are on a replica before the effect runs and before
         # the task ends: a failover cannot forget an effect that was made.
         self._wait_ms = wait_ms
@@ -115,16 +118,15 @@ class Once:
             with contextlib.suppress(redis.RedisError):
                 self._release(keys=[key], args=[token])
             raise
+        def mark(pipe: redis.client.Pipeline) -> None:
+            pipe.set(key, DONE, ex=ttl).delete(marker)
+
         if self._defer is not None:
             self._unwritten.add(key)
-
-            def mark(pipe: redis.client.Pipeline) -> None:
-                pipe.set(key, DONE, ex=ttl).delete(marker)
-
             self._defer(mark, lambda: self._unwritten.discard(key))
             return ran, result
         with self._redis.pipeline() as pipe:
-            pipe.set(key, DONE, ex=ttl).delete(marker)
+            mark(pipe)
             if self._wait_ms:
                 pipe.execute_command("WAIT", 1, self._wait_ms)
             pipe.execute()

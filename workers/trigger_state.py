@@ -209,20 +209,23 @@ class TriggerState:
         Each window fired gets a job ``fire_prefix + name|window`` due at ``fire_due``: its actions' backstop,
         run if the worker is lost before they are done (or handed to retries).
         """
-        args: list[Any] = [version, job, f"{due:.6f}" if due is not None else "", fire_prefix, f"{fire_due:.6f}"]
-        args += [x for kv in verdicts.items() for x in kv]
+        args = _decide_args(version, job, due, fire_prefix, f"{fire_due:.6f}", verdicts)
         reply, _ = self._decide([self.key(thread_id), self._schedule], args)
         if reply is None:
             return None
         return [(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
-
     def schedule(self, thread_id: str, version: str, job: str, due: float | None, pipe: redis.client.Pipeline) -> None:
         """``decide`` with no verdicts, on ``pipe`` (its answer unread): the next evaluation, if the state is still
         ``version``."""
         # EVAL, not the packed EVALSHA: a script unknown to the server would fail the whole pipeline.
-        pipe.eval(_DECIDE, 2, self.key(thread_id), self._schedule, version, job,
-                  f"{due:.6f}" if due is not None else "", "", "0")
+        pipe.eval(_DECIDE, 2, self.key(thread_id), self._schedule, *_decide_args(version, job, due, "", "0", {}))
+
+
+def _decide_args(version: str, job: str, due: float | None, fire_prefix: str, fire_due: str,
+                 verdicts: Mapping[str, str]) -> list[Any]:
+    return [version, job, f"{due:.6f}" if due is not None else "", fire_prefix, fire_due,
+            *(x for kv in verdicts.items() for x in kv)]
 
 
 def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int) -> Snapshot:

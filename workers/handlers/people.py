@@ -59,7 +59,6 @@ def send_as_bot(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
         chats.already_done("message", chat)
 
 
-
 def send_as_bot_while_active(rt: Runtime, chat: ChatRef, once_name: str, text: str) -> None:
     """``send_as_bot``; a chat that ended meanwhile (the platform answers ``chat_inactive``) is a recorded
     skip, not an error: no retry could message it."""
