@@ -29,6 +29,7 @@ from tests.helpers import SECRET, fixture, wait_for
 from tests.integration.conversation import Conversation, Step
 from tests.integration.processes import Process
 from tests.integration.system import BAD, BAD_TAG, NUDGE, OPENING, System, automation_env, metric, mirror, write_rules
+from tests.integration.test_secrets import redis_dump
 
 pytestmark = pytest.mark.integration
 
@@ -281,12 +282,7 @@ def test_no_tenant_secret_is_left_anywhere_in_the_clear(deployment: Deployment, 
     assert d.accounts.issued and d.lc.bot_tokens and len(d.lc.bot_secrets) > 1
     forms = {s for secret in secrets for s in (secret, base64.b64encode(secret.encode()).decode())}
     logs = "\n".join(p.log() for p in d.system.processes)
-    stored = []
-    for key in d.redis.scan_iter(f"{d.prefix}*"):  # the bot-token cache included: sealed like the rest
-        kind = d.redis.type(key)
-        value = {b"string": d.redis.get, b"hash": d.redis.hgetall, b"list": lambda k: d.redis.lrange(k, 0, -1),
-                 b"zset": lambda k: d.redis.zrange(k, 0, -1), b"set": d.redis.smembers}[kind](key)
-        stored.append(f"{key!r} {value!r}")
+    stored = redis_dump(d.system).values()  # the bot-token cache included: sealed like the rest
     scraped = requests.get(f"{d.system.url}/metrics", timeout=5).text
     answers = [d.callback(org).text, d.app_webhook("application_installed", org, 104130651).text,
                requests.get(f"{d.system.url}/livechat/install", allow_redirects=False, timeout=5).headers["Location"]]
