@@ -59,13 +59,14 @@ REGISTRY: dict[str, Handler] = {
     REDISPATCH: redispatch,
 }
 
-# In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags.
+# In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags. A
+# message's triggers come before its tags are matched: their state's script also looks up the author's role.
 TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync", "profile.seen",
                         "triggers.observe"),
     Kind.USER_ADDED: ("people.remember_users", "timeline.record"),
     Kind.USER_REMOVED: ("timeline.record",),
-    Kind.MESSAGE: ("timeline.record", "tagging.match", "triggers.observe"),
+    Kind.MESSAGE: ("timeline.record", "triggers.observe", "tagging.match"),
     Kind.FORM_FILLED: ("timeline.record", "marketing.sync", "profile.seen", "triggers.observe"),
     Kind.CHAT_ENDED: ("people.end_thread", "triggers.observe", "timeline.record", "profile.seen",
                       "tagging.thread_ended", "marketing.sync"),

@@ -99,30 +99,39 @@ class Runtime:
 
         Several handlers ask about the same event in turn; the last answer found is kept for them.
         """
-        asked = (event.key, event.chat_id, event.author_id)
-        last_asked, last_role = self._last_role
-        if last_asked == asked:
-            return last_role
-        role = self._find_author_role(event)
-        if role is not None:
-            self._last_role = (asked, role)
+        role = self.evident_role(event)
+        if role is None and event.author_id is not None and event.chat_id:
+            role = self.state.role(event.chat_id, event.author_id)
+            if role is None:
+                chats = self.outbound.chats(event.source, event.organization)
+                thread = chats.fetch_thread(ChatRef.of(event))
+                if thread:
+                    self.state.remember_users(event.chat_id, thread.users, chats.bot_ids)
+                    role = self.state.role(event.chat_id, event.author_id)
+            self.found_role(event, role)
         return role
 
-    def _find_author_role(self, event: Event) -> Role | None:
+    def evident_role(self, event: Event) -> Role | None:
+        """The author's role where no round trip is needed to know it (the event's own word, our bots' ids, the
+        last answer found); None when only what we remember of the chat, or the platform, can tell."""
+        last_asked, last_role = self._last_role
+        if last_asked == _asked(event):
+            return last_role
         if event.author_role in (Role.BOT, Role.SYSTEM) or event.author_id is None:
             return event.author_role
-        chats = self.outbound.chats(event.source, event.organization)
-        if event.author_id in chats.bot_ids:
+        if event.author_id in self.outbound.chats(event.source, event.organization).bot_ids:
             return Role.BOT
-        if event.author_role is not None:
-            return event.author_role
-        role = self.state.role(event.chat_id, event.author_id) if event.chat_id else None
-        if role is None and event.chat_id:
-            thread = chats.fetch_thread(ChatRef.of(event))
-            if thread:
-                self.state.remember_users(event.chat_id, thread.users, chats.bot_ids)
-                role = self.state.role(event.chat_id, event.author_id)
-        return role
+        return event.author_role
+
+    def found_role(self, event: Event, role: Role | None) -> None:
+        """The author's role, looked up (by a handler that read the chat's roles with its own state): kept for
+        the other handlers of the event."""
+        if role is not None:
+            self._last_role = (_asked(event), role)
+
+
+def _asked(event: Event) -> tuple[str, str | None, str | None]:
+    return event.key, event.chat_id, event.author_id
 
 
 def _once(client: redis.Redis, settings: Settings, dry_run: bool, journal: Journal) -> Once:

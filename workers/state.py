@@ -36,7 +36,8 @@ class ChatState:
 
     # --- people -------------------------------------------------------------------------
 
-    def _roles(self, chat_id: str) -> str:
+    def roles_key(self, chat_id: str) -> str:
+        """A hash: user id to role (``Role``'s values), for every person of the chat we know of."""
         return f"{self._p}roles:{chat_id}"
 
     def _names(self, chat_id: str) -> str:
@@ -49,15 +50,15 @@ class ChatState:
         if not roles:
             return
         with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._roles(chat_id), mapping=roles)
-            pipe.expire(self._roles(chat_id), self.chat_ttl)
+            pipe.hset(self.roles_key(chat_id), mapping=roles)
+            pipe.expire(self.roles_key(chat_id), self.chat_ttl)
             if names:
                 pipe.hset(self._names(chat_id), mapping=names)
                 pipe.expire(self._names(chat_id), self.chat_ttl)
             pipe.execute()
 
     def role(self, chat_id: str, user_id: str) -> Role | None:
-        value = self._redis.hget(self._roles(chat_id), user_id)
+        value = self._redis.hget(self.roles_key(chat_id), user_id)
         return Role(value.decode()) if value else None
 
     def customer_name(self, chat_id: str, user_id: str) -> str | None:
@@ -78,7 +79,7 @@ class ChatState:
             pipe.set(self.ended_key(thread_id), "1", ex=self.ended_ttl)
             for part in ("matched", "applied"):
                 pipe.expire(self._thread(thread_id, part), self.ended_ttl)
-            pipe.expire(self._roles(chat_id), self.ended_ttl)
+            pipe.expire(self.roles_key(chat_id), self.ended_ttl)
             pipe.expire(self._names(chat_id), self.ended_ttl)
             pipe.execute()
 

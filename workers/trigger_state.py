@@ -21,18 +21,26 @@ from typing import Any
 
 import redis
 
+from chathooks.events import Role
 from chathooks.redis_client import PackedScript
 from chathooks.triggers.conditions import ThreadView
 
-# KEYS: state, messages, applied tags, ties. ARGV: op (msg|start|end|left|seen|read), time, live ttl, ended ttl,
-# source, organization, chat id, role (c|a|b), message digest, test results, read tags (1|0), then field/value
-# pairs to set ('' deletes; a:<name> the platform's attributes). Only msg, start and end create a thread's
+# KEYS: state, messages, applied tags, ties, the chat's roles. ARGV: op (msg|start|end|left|seen|read), time, live
+# ttl, ended ttl, source, organization, chat id, role (c|a|b; ? the author's as the chat's roles have it), message
+# digest, test results, read tags (1|0), the author's id, then field/value pairs to set ('' deletes; a:<name> the
+# platform's attributes). A role the chat's roles do not have returns -1, nothing changed (the caller asks the
+# platform, and tells the role). Only msg, start and end create a thread's
 # state: a late rating or tag after the state expired does not bring back an empty, open one. Times travel as the
 # caller's strings so no precision is lost in Lua.
 _OBSERVE = """
 local h, m, ties = KEYS[1], KEYS[2], KEYS[4]
 local op, t = ARGV[1], tonumber(ARGV[2])
 if op ~= 'msg' and op ~= 'start' and op ~= 'end' and redis.call('EXISTS', h) == 0 then return false end
+local role = ARGV[8]
+if role == '?' then
+  role = ({customer = 'c', agent = 'a', bot = 'b'})[redis.call('HGET', KEYS[5], ARGV[12])]
+  if role == nil then return -1 end
+end
 -- Keep the later time in field f; on a tie (LHC's clock has whole seconds) the message that arrived last wins.
 local function later(f, ties_win)
   local v = redis.call('HGET', h, f)
@@ -44,7 +52,6 @@ local function later(f, ties_win)
 end
 if op ~= 'read' then
   if redis.call('HSETNX', h, 'src', ARGV[5]) == 1 then redis.call('HSET', h, 'org', ARGV[6], 'chat', ARGV[7]) end
-  local role = ARGV[8]
   -- Bot messages are kept only to recognise their redeliveries: they count for nothing but the last author.
   local fresh = op ~= 'msg' or redis.call('ZADD', m, 'NX', ARGV[2], role .. ARGV[9]) == 1
   if fresh and role ~= 'b' then
@@ -68,7 +75,7 @@ if op ~= 'read' then
   -- A value set by an event is not overwritten by an older event delivered late: the platform's attributes
   -- (a snapshot of the chat) as one, the email and the rating each by its own time.
   local fresh_by = {}
-  for i = 12, #ARGV, 2 do
+  for i = 13, #ARGV, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
     local group = f
     if string.sub(f, 1, 2) == 'a:' then group = 'a' end
@@ -108,7 +115,7 @@ for i = 1, #after, 2 do
 end
 local tags = {}
 if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
-return {redis.call('HGETALL', h), row, first, tags, redis.call('TTL', h)}
+return {redis.call('HGETALL', h), row, first, tags, redis.call('TTL', h), role}
 """
 
 # KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
@@ -150,6 +157,7 @@ return fired
 """
 
 ROLES = {"customer": "c", "agent": "a", "bot": "b"}
+LOOK_UP = "?"  # a message's role: the author's as the chat's roles have it (read with the state, one round trip)
 _AUTHORS = {"c": "customer", "a": "agent", "b": "bot"}
 
 
@@ -159,10 +167,11 @@ class Change:
 
     op: str
     time: float
-    role: str = ""  # c, a or b, for msg
+    role: str = ""  # c, a, b or LOOK_UP, for msg
     digest: str = ""  # the message's, for msg
     facts: tuple[str, ...] = ()  # the message tests a customer message passed
     fields: Mapping[str, str] = field(default_factory=dict)  # email, rating, a:<attribute> ('' deletes)
+    author: str = ""  # the author's id, for LOOK_UP
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +185,11 @@ class Snapshot:
     ttl: int  # seconds until the state expires
     spent: frozenset[str]  # triggers whose window is spent
     fired: Mapping[str, int]  # windows fired per trigger
+    role: Role | None  # the change's author's, as looked up (LOOK_UP)
+
+
+class RoleUnknown(Exception):
+    """A message's author is not in the chat's roles: only the platform can tell (nothing was changed)."""
 
 
 class TriggerState:
@@ -192,14 +206,21 @@ class TriggerState:
         return f"{self._p}trigger:{thread_id}"
 
     def observe(self, thread_id: str, change: Change | None, *, source: str, organization: str | None, chat_id: str,
-                tags_key: str, read_tags: bool) -> Snapshot | None:
-        """Apply ``change`` (None: only read) and return the state after it (None: nothing is kept)."""
+                tags_key: str, read_tags: bool, roles_key: str = "") -> Snapshot | None:
+        """Apply ``change`` (None: only read) and return the state after it (None: nothing is kept).
+
+        A change whose role is LOOK_UP has its author's role read from ``roles_key`` (the chat's roles); RoleUnknown
+        when it is not there.
+        """
         key = self.key(thread_id)
         pairs = [x for kv in (change.fields.items() if change else ()) for x in kv]
-        reply, _ = self._observe([key, f"{key}:messages", tags_key, f"{key}:ties"], [
+        reply, _ = self._observe([key, f"{key}:messages", tags_key, f"{key}:ties", roles_key], [
             change.op if change else "read", f"{change.time:.6f}" if change else "0", self._live_ttl, self._ended_ttl,
             source, organization or "", chat_id, change.role if change else "", change.digest if change else "",
-            " ".join(change.facts) if change else "", "1" if read_tags else "0", *pairs])
+            " ".join(change.facts) if change else "", "1" if read_tags else "0", change.author if change else "",
+            *pairs])
+        if reply == -1:
+            raise RoleUnknown(f"{change.author if change else ''} in chat {chat_id}")
         return None if reply is None else _snapshot(*reply)
 
     def decide(self, thread_id: str, version: str, verdicts: Mapping[str, str], job: str, due: float | None,
@@ -228,7 +249,7 @@ def _decide_args(version: str, job: str, due: float | None, fire_prefix: str, fi
             *(x for kv in verdicts.items() for x in kv)]
 
 
-def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int) -> Snapshot:
+def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int, role: bytes) -> Snapshot:
     h = {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
 
     def time(name: str) -> float | None:
@@ -248,4 +269,5 @@ def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[byt
         tags=frozenset(t.decode() for t in tags), rating=int(h["rating"]) if "rating" in h else None,
         source=h.get("src"), attributes=prefixed["a:"])
     return Snapshot(h.get("v", "0"), view, h.get("src", ""), h.get("org") or None, h.get("chat", ""), h.get("job", ""),
-                    int(ttl), frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()})
+                    int(ttl), frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()},
+                    Role(_AUTHORS[role.decode()]) if role else None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 
 from chathooks.events import Event, Kind, Role, epoch
@@ -26,7 +27,7 @@ from workers.once import Busy
 from workers.retry import attempts
 from workers.runtime import Runtime
 from workers.scheduler import LEASE_SECONDS, job, parse
-from workers.trigger_state import ROLES, Change
+from workers.trigger_state import LOOK_UP, ROLES, Change, RoleUnknown
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,14 @@ def observe(event: Event, rt: Runtime) -> None:
     """Fold ``event`` into its thread's state, then evaluate the thread's triggers."""
     if not rt.rules.firing or not (event.chat_id and event.thread_id):
         return
-    change = _change(event, rt)
-    if change is not None:
-        evaluate(rt, ChatRef.of(event), change)
+    try:
+        change = _change(event, rt, rt.evident_role(event), look_up=True)
+        if change is not None:
+            evaluate(rt, ChatRef.of(event), change, found=partial(rt.found_role, event))
+    except RoleUnknown:  # not in what we remember of the chat: the platform may tell (nothing was changed)
+        change = _change(event, rt, rt.author_role(event))
+        if change is not None:
+            evaluate(rt, ChatRef.of(event), change)
 
 
 def due(event: Event, rt: Runtime) -> None:
@@ -80,12 +86,13 @@ def fire_jobs(chat: ChatRef) -> str:
     return job("fire", chat.source, chat.organization or "", chat.chat_id, chat.thread_id or "", "")
 
 
-def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0,
-             consumed: str = "") -> list[str]:
+def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0.0, consumed: str = "",
+             found: Callable[[Role], None] | None = None) -> list[str]:
     """Apply ``change``, evaluate every trigger on the state, decide, and run what fired; returns the triggers
     that fired.
 
-    ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done).
+    ``at``: evaluate no earlier than this; ``consumed``: the scheduled job this evaluation is (it is done);
+    ``found``: told the role the state's script looked up for ``change`` (LOOK_UP).
     """
     # Imported here: dispatch imports this module for its table.
     from workers.dispatch import run_handler
@@ -95,10 +102,14 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
     tags_key = rt.state.tags_key(thread, "applied")
     for _ in range(MAX_RACES):
         snap = rt.triggers.observe(thread, change, source=chat.source, organization=chat.organization,
-                                   chat_id=chat.chat_id, tags_key=tags_key, read_tags=firing.reads_tags)
+                                   chat_id=chat.chat_id, tags_key=tags_key, roles_key=rt.state.roles_key(chat.chat_id),
+                                   read_tags=firing.reads_tags)
         change = None  # applied: a race only re-reads
         if snap is None:
             return []
+        if found is not None and snap.role is not None:
+            found(snap.role)
+            found = None
         now = max(rt.clock(), at)
         verdicts: dict[str, str] = {}
         turns: float | None = None
@@ -172,17 +183,20 @@ def act(event: Event, rt: Runtime) -> None:
     attempts(*effects)
 
 
-def _change(event: Event, rt: Runtime) -> Change | None:
+def _change(event: Event, rt: Runtime, role: Role | None, *, look_up: bool = False) -> Change | None:
+    """What ``event`` changes; with ``look_up``, a message's author of ``role`` None is looked up with the state
+    (LOOK_UP)."""
     at = epoch(event.time) or rt.clock()
     fields = _fields(event, rt)
     if event.kind is Kind.MESSAGE:
-        role = rt.author_role(event)
-        code = ROLES.get(role.value) if role in (Role.CUSTOMER, Role.AGENT, Role.BOT) else None  # type: ignore[union-attr]
+        look_up = look_up and role is None and event.author_id is not None and bool(event.chat_id)
+        code = LOOK_UP if look_up else ROLES[role.value] if role in (Role.CUSTOMER, Role.AGENT, Role.BOT) else None
         if code is None:
             return Change("seen", at, fields=fields) if fields else None
-        facts = tuple(rt.rules.firing.message_facts(event.text or "")) if code == "c" else ()
+        # A looked-up author's facts too: the state keeps them only for a customer's message.
+        facts = tuple(rt.rules.firing.message_facts(event.text or "")) if code in ("c", LOOK_UP) else ()
         digest = hashlib.blake2b(event.key.encode(), digest_size=6).hexdigest()
-        return Change("msg", at, code, digest, facts, fields)
+        return Change("msg", at, code, digest, facts, fields, author=(event.author_id or "") if look_up else "")
     op = {Kind.CHAT_STARTED: "start", Kind.CHAT_ENDED: "end", Kind.CUSTOMER_LEFT: "left"}.get(event.kind, "seen")
     return Change(op, at, fields=fields)
 

@@ -26,7 +26,7 @@ BUDGET = {
     "people.routing_status": 1,
     "people.end_thread": 1,
     "timeline.record": 0,  # written with the task's flush
-    "tagging.match": 8,
+    "tagging.match": 6,  # the author's role: read with the triggers' state
     "tagging.tagged": 3,
     "tagging.thread_ended": 10,
     "marketing.sync": 3,

@@ -13,7 +13,8 @@ from tests.unit.workers.conftest import (
 from workers.handlers import rating
 from workers.runtime import Runtime
 
-BAD_PROPERTY, GOOD_PROPERTY, BAD_SYSTEM = "thread_properties_updated", "thread_properties_updated.good", "incoming_event.rating"
+BAD_PROPERTY, GOOD_PROPERTY = "thread_properties_updated", "thread_properties_updated.good"
+BAD_SYSTEM = "incoming_event.rating"
 
 
 def texts(livechat) -> list[str]:  # type: ignore[no-untyped-def]

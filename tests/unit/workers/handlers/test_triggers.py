@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from datetime import UTC, datetime
 
 import pytest
 
-from chathooks.events import Event, Kind, Role
+from chathooks.events import Event, Kind, Role, User
 from chathooks.rules import NudgeRule, Rules, load_rules
 from tests.helpers import FIXTURES
 from tests.unit.workers.conftest import (
@@ -313,6 +314,39 @@ def test_the_state_follows_the_events_by_their_own_times(rt):
     assert view(rt).status == "ended"
 
 
+def unnamed(event: Event) -> Event:
+    """The event as a platform sends it that names the author but not their role (LiveChat's)."""
+    return dataclasses.replace(event, author_role=None)
+
+
+def test_a_message_authors_role_known_to_the_chat_is_read_with_the_triggers_state(rt):
+    rt.state.remember_users(CHAT_ID, [User(CUSTOMER_ID, "customer"), User(AGENT_ID, "agent")], frozenset())
+    chat = Chat()
+    first, second = unnamed(chat.customer(0, "one")), unnamed(chat.customer(1, "two"))
+    assert rt.evident_role(first) is None
+    triggers.observe(first, rt)
+    assert rt.evident_role(first) is Role.CUSTOMER  # found with the state: the tags' matching asks no more
+    happen(rt, second, unnamed(chat.agent(2)))
+    assert said(rt, TWICE) == [START] and view(rt).last_author == "agent"
+
+
+def test_a_message_author_the_chat_does_not_know_is_asked_of_the_platform_and_counted_once(make_live, livechat):
+    seed(livechat)
+    rt = make_live(livechat, rules=RULES)
+    chat = Chat()
+    happen(rt, unnamed(chat.customer(0, "one")))
+    assert len(livechat.calls("get_chat")) == 1 and rt.state.role(CHAT_ID, CUSTOMER_ID) is Role.CUSTOMER
+    happen(rt, unnamed(chat.customer(1, "two")))
+    assert len(livechat.calls("get_chat")) == 1  # remembered since: read with the state
+    assert view(rt).messages == 2 and [c.json["event"]["text"] for c in livechat.calls("send_event")] == [TWICE]
+
+
+def test_a_message_whose_author_nobody_knows_changes_nothing(rt):
+    chat = Chat()
+    happen(rt, chat.started(0), unnamed(chat.customer(1, "one")))
+    assert view(rt).messages == 0 and view(rt).last_author is None
+
+
 def test_a_redelivered_message_counts_once(rt):
     chat = Chat()
     first = chat.customer(0, "hello")
@@ -423,7 +457,8 @@ def test_a_stale_evaluation_that_found_the_condition_false_still_reopens_the_win
     assert said(rt, TWICE) == [START]
     read = lambda: rt.triggers.observe(THREAD_ID, None, source="", organization=None, chat_id=CHAT_ID,  # noqa: E731
                                        tags_key=rt.state.tags_key(THREAD_ID, "applied"), read_tags=False)
-    rt.triggers.observe(THREAD_ID, triggers._change(chat.agent(2), rt), source="livechat", organization=None,
+    reply = chat.agent(2)
+    rt.triggers.observe(THREAD_ID, triggers._change(reply, rt, Role.AGENT), source="livechat", organization=None,
                         chat_id=CHAT_ID, tags_key="x", read_tags=False)
     after_reply = read()  # worker A: the agent's reply, the condition false...
     assert after_reply.view.in_a_row == 0
