@@ -21,6 +21,10 @@ class Keys:
     def timeline(self, chat_id: str) -> str:
         return f"{self.prefix}timeline:{chat_id}"
 
+    def thread(self, thread_id: str, part: str) -> str:
+        """What the workers keep of a thread (``workers.state``): its tag sets and its ``ended`` marker."""
+        return f"{self.prefix}thread:{thread_id}:{part}"
+
     # Customer profiles (chathooks.profiles): by lowercase email, by the platform's customer id, and a chat's link.
     def profile_email(self, email: str) -> str:
         return f"{self.prefix}profile:email:{email}"

@@ -42,7 +42,8 @@ class Metrics:
         return {k.decode(): int(v) for k, v in self._redis.hgetall(self._key).items()}
 
 
-def families(counters: Mapping[str, int], queue_depths: Mapping[str, int], dead_letters: int | None) -> Iterable[Metric]:
+def families(counters: Mapping[str, int], queue_depths: Mapping[str, int],
+             dead_letters: int | None) -> Iterable[Metric]:
     """Prometheus metric families from the shared counters and current gauges."""
     by_source = {
         "received": CounterMetricFamily("chathooks_webhooks_received", "Webhook requests received", labels=["source"]),

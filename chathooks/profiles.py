@@ -11,13 +11,15 @@ the last rating is the latest by its time. Profiles live ``ttl`` seconds from th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
 
 from chathooks.keys import Keys
+
+Write = Callable[[redis.client.Pipeline], None]
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -129,11 +131,16 @@ UNKNOWN = Profile()
 
 
 class Profiles:
-    def __init__(self, client: redis.Redis, keys: Keys, ttl: int, chat_ttl: int) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, ttl: int, chat_ttl: int, *,
+                 later: Callable[[Write], None] | None = None) -> None:
         self._redis = client
         self._keys = keys
         self._ttl = ttl
         self._chat_ttl = chat_ttl
+        # ``later``: a write that needs no answer and no look-up (subscribed) goes with the caller's other writes
+        # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag is written
+        # at once: its profile is looked up first, and a merge meanwhile would leave it on the alias.
+        self._later = later
         self._seen = client.register_script(_SEEN)
         self._rated = client.register_script(_RATED)
 
@@ -194,16 +201,21 @@ class Profiles:
         target = self._linked(source, chat_id) if tags else None
         if target is None:
             return
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(target, mapping={f"tag:{t}": "1" for t in tags})
-            pipe.expire(target, self._ttl)
-            pipe.execute()
+        self._write(target, {f"tag:{t}": "1" for t in tags})
 
     def subscribed(self, email: str) -> None:
-        key = self._keys.profile_email(_email(email))
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, "subscribed", "1")
+        self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)
+
+    def _write(self, key: str, values: dict[str, str], later: Callable[[Write], None] | None = None) -> None:
+        def write(pipe: redis.client.Pipeline) -> None:
+            pipe.hset(key, mapping=values)
             pipe.expire(key, self._ttl)
+
+        if later is not None:
+            later(write)
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            write(pipe)
             pipe.execute()
 
     # --- keys ---------------------------------------------------------------------------

@@ -156,7 +156,8 @@ class Settings:
         if version not in API_VERSIONS:
             raise ConfigError(f"LIVECHAT_API_VERSION must be one of {', '.join(API_VERSIONS)}, not {version!r}")
         livechat = LiveChatSettings(
-            api_url=_url(get("LIVECHAT_API_URL") or LiveChatSettings.api_url, "LIVECHAT_API_URL", ("http", "https")).rstrip("/"),
+            api_url=_url(get("LIVECHAT_API_URL") or LiveChatSettings.api_url, "LIVECHAT_API_URL",
+                         ("http", "https")).rstrip("/"),
             api_version=version,
             account_id=get("LIVECHAT_ACCOUNT_ID"),
             pat=get("LIVECHAT_PAT"),
@@ -243,7 +244,8 @@ def _tuning(get: Callable[[str], str | None]) -> dict[str, Any]:
     visibility = values.get("visibility_timeout_seconds", Settings.visibility_timeout_seconds)
     if visibility <= limit:
         # Otherwise Redis would hand a running task to a second worker.
-        raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed CHATHOOKS_TASK_TIME_LIMIT ({limit})")
+        raise ConfigError(f"CHATHOOKS_VISIBILITY_TIMEOUT ({visibility}) must exceed "
+                          f"CHATHOOKS_TASK_TIME_LIMIT ({limit})")
     publish = values.get("publish_timeout_seconds", Settings.publish_timeout_seconds)
     pending = values.get("pending_claim_seconds", Settings.pending_claim_seconds)
     if pending <= 4 * publish:
@@ -363,7 +365,8 @@ def _mailchimp(api_key: str | None, list_id: str | None, api_url: str | None) ->
         if not sep or not re.fullmatch(r"[a-z]+[0-9]+", dc):
             raise ConfigError("MAILCHIMP_API_KEY has no data-centre suffix (like -us21); set MAILCHIMP_API_URL")
         api_url = f"https://{dc}.api.mailchimp.com/3.0"
-    return MailchimpSettings(api_key=api_key, list_id=list_id, api_url=_url(api_url, "MAILCHIMP_API_URL", ("http", "https")).rstrip("/"))
+    return MailchimpSettings(api_key=api_key, list_id=list_id,
+                             api_url=_url(api_url, "MAILCHIMP_API_URL", ("http", "https")).rstrip("/"))
 
 
 def _redis_url(value: str, name: str) -> str:

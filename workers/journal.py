@@ -60,12 +60,11 @@ class Journal:
     """What one task adds to chats' timelines, the shared counters and others' writes, until ``flush``."""
 
     def __init__(self, client: redis.Redis, keys: Keys, observations: Observations, *, max_events: int,
-                 chat_ttl: int, ended_ttl: int, ended_key: Callable[[str], str]) -> None:
+                 chat_ttl: int, ended_ttl: int) -> None:
         self._redis = client
         self._keys = keys
         self.observations = observations
         self._limits = (max_events, chat_ttl, ended_ttl)
-        self._ended_key = ended_key
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
         self._later: list[Callable[[redis.client.Pipeline], None]] = []
@@ -146,7 +145,7 @@ class Journal:
                 for at, member in chat.entries:
                     args += [f"{at:.6f}", member]
                 timeline = self._keys.timeline(chat_id)
-                ended = self._ended_key(chat.thread_id) if chat.thread_id else timeline
+                ended = self._keys.thread(chat.thread_id, "ended") if chat.thread_id else timeline
                 # EVAL, not a Script: a Script on a pipeline asks SCRIPT EXISTS first, a round trip of its own.
                 pipe.eval(_RECORD, 2, timeline, ended, *args)
             for name, n in counts.items():

@@ -12,17 +12,22 @@ from collections.abc import Iterable
 import redis
 
 from chathooks.events import Role, User
+from chathooks.keys import Keys
 
 ROUTING_TTL = 3600  # a remembered routing status is refreshed from the API after this
 
 
 # KEYS: the tag set, the thread's ended marker. ARGV: live TTL, ended TTL, tags. Kept as long as the thread's
-# other state: the ended chat's shorter TTL once it has ended.
+# other state: the ended chat's shorter TTL once it has ended. Returns 1 if it has (a tag matched after the end is
+# applied at once). Adding and looking are one step: the end is marked before its tags are read, so a tag is
+# either seen by the end or sees the end.
 _ADD_TAGS = """
 redis.call('SADD', KEYS[1], unpack(ARGV, 3))
+local ended = redis.call('EXISTS', KEYS[2])
 local ttl = ARGV[1]
-if redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[2] end
+if ended == 1 then ttl = ARGV[2] end
 redis.call('EXPIRE', KEYS[1], ttl)
+return ended
 """
 
 
@@ -30,6 +35,7 @@ class ChatState:
     def __init__(self, client: redis.Redis, prefix: str, chat_ttl: int, ended_ttl: int) -> None:
         self._redis = client
         self._p = prefix
+        self._keys = Keys(prefix)
         self.chat_ttl = chat_ttl
         self.ended_ttl = ended_ttl
         self._add_tags = client.register_script(_ADD_TAGS)
@@ -68,7 +74,7 @@ class ChatState:
     # --- threads ------------------------------------------------------------------------
 
     def _thread(self, thread_id: str, part: str) -> str:
-        return f"{self._p}thread:{thread_id}:{part}"
+        return self._keys.thread(thread_id, part)
 
     def tags_key(self, thread_id: str, part: str) -> str:
         return self._thread(thread_id, part)
@@ -90,19 +96,27 @@ class ChatState:
     def has_ended(self, thread_id: str) -> bool:
         return bool(self._redis.exists(self.ended_key(thread_id)))
 
-    def add_tags(self, thread_id: str, part: str, tags: Iterable[str]) -> None:
-        """``part`` is "matched" (rules matched) or "applied" (known to be on the thread)."""
+    def add_tags(self, thread_id: str, part: str, tags: Iterable[str]) -> bool:
+        """``part`` is "matched" (rules matched) or "applied" (known to be on the thread). Returns whether the
+        thread has ended, as it was when the tags were added (False when there were none to add)."""
         tags = list(tags)
         if not tags:
-            return
-        self._add_tags(keys=[self._thread(thread_id, part), self.ended_key(thread_id)],
-                       args=[self.chat_ttl, self.ended_ttl, *tags])
+            return False
+        return bool(self._add_tags(keys=[self._thread(thread_id, part), self.ended_key(thread_id)],
+                                   args=[self.chat_ttl, self.ended_ttl, *tags]))
 
     def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
         self._redis.srem(self._thread(thread_id, part), tag)
 
     def tags(self, thread_id: str, part: str) -> set[str]:
-        return {t.decode() for t in self._redis.smembers(self._thread(thread_id, part))}
+        return self.tag_sets(thread_id, part)[0]
+
+    def tag_sets(self, thread_id: str, *parts: str) -> list[set[str]]:
+        """The tags of each of ``parts``, read in one round trip."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for part in parts:
+                pipe.smembers(self._thread(thread_id, part))
+            return [{t.decode() for t in members} for members in pipe.execute()]
 
     # --- bot routing status -------------------------------------------------------------
 

@@ -21,9 +21,7 @@ def match(event: Event, rt: Runtime) -> None:
     role = rt.author_role(event)
     if role not in AUTHORS:
         return
-    tags = rt.rules.match_tags(event.text, role)
-    rt.state.add_tags(event.thread_id, "matched", tags)
-    if tags and rt.state.has_ended(event.thread_id):
+    if rt.state.add_tags(event.thread_id, "matched", rt.rules.match_tags(event.text, role)):
         apply(event, rt)  # a message that arrived after the end
 
 
@@ -58,7 +56,8 @@ def thread_ended(event: Event, rt: Runtime) -> None:
 def apply(event: Event, rt: Runtime) -> None:
     chat = ChatRef.of(event)
     assert chat.thread_id
-    pending = rt.state.tags(chat.thread_id, "matched") - rt.state.tags(chat.thread_id, "applied")
+    matched, applied = rt.state.tag_sets(chat.thread_id, "matched", "applied")
+    pending = matched - applied
     attempts(*(partial(tag_once, rt, chat, tag) for tag in sorted(pending)))
 
 

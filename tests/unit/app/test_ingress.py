@@ -324,8 +324,9 @@ MARKETPLACE_ENV = {"LIVECHAT_CLIENT_ID": "client-1", "LIVECHAT_CLIENT_SECRET": "
 @pytest.fixture(scope="module", params=["single-license", "multi-license"])
 def shared_app(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """One app for every example, so the queue's state carries across them as in production; in each mode."""
+    mode = MARKETPLACE_ENV if request.param == "multi-license" else {}
     settings = make_settings(INGRESS_BASIC_AUTH=BASIC, CHATBOT_WEBHOOK_TOKENS=CHATBOT_TOKEN,
-                             LHC_WEBHOOK_SECRETS=LHC_TOKEN, **(MARKETPLACE_ENV if request.param == "multi-license" else {}))
+                             LHC_WEBHOOK_SECRETS=LHC_TOKEN, **mode)
     redis = fakeredis.FakeRedis()
     return create_app(settings, redis_client=redis), queue_state_of(redis, settings)
 

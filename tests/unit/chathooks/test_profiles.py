@@ -138,3 +138,18 @@ def test_a_customer_id_linked_between_the_look_up_and_the_write_counts_into_the_
     profiles.seen("livechat", "C3", customer_id="c-1", at=T0 + 120)
     monkeypatch.undo()
     assert profiles.find("jane@example.org", None).chats == 3
+
+
+def test_with_a_caller_to_write_it_subscribed_goes_with_its_writes_and_a_tag_at_once(fake_redis, settings):
+    writes: list = []  # type: ignore[type-arg]
+    profiles = Profiles(fake_redis, Keys(settings.key_prefix), ttl=3600, chat_ttl=600, later=writes.append)
+    profiles.seen("livechat", "C1", email="jane@example.org", at=T0)
+    profiles.tagged("livechat", "C1", ["vip"])  # its profile looked up: written at once, before any merge moves it
+    profiles.subscribed("Jane@Example.org")
+    found = profiles.find("jane@example.org", None)
+    assert (found.tags, found.subscribed, len(writes)) == (("vip",), False, 1)
+    with fake_redis.pipeline(transaction=False) as pipe:
+        writes[0](pipe)
+        pipe.execute()
+    assert profiles.find("jane@example.org", None).subscribed
+    assert 3500 < fake_redis.ttl(Keys(settings.key_prefix).profile_email("jane@example.org")) <= 3600

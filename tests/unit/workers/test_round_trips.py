@@ -26,10 +26,10 @@ BUDGET = {
     "people.routing_status": 1,
     "people.end_thread": 1,
     "timeline.record": 0,  # written with the task's flush
-    "tagging.match": 6,  # the author's role: read with the triggers' state
+    "tagging.match": 3,  # the role: read with the triggers' state; whether the thread ended: with the tags
     "tagging.tagged": 3,
-    "tagging.thread_ended": 10,
-    "marketing.sync": 3,
+    "tagging.thread_ended": 9,
+    "marketing.sync": 1,  # subscribed: written with the task
     "triggers.observe": 10,
     "rating.react": 6,
     "profile.seen": 8,

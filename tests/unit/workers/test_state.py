@@ -121,3 +121,16 @@ def test_every_key_is_under_the_prefix_and_expires(state, fake_redis, settings):
     keys = fake_redis.keys("*")
     assert keys and all(k.decode().startswith(settings.key_prefix) for k in keys)
     assert all(fake_redis.ttl(k) > 0 for k in keys)
+
+
+def test_adding_tags_tells_whether_the_thread_has_ended(state):
+    assert state.add_tags("T", "matched", ["refund"]) is False
+    state.end_thread("C", "T")
+    assert state.add_tags("T", "matched", ["order"]) is True
+    assert state.add_tags("T", "matched", []) is False  # nothing added, nothing asked
+
+
+def test_tag_sets_are_read_together(state):
+    state.add_tags("T", "matched", ["refund", "order"])
+    state.add_tags("T", "applied", ["refund"])
+    assert state.tag_sets("T", "matched", "applied") == [{"refund", "order"}, {"refund"}]

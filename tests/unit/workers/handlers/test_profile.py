@@ -47,5 +47,6 @@ def test_a_lead_alone_is_subscribed_but_not_known(dry_rt):
     lead = Event(key="chatbot:m1", source="chatbot", kind=Kind.LEAD, customer_email="New@Example.org",
                  customer_name="New Person")
     dispatch([lead], dry_rt)
+    dry_rt.journal.flush()  # the task's writes
     profile = dry_rt.profiles.find("new@example.org", None)
     assert (profile.known, profile.chats, profile.subscribed) == (False, 0, True)

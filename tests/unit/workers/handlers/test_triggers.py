@@ -371,6 +371,20 @@ def test_ratings_tags_and_the_customer_leaving(rt):
     assert view(rt).rating is None
 
 
+def test_a_tag_made_earlier_in_the_task_is_seen_by_the_next_evaluation(dry_settings, fake_redis, clock, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""
+triggers:
+  - {name: twice, when: [{field: customer_messages_in_a_row, op: gte, value: 2}], actions: [{tag: waiting}]}
+  - {name: follow, when: [{field: tags, op: contains, value: waiting}], actions: [{message: Following up.}]}
+""")
+    rt = Runtime.build(dry_settings, fake_redis, rules=load_rules(str(rules)), clock=clock)
+    chat = Chat()
+    dispatch([chat.customer(0), chat.customer(1), chat.customer(2)], rt)  # one task
+    assert said(rt, "Following up.") == [START]
+    assert tagged(rt) == ["waiting"] and view(rt).tags == {"waiting"}
+
+
 def test_the_state_expires_and_sooner_once_the_thread_ended(rt, fake_redis):
     chat = Chat()
     happen(rt, chat.customer(0, "hello"))
