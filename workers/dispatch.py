@@ -59,8 +59,9 @@ REGISTRY: dict[str, Handler] = {
     REDISPATCH: redispatch,
 }
 
-# In order: people first (roles, the end of a thread), then what depends on them; triggers see the tags. A
-# message's triggers come before its tags are matched: their state's script also looks up the author's role.
+# In order: people first (roles, the end of a thread), then what depends on them; triggers see a tag event's
+# tag. A message's triggers come before its tags are matched: their state's script also looks up the author's
+# role. (Tags a message after the end applies reach the triggers with the platform's tag events.)
 TABLE: dict[Kind, tuple[str, ...]] = {
     Kind.CHAT_STARTED: ("people.remember_users", "timeline.record", "marketing.sync", "profile.seen",
                         "triggers.observe"),
