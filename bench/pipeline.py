@@ -7,12 +7,14 @@ to the moment the workers' ``processed`` counter says the last handler is done.
 No-op: the same worker command and configuration draining as many no-op task messages,
 pushed onto the queue at once; done when the queue and the broker's unacked set are empty.
 Triggers: the pipeline with the default rules minus the nudge (no trigger at all), and with
-20 triggers added (bench/rules.py); these two sides run more rounds than the others (``trigger_rounds``), their
-ratio being one of two close figures. When RabbitMQ is reachable, B3 and B4 again with it as the
+20 triggers added (bench/rules.py). Their ratio is one of two close figures on a noisy VM, so
+each of these two sides keeps a web and a worker of its own running throughout, and many
+shorter runs (``trigger_rounds`` of ``trigger_chats`` conversations) alternate between them:
+each pair is measured seconds apart. When RabbitMQ is reachable, B3 and B4 again with it as the
 broker: a second ingress and the workers on RabbitMQ, the no-op tasks published to it (without
 confirms, as one burst) and drained when its queue has none ready (the last one or two a worker
-holds are a millisecond's work). Each run starts a fresh worker, warms it up, measures, and stops
-it; the sides alternate order between rounds.
+holds are a millisecond's work). Each of the other runs starts a fresh worker, warms it up,
+measures, and stops it; the sides alternate order between rounds.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from bench.checks import BenchError, check_errors, wait_until
 from bench.ingress import APPS
 from bench.noop import NOOP
 from bench.plan import Plan
-from bench.processes import start_celery_worker, start_gunicorn
+from bench.processes import Process, start_celery_worker, start_gunicorn
 from bench.pyload import PythonLoad
 from bench.redis_target import Namespace, RedisTarget
 from bench.rules import write_rules
@@ -49,7 +51,7 @@ UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged m
 DRAIN = "drain"  # the pipeline's deliveries pushed straight onto the queue, as the no-op's are
 EVENTS = "pipeline events"  # CHATHOOKS_TASK_EVENTS=1: what task events cost when Flower is not running
 TRIGGER_SIDES = ("no-triggers", "triggers")
-SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", *TRIGGER_SIDES, EVENTS)
+SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", EVENTS)
 PINNED_SIDES = ("pinned-1", "pinned-2", "pinned-4")  # B4 again, the workers on cores of their own
 AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
@@ -90,16 +92,13 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
                                                 "pipeline-web-amqp", plan.web_workers)
             webs.append(amqp_web)
             urls.update(dict.fromkeys(AMQP_SIDES, amqp_url))
-        schedule = [(sides if n < plan.rounds else TRIGGER_SIDES) for n in range(max(plan.rounds, plan.trigger_rounds))]
-        schedule = [round_sides if n % 2 == 0 else round_sides[::-1] for n, round_sides in enumerate(schedule)]
+        schedule = [sides if n % 2 == 0 else sides[::-1] for n in range(plan.rounds)]
         for n, round_sides in enumerate(schedule):
             for side in round_sides:
                 noop = side.startswith("noop")
                 measure_side = (_noop(plan, amqp=side in AMQP_SIDES) if noop else
                                 _drain(plan) if side == DRAIN else _pipeline(urls[side], plan))
-                env = {"CHATHOOKS_RULES": str(rules[side])} if side in rules else {}
-                if side == EVENTS:
-                    env["CHATHOOKS_TASK_EVENTS"] = "1"
+                env = {"CHATHOOKS_TASK_EVENTS": "1"} if side == EVENTS else {}
                 run = functools.partial(_with_worker, side, _concurrency(side, plan), ns, client, log_dir, n,
                                         measure_side, {**env, **brokers[side]})
                 if side in PINNED_SIDES:
@@ -114,6 +113,7 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
         ns.clean(client)
         if amqp:
             amqp_target.delete([ns.queue])
+    runs.update(_trigger_runs(target, plan, log_dir, rules))
     figures = [_b3(runs, plan), _b3(runs, plan, side=DRAIN), _b3e(runs), _b3t(runs), _b4(runs, plan),
                _b4(runs, plan, processes=4)]
     if cores:
@@ -149,18 +149,46 @@ def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis
     return Run(side, concurrency, deliveries, seconds)
 
 
-def _bodies(plan: Plan, warmup: bool) -> list[str]:
+def _bodies(plan: Plan, warmup: bool, chats: int | None = None) -> list[str]:
     """A run's conversations (a warm-up's: enough for each pool process to run a task)."""
-    chats = 2 * plan.worker_concurrency if warmup else plan.pipeline_chats
+    chats = 2 * plan.worker_concurrency if warmup else chats or plan.pipeline_chats
     return conversations(uuid.uuid4().hex[:8], chats, plan.messages_per_chat).all
 
 
-def _pipeline(url: str, plan: Plan) -> Measure:
+def _pipeline(url: str, plan: Plan, chats: int | None = None) -> Measure:
     def run(ns: Namespace, client: redis.Redis, warmup: bool) -> tuple[int, float]:
-        bodies = _bodies(plan, warmup)
+        bodies = _bodies(plan, warmup, chats)
         return len(bodies), post_and_wait(url, bodies, plan.connections, client, ns)
 
     return run
+
+
+def _trigger_runs(target: RedisTarget, plan: Plan, log_dir: Path, rules: dict[str, Path]) -> dict[str, list[Run]]:
+    """B3T's two sides: each its own namespace, web and worker, all running throughout; runs of
+    ``trigger_chats`` conversations alternate between the sides, their order swapped every round."""
+    client = target.client()
+    namespaces = {side: target.namespace(side) for side in TRIGGER_SIDES}
+    servers: list[Process] = []
+    measures: dict[str, Measure] = {}
+    runs: dict[str, list[Run]] = {side: [] for side in TRIGGER_SIDES}
+    try:
+        for side, ns in namespaces.items():
+            env = ns.env(CHATHOOKS_RULES=str(rules[side]))
+            web, url = start_gunicorn(APPS["ingress"], env, log_dir, f"{side}-web", plan.web_workers)
+            servers.append(web)
+            servers.append(start_celery_worker(env, log_dir, f"{side}-worker", concurrency=plan.worker_concurrency))
+            measures[side] = _pipeline(url, plan, plan.trigger_chats)
+            measures[side](ns, client, True)
+        for n in range(plan.trigger_rounds):
+            for side in TRIGGER_SIDES if n % 2 == 0 else TRIGGER_SIDES[::-1]:
+                deliveries, seconds = measures[side](namespaces[side], client, False)
+                runs[side].append(Run(side, plan.worker_concurrency, deliveries, seconds))
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        for ns in namespaces.values():
+            ns.clean(client)
+    return runs
 
 
 def _drain(plan: Plan) -> Measure:

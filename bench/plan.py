@@ -21,7 +21,8 @@ GOALS = {  # figure: (comparison, bound, and the side it bounds when not the fig
 class Plan:
     name: str
     rounds: int
-    trigger_rounds: int  # B3T's two sides, a ratio of two close figures: more rounds than the others
+    trigger_rounds: int  # B3T's two sides, a ratio of two close figures: many short runs, alternating
+    trigger_chats: int  # B3T: conversations per run
     web_workers: int  # gunicorn sync workers, both servers
     worker_concurrency: int  # Celery prefork processes for B3 (and B4's larger side)
     connections: int  # load generator connections, both servers
@@ -39,15 +40,15 @@ class Plan:
 
 
 FULL = Plan(
-    name="full", rounds=3, trigger_rounds=7, web_workers=2, worker_concurrency=2, connections=8, seconds=8,
-    warmup_seconds=2,
+    name="full", rounds=3, trigger_rounds=15, trigger_chats=100, web_workers=2, worker_concurrency=2, connections=8,
+    seconds=8, warmup_seconds=2,
     paced_share=0.4, paced_connections=16, pipeline_chats=300, messages_per_chat=8,
     memory_chats=500, memory_messages=3, chat_ttl=20, ended_ttl=5, chatbot_rate=200,
 )
 
 SMOKE = Plan(
-    name="smoke", rounds=1, trigger_rounds=1, web_workers=2, worker_concurrency=2, connections=4, seconds=1,
-    warmup_seconds=1,
+    name="smoke", rounds=1, trigger_rounds=1, trigger_chats=3, web_workers=2, worker_concurrency=2, connections=4,
+    seconds=1, warmup_seconds=1,
     paced_share=0.4, paced_connections=4, pipeline_chats=3, messages_per_chat=2,
     memory_chats=3, memory_messages=1, chat_ttl=3, ended_ttl=2, chatbot_rate=20,
 )
