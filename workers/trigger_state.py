@@ -35,41 +35,48 @@ from chathooks.triggers.conditions import ThreadView
 _OBSERVE = """
 local h, m, ties = KEYS[1], KEYS[2], KEYS[4]
 local op, t = ARGV[1], tonumber(ARGV[2])
-if op ~= 'msg' and op ~= 'start' and op ~= 'end' and redis.call('EXISTS', h) == 0 then return false end
+-- The hash is read once and written once: its fields are worked on in s, the changes kept in changed.
+local flat = redis.call('HGETALL', h)
+if #flat == 0 and op ~= 'msg' and op ~= 'start' and op ~= 'end' then return false end
 local role = ARGV[8]
 if role == '?' then
   role = ({customer = 'c', agent = 'a', bot = 'b'})[redis.call('HGET', KEYS[5], ARGV[12])]
   if role == nil then return -1 end
 end
+local s, changed = {}, {}
+for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+local function put(f, v)  -- v false: delete f
+  if v then s[f] = v else s[f] = nil end
+  changed[f] = v
+end
+local function add(f) put(f, tostring((tonumber(s[f]) or 0) + 1)) end
 -- Keep the later time in field f; on a tie (LHC's clock has whole seconds) the message that arrived last wins.
 local function later(f, ties_win)
-  local v = redis.call('HGET', h, f)
-  if v == false or t > tonumber(v) or (ties_win and t == tonumber(v)) then
-    redis.call('HSET', h, f, ARGV[2])
+  local v = s[f]
+  if v == nil or t > tonumber(v) or (ties_win and t == tonumber(v)) then
+    put(f, ARGV[2])
     return true
   end
   return false
 end
+local ttl
 if op ~= 'read' then
-  if redis.call('HSETNX', h, 'src', ARGV[5]) == 1 then redis.call('HSET', h, 'org', ARGV[6], 'chat', ARGV[7]) end
+  if s['src'] == nil then put('src', ARGV[5]); put('org', ARGV[6]); put('chat', ARGV[7]) end
   -- Bot messages are kept only to recognise their redeliveries: they count for nothing but the last author.
   local fresh = op ~= 'msg' or redis.call('ZADD', m, 'NX', ARGV[2], role .. ARGV[9]) == 1
-  if fresh and role ~= 'b' then
-    local s = redis.call('HGET', h, 'start')
-    if s == false or t < tonumber(s) then redis.call('HSET', h, 'start', ARGV[2]) end
-  end
+  if fresh and role ~= 'b' and (s['start'] == nil or t < tonumber(s['start'])) then put('start', ARGV[2]) end
   if op == 'msg' and fresh then
     if role == 'c' then
-      redis.call('HINCRBY', h, 'n', 1)
-      if later('lc', true) then redis.call('HSET', h, 'facts', ARGV[10]) end
+      add('n')
+      if later('lc', true) then put('facts', ARGV[10]) end
       -- In the second of the last agent reply, but after it: still waiting.
-      if redis.call('HGET', h, 'la') == ARGV[2] then redis.call('SADD', ties, ARGV[9]) end
+      if s['la'] == ARGV[2] then redis.call('SADD', ties, ARGV[9]) end
     elseif role == 'a' then
-      redis.call('HINCRBY', h, 'n', 1)
+      add('n')
       if later('la', true) then redis.call('DEL', ties) end
     end
-    if later('lt', true) then redis.call('HSET', h, 'author', role) end
-  elseif op == 'end' then redis.call('HSET', h, 'ended', '1')
+    if later('lt', true) then put('author', role) end
+  elseif op == 'end' then put('ended', '1')
   elseif op == 'left' then later('left', false)
   end
   -- A value set by an event is not overwritten by an older event delivered late: the platform's attributes
@@ -80,24 +87,29 @@ if op ~= 'read' then
     local group = f
     if string.sub(f, 1, 2) == 'a:' then group = 'a' end
     if fresh_by[group] == nil then
-      local at = redis.call('HGET', h, 't:' .. group)
-      fresh_by[group] = at == false or t >= tonumber(at)
-      if fresh_by[group] then redis.call('HSET', h, 't:' .. group, ARGV[2]) end
+      local at = s['t:' .. group]
+      fresh_by[group] = at == nil or t >= tonumber(at)
+      if fresh_by[group] then put('t:' .. group, ARGV[2]) end
     end
-    if fresh_by[group] then
-      if v == '' then redis.call('HDEL', h, f) else redis.call('HSET', h, f, v) end
-    end
+    if fresh_by[group] then put(f, v ~= '' and v) end
   end
-  redis.call('HINCRBY', h, 'v', 1)
-  local ttl = ARGV[3]
-  if redis.call('HEXISTS', h, 'ended') == 1 then ttl = ARGV[4] end
+  add('v')
+  local sets, dels = {}, {}
+  for f, v in pairs(changed) do
+    if v then sets[#sets + 1] = f; sets[#sets + 1] = v else dels[#dels + 1] = f end
+  end
+  redis.call('HSET', h, unpack(sets))
+  if #dels > 0 then redis.call('HDEL', h, unpack(dels)) end
+  ttl = ARGV[3]
+  if s['ended'] then ttl = ARGV[4] end
   for _, key in ipairs({h, m, ties}) do redis.call('EXPIRE', key, ttl) end
-elseif redis.call('EXISTS', h) == 0 then
-  return false
+  ttl = tonumber(ttl)
+else
+  ttl = redis.call('TTL', h)
 end
 -- Customer messages after the last agent reply (or the customer leaving) are the ones in a row: those
 -- with a later time, and those in the reply's own second that arrived after it.
-local la, left = redis.call('HGET', h, 'la'), redis.call('HGET', h, 'left')
+local la, left = s['la'], s['left']
 local floor, row, first = '-inf', 0, ''
 if la and (not left or tonumber(la) >= tonumber(left)) then
   floor = '(' .. la
@@ -115,7 +127,9 @@ for i = 1, #after, 2 do
 end
 local tags = {}
 if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
-return {redis.call('HGETALL', h), row, first, tags, redis.call('TTL', h), role}
+local state = {}
+for f, v in pairs(s) do state[#state + 1] = f; state[#state + 1] = v end
+return {state, row, first, tags, ttl, role}
 """
 
 # KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
