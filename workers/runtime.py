@@ -54,7 +54,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None, *, rules: Rules | None = None,
               outbound: Outbound | None = None, **overrides) -> Runtime:  # type: ignore[no-untyped-def]
-        client = client or state_client(settings, 10.0)
+        client = client or state_client(settings, redis_timeout(settings))
         p = settings.key_prefix
         rules = rules or load_rules(settings.rules_path)
         scheduler = Scheduler(client, p)
@@ -132,6 +132,16 @@ class Runtime:
 
 def _asked(event: Event) -> tuple[str, str | None, str | None]:
     return event.key, event.chat_id, event.author_id
+
+
+REDIS_TIMEOUT = 10.0  # a worker's Redis calls: scripts and pipelines of a task, never a blocking read
+
+
+def redis_timeout(settings: Settings) -> float:
+    """A worker's Redis socket timeout, shortened to a quarter of the task time limit: a call hung on a
+    Redis that is restarting fails in time for the task to give its message back (``through_redis_outages``)
+    before the time limit kills it, which would ack the message with its work undone."""
+    return min(REDIS_TIMEOUT, settings.task_time_limit_seconds / 4)
 
 
 def _once(client: redis.Redis, settings: Settings, dry_run: bool, journal: Journal) -> Once:

@@ -5,7 +5,7 @@ from celery.exceptions import Reject
 from tests.conftest import make_settings
 from tests.unit.workers.conftest import RULES
 from workers import tasks
-from workers.runtime import Runtime
+from workers.runtime import REDIS_TIMEOUT, Runtime, redis_timeout
 
 
 def failing(errors):  # type: ignore[no-untyped-def]
@@ -87,3 +87,8 @@ def test_task_events_are_off_unless_asked_for_flower_turns_them_on_while_it_runs
 
     assert celery_config(settings)["worker_send_task_events"] is False
     assert celery_config(make_settings(CHATHOOKS_TASK_EVENTS="1"))["worker_send_task_events"] is True
+
+
+def test_a_workers_redis_calls_give_up_well_within_the_task_time_limit():
+    assert redis_timeout(make_settings(CHATHOOKS_TASK_TIME_LIMIT="5")) == 1.25
+    assert redis_timeout(make_settings()) == REDIS_TIMEOUT
