@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 import redis
 
 from chathooks.keys import Keys
-
-Write = Callable[[redis.client.Pipeline], None]
+from chathooks.redis_client import Write
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -13,6 +13,8 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from chathooks.settings import Settings
+
+Write = Callable[[redis.client.Pipeline], None]  # a write to go on someone's pipeline (a task's flush)
 
 DEFAULT_MASTER = "mymaster"
 

@@ -23,6 +23,7 @@ import redis
 
 from chathooks.keys import Keys
 from chathooks.observed import Observations
+from chathooks.redis_client import Write
 
 # Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating
 # or a tag that arrives after the end included), the ended chat's shorter TTL.
@@ -67,8 +68,8 @@ class Journal:
         self._limits = (max_events, chat_ttl, ended_ttl)
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
-        self._later: list[Callable[[redis.client.Pipeline], None]] = []
-        self._lasting: list[tuple[Callable[[redis.client.Pipeline], None], Callable[[], None]]] = []
+        self._later: list[Write] = []
+        self._lasting: list[tuple[Write, Callable[[], None]]] = []
         self._delivery: dict[str, Any] | None = None
 
     # --- what happened ----------------------------------------------------------------
@@ -108,11 +109,11 @@ class Journal:
         """A timer (``nudge``, ``trigger``, ``retry``) ran at ``now``, its deadline ``due_at``."""
         self.observations.observe("chathooks_timer_lateness_seconds", max(0.0, now - due_at), kind)
 
-    def later(self, write: Callable[[redis.client.Pipeline], None]) -> None:
+    def later(self, write: Write) -> None:
         """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
 
-    def lasting(self, write: Callable[[redis.client.Pipeline], None], written: Callable[[], None]) -> None:
+    def lasting(self, write: Write, written: Callable[[], None]) -> None:
         """A write of a fact that stays true (an effect made): kept by ``discard`` and when a flush fails, until a
         flush has written it; then ``written`` is called."""
         self._lasting.append((write, written))

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import redis
 
-from chathooks.redis_client import PackedScript
+from chathooks.redis_client import PackedScript, Write
 
 T = TypeVar("T")
 
@@ -47,7 +47,6 @@ return 0
 """
 
 
-Write = Callable[[redis.client.Pipeline], None]
 Defer = Callable[[Write, Callable[[], None]], None]  # a write to go with the task's, and what to do once written
 
 

@@ -73,25 +73,22 @@ class ChatState:
 
     # --- threads ------------------------------------------------------------------------
 
-    def _thread(self, thread_id: str, part: str) -> str:
-        return self._keys.thread(thread_id, part)
-
     def tags_key(self, thread_id: str, part: str) -> str:
-        return self._thread(thread_id, part)
+        return self._keys.thread(thread_id, part)
 
     def end_thread(self, chat_id: str, thread_id: str) -> None:
         """Mark the thread ended and shorten the life of everything kept about it."""
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self.ended_key(thread_id), "1", ex=self.ended_ttl)
             for part in ("matched", "applied"):
-                pipe.expire(self._thread(thread_id, part), self.ended_ttl)
+                pipe.expire(self._keys.thread(thread_id, part), self.ended_ttl)
             pipe.expire(self.roles_key(chat_id), self.ended_ttl)
             pipe.expire(self._names(chat_id), self.ended_ttl)
             pipe.execute()
 
     def ended_key(self, thread_id: str) -> str:
         """Exists while the thread is known to have ended (for the ended chat's TTL)."""
-        return self._thread(thread_id, "ended")
+        return self._keys.thread(thread_id, "ended")
 
     def has_ended(self, thread_id: str) -> bool:
         return bool(self._redis.exists(self.ended_key(thread_id)))
@@ -102,11 +99,11 @@ class ChatState:
         tags = list(tags)
         if not tags:
             return False
-        return bool(self._add_tags(keys=[self._thread(thread_id, part), self.ended_key(thread_id)],
+        return bool(self._add_tags(keys=[self._keys.thread(thread_id, part), self.ended_key(thread_id)],
                                    args=[self.chat_ttl, self.ended_ttl, *tags]))
 
     def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
-        self._redis.srem(self._thread(thread_id, part), tag)
+        self._redis.srem(self._keys.thread(thread_id, part), tag)
 
     def tags(self, thread_id: str, part: str) -> set[str]:
         return self.tag_sets(thread_id, part)[0]
@@ -115,7 +112,7 @@ class ChatState:
         """The tags of each of ``parts``, read in one round trip."""
         with self._redis.pipeline(transaction=False) as pipe:
             for part in parts:
-                pipe.smembers(self._thread(thread_id, part))
+                pipe.smembers(self._keys.thread(thread_id, part))
             return [{t.decode() for t in members} for members in pipe.execute()]
 
     # --- bot routing status -------------------------------------------------------------

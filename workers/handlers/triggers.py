@@ -42,13 +42,15 @@ def observe(event: Event, rt: Runtime) -> None:
     if not rt.rules.firing or not (event.chat_id and event.thread_id):
         return
     try:
-        change = _change(event, rt, rt.evident_role(event), look_up=True)
-        if change is not None:
-            evaluate(rt, ChatRef.of(event), change, found=partial(rt.found_role, event))
+        _observe(event, rt, rt.evident_role(event), look_up=True)
     except RoleUnknown:  # not in what we remember of the chat: the platform may tell (nothing was changed)
-        change = _change(event, rt, rt.author_role(event))
-        if change is not None:
-            evaluate(rt, ChatRef.of(event), change)
+        _observe(event, rt, rt.author_role(event))
+
+
+def _observe(event: Event, rt: Runtime, role: Role | None, *, look_up: bool = False) -> None:
+    change = _change(event, rt, role, look_up=look_up)
+    if change is not None:
+        evaluate(rt, ChatRef.of(event), change, found=partial(rt.found_role, event) if look_up else None)
 
 
 def due(event: Event, rt: Runtime) -> None:
