@@ -54,39 +54,73 @@ local function merge(target, source)
 end
 """
 
+# The profile of the chat whose link is at ``link``, following an alias; nil when the chat has none. The profile's
+# key is known only from the link, so it is made here from the key prefixes (one Redis, never a cluster). A
+# look-up and a write in one script: a merge cannot move the profile in between.
+_LINKED = """
+local function linked(link, email_prefix, customer_prefix)
+  local ref = redis.call('GET', link)
+  if not ref then return nil end
+  local kind, value = string.match(ref, '^(%a+):(.*)$')
+  if kind == 'email' then return email_prefix .. value end
+  local key = customer_prefix .. value
+  local alias = redis.call('HGET', key, 'alias')
+  if alias then return email_prefix .. alias end
+  return key
+end
+"""
+
 # KEYS: the profile, the chat's link to it, and (when linking) the customer-id profile.
 # ARGV: chat marker ('' for none), time, name ('' for none), profile TTL, chat TTL, the profile's ref,
 # the email to alias the customer id to ('' for none), '1' when the profile is a customer id's.
 # Returns -1, changing nothing, when that customer id has become an alias since the caller looked.
-_SEEN = _MERGE + """
-if ARGV[8] == '1' and redis.call('HEXISTS', KEYS[1], 'alias') == 1 then return -1 end
+_SEEN_BODY = """
+if ARGV[8] == '1' and redis.call('HEXISTS', profile, 'alias') == 1 then return -1 end
 if ARGV[7] ~= '' then
-  merge(KEYS[1], KEYS[3])
+  merge(profile, KEYS[3])
   redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[3], 'alias', ARGV[7])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
-if ARGV[1] ~= '' and redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
-  redis.call('HINCRBY', KEYS[1], 'chats', 1)
+if ARGV[1] ~= '' and redis.call('HSETNX', profile, ARGV[1], '1') == 1 then
+  redis.call('HINCRBY', profile, 'chats', 1)
 end
 local t = tonumber(ARGV[2])
-local first = redis.call('HGET', KEYS[1], 'first_seen')
-if not first or t < tonumber(first) then redis.call('HSET', KEYS[1], 'first_seen', ARGV[2]) end
-local last = redis.call('HGET', KEYS[1], 'last_seen')
-if not last or t > tonumber(last) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[2]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[3]) end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+local first = redis.call('HGET', profile, 'first_seen')
+if not first or t < tonumber(first) then redis.call('HSET', profile, 'first_seen', ARGV[2]) end
+local last = redis.call('HGET', profile, 'last_seen')
+if not last or t > tonumber(last) then redis.call('HSET', profile, 'last_seen', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', profile, 'name', ARGV[3]) end
+redis.call('EXPIRE', profile, ARGV[4])
 if ARGV[1] ~= '' then redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[5]) end
 return 1
 """
+_SEEN = _MERGE + "local profile = KEYS[1]" + _SEEN_BODY
+# KEYS: the chat's link. ARGV: as _SEEN's with no marker, ref or link; then the email and customer key prefixes.
+_SEEN_LINKED = _MERGE + _LINKED + """
+local profile = linked(KEYS[1], ARGV[9], ARGV[10])
+if not profile then return 1 end
+""" + _SEEN_BODY
 
-# KEYS: the profile. ARGV: rating, its time, profile TTL. The latest rating wins, whatever the order.
-_RATED = """
-local t = redis.call('HGET', KEYS[1], 'last_rating_at')
-if not t or tonumber(ARGV[2]) >= tonumber(t) then
-  redis.call('HSET', KEYS[1], 'last_rating', ARGV[1], 'last_rating_at', ARGV[2])
+# KEYS: the chat's link. ARGV: the email and customer key prefixes, profile TTL, rating, its time. The latest
+# rating wins, whatever the order.
+_RATED = _LINKED + """
+local profile = linked(KEYS[1], ARGV[1], ARGV[2])
+if not profile then return 0 end
+local t = redis.call('HGET', profile, 'last_rating_at')
+if not t or tonumber(ARGV[5]) >= tonumber(t) then
+  redis.call('HSET', profile, 'last_rating', ARGV[4], 'last_rating_at', ARGV[5])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', profile, ARGV[3])
+return 1
+"""
+
+# KEYS: the chat's link. ARGV: the email and customer key prefixes, profile TTL, then the tags.
+_TAGGED = _LINKED + """
+local profile = linked(KEYS[1], ARGV[1], ARGV[2])
+if not profile then return 0 end
+for i = 4, #ARGV do redis.call('HSET', profile, 'tag:' .. ARGV[i], '1') end
+redis.call('EXPIRE', profile, ARGV[3])
 return 1
 """
 
@@ -137,11 +171,14 @@ class Profiles:
         self._ttl = ttl
         self._chat_ttl = chat_ttl
         # ``later``: a write that needs no answer and no look-up (subscribed) goes with the caller's other writes
-        # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag is written
-        # at once: its profile is looked up first, and a merge meanwhile would leave it on the alias.
+        # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag or a rating
+        # is written at once, in the script that looks its profile up.
         self._later = later
         self._seen = client.register_script(_SEEN)
+        self._seen_linked = client.register_script(_SEEN_LINKED)
         self._rated = client.register_script(_RATED)
+        self._tagged = client.register_script(_TAGGED)
+        self._prefixes = (keys.profile_email(""), keys.profile_customer(""))
 
     # --- reads (the ingress) ------------------------------------------------------------
 
@@ -168,6 +205,7 @@ class Profiles:
              name: str | None = None, at: float | None = None) -> None:
         """The customer was in chat ``chat_id``: count the chat once, move first/last seen, link email and id."""
         email_key, customer_key = self._email(email), self._customer(customer_id)
+        moment = f"{at if at is not None else time.time():.6f}"
         for _ in range(3):  # a customer id linked to an email meanwhile is looked up again
             link, by_id = "", False
             if email_key:
@@ -178,29 +216,26 @@ class Profiles:
                 target = self._keys.profile_email(alias.decode()) if alias else customer_key
                 ref = f"email:{alias.decode()}" if alias else f"customer:{customer_id}"
                 by_id = alias is None
-            else:
-                target = self._linked(source, chat_id)  # no identity in this event: the chat's customer, if known
-                if target is None:
-                    return
-                ref = ""
+            else:  # no identity in this event: the chat's customer, if known
+                self._seen_linked(keys=[self._keys.profile_chat(source, chat_id)],
+                                  args=["", moment, name or "", self._ttl, self._chat_ttl, "", "", "", *self._prefixes])
+                return
             marker = f"chat:{source}:{chat_id}" if ref else ""
             done = self._seen(keys=[target, self._keys.profile_chat(source, chat_id), customer_key or target],
-                              args=[marker, f"{at if at is not None else time.time():.6f}", name or "", self._ttl,
-                                    self._chat_ttl, ref, link, "1" if by_id else ""])
+                              args=[marker, moment, name or "", self._ttl, self._chat_ttl, ref, link,
+                                    "1" if by_id else ""])
             if done != -1:
                 return
 
     def rated(self, source: str, chat_id: str, rating: str, at: float) -> None:
-        target = self._linked(source, chat_id)
-        if target is not None:
-            self._rated(keys=[target], args=[rating, f"{at:.6f}", self._ttl])
+        """The chat's customer rated it (nothing when the chat has no profile linked)."""
+        self._rated(keys=[self._keys.profile_chat(source, chat_id)], args=[*self._prefixes, self._ttl, rating,
+                                                                            f"{at:.6f}"])
 
     def tagged(self, source: str, chat_id: str, tags: Iterable[str]) -> None:
-        tags = list(tags)
-        target = self._linked(source, chat_id) if tags else None
-        if target is None:
-            return
-        self._write(target, {f"tag:{t}": "1" for t in tags})
+        """The chat was tagged: so is its customer's profile (nothing when the chat has none linked)."""
+        if tags := list(tags):
+            self._tagged(keys=[self._keys.profile_chat(source, chat_id)], args=[*self._prefixes, self._ttl, *tags])
 
     def subscribed(self, email: str) -> None:
         self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)
@@ -224,18 +259,6 @@ class Profiles:
 
     def _customer(self, customer_id: str | None) -> str | None:
         return self._keys.profile_customer(customer_id) if customer_id else None
-
-    def _linked(self, source: str, chat_id: str) -> str | None:
-        """The profile key of the chat's customer, following an alias; None when the chat has none."""
-        ref = self._redis.get(self._keys.profile_chat(source, chat_id))
-        if ref is None:
-            return None
-        kind, _, value = ref.decode().partition(":")
-        if kind == "email":
-            return self._keys.profile_email(value)
-        key = self._keys.profile_customer(value)
-        alias = self._redis.hget(key, "alias")
-        return self._keys.profile_email(alias.decode()) if alias else key
 
 
 def _merged(raws: list[Mapping[bytes, bytes]]) -> dict[bytes, bytes]:

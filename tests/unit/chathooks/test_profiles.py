@@ -57,6 +57,16 @@ def test_a_customer_id_profile_is_merged_into_the_email_one_when_both_are_seen(p
     assert profiles.find("jane@example.org", None).chats == 4
 
 
+def test_a_chat_linked_by_customer_id_writes_into_the_email_profile_once_the_id_is_an_alias(profiles):
+    profiles.seen("livechat", "C1", customer_id="c-1", at=T0)
+    profiles.seen("livechat", "C2", email="jane@example.org", customer_id="c-1", at=T0 + 60)  # linked now
+    profiles.tagged("livechat", "C1", ["late"])
+    profiles.rated("livechat", "C1", "good", T0 + 90)
+    profiles.seen("livechat", "C1", at=T0 + 300)  # C1's end: no customer in the event
+    found = profiles.find("jane@example.org", None)
+    assert (found.tags, found.last_rating, found.last_seen, found.chats) == (("late",), "good", T0 + 300, 2)
+
+
 def test_linking_twice_changes_nothing(profiles):
     for _ in range(2):
         profiles.seen("livechat", "C1", email="jane@example.org", customer_id="c-1", at=T0)
@@ -144,7 +154,7 @@ def test_with_a_caller_to_write_it_subscribed_goes_with_its_writes_and_a_tag_at_
     writes: list = []  # type: ignore[type-arg]
     profiles = Profiles(fake_redis, Keys(settings.key_prefix), ttl=3600, chat_ttl=600, later=writes.append)
     profiles.seen("livechat", "C1", email="jane@example.org", at=T0)
-    profiles.tagged("livechat", "C1", ["vip"])  # its profile looked up: written at once, before any merge moves it
+    profiles.tagged("livechat", "C1", ["vip"])  # looked up and written in one script, at once
     profiles.subscribed("Jane@Example.org")
     found = profiles.find("jane@example.org", None)
     assert (found.tags, found.subscribed, len(writes)) == (("vip",), False, 1)

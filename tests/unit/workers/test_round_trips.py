@@ -27,13 +27,13 @@ BUDGET = {
     "people.end_thread": 1,
     "timeline.record": 0,  # written with the task's flush
     "tagging.match": 3,  # the role: read with the triggers' state; whether the thread ended: with the tags
-    "tagging.tagged": 3,
-    "tagging.thread_ended": 9,
+    "tagging.tagged": 2,
+    "tagging.thread_ended": 7,
     "marketing.sync": 1,  # subscribed: written with the task
     "triggers.observe": 10,
-    "rating.react": 6,
-    "profile.seen": 8,
-    "profile.rated": 4,
+    "rating.react": 5,
+    "profile.seen": 5,
+    "profile.rated": 2,
     "task": 10,  # one flush per delivery: the story, the counters, the processed mark
 }
 
