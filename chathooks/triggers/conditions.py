@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
+from operator import attrgetter
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chathooks.matching import MAX_MATCH_CHARS, words
-from chathooks.triggers.grammar import Comparison, Linear, linear, names, parse
+from chathooks.triggers.grammar import Comparison, Value, compile_linear, names, parse
 
 ATTRIBUTE = "attributes."
 
@@ -156,14 +157,47 @@ class FieldTest:
     kind: str = "attribute"
     id: str = ""  # stable across rule edits: a message's test results are kept by it
     _match: Callable[[Any], bool] = field(default=lambda v: False, repr=False, compare=False)
+    # ``check``, specialised to this field, operator and value when built (it runs for every event)
+    _check: Callable[[ThreadView, float], Truth] = field(default=lambda view, now: FALSE, repr=False, compare=False)
 
     @classmethod
     def build(cls, name: str, op: str, value: Any, kind: str) -> FieldTest:
         digest = hashlib.blake2b(repr((name, op, value)).encode(), digest_size=5).hexdigest()
         test = cls(name, op, value, kind, digest)
-        if kind != "time":  # a clock is compared with its moment instead (``_against``)
+        if kind != "time":  # a clock is compared with its moment instead (``_moment``)
             object.__setattr__(test, "_match", test._matcher())
+        object.__setattr__(test, "_check", test._checker())
         return test
+
+    def _checker(self) -> Callable[[ThreadView, float], Truth]:
+        op, kind = self.op, self.kind
+        if kind == "message":
+            test_id = self.id
+            if op == "empty":
+                return lambda view, now: _truth(not view.has_customer_message or test_id in view.message_facts)
+            return lambda view, now: _truth(view.has_customer_message and test_id in view.message_facts)
+        if kind == "time":
+            clock = attrgetter(_CLOCKS[self.field])
+            if op in ("empty", "notempty"):
+                want = op == "empty"
+                return lambda view, now: _truth((clock(view) is None) == want)
+            moment, after = _moment(op), float(self.value)
+
+            def timed(view: ThreadView, now: float) -> Truth:
+                since = clock(view)
+                return FALSE if since is None else moment(now, since + after)  # when the clock reaches the value
+            return timed
+        read, match = _reader(self.field), self._match
+        if op in ("empty", "notempty"):
+            present = op == "notempty"
+            return lambda view, now: _truth(_empty(read(view)) != present)
+
+        def valued(view: ThreadView, now: float) -> Truth:
+            value = read(view)
+            if value is None or value == "" or (isinstance(value, frozenset | list | tuple) and not value):
+                return FALSE  # empty (``_empty``)
+            return TRUE if match(value) else FALSE
+        return valued
 
     def _matcher(self) -> Callable[[Any], bool]:
         """A test of a present value (text or number) against this test's operator and value."""
@@ -199,21 +233,7 @@ class FieldTest:
         return self._match(text)
 
     def check(self, view: ThreadView, now: float) -> Truth:
-        if self.kind == "message":
-            passed = self.id in view.message_facts
-            return _truth(view.has_customer_message and passed if self.op != "empty"
-                          else not view.has_customer_message or passed)
-        if self.kind == "time":
-            since = view.clock(self.field)
-            if since is None or self.op in ("empty", "notempty"):
-                return _truth((since is None) == (self.op == "empty"))
-            return _against(self.op, now, since + float(self.value))  # the moment the clock reaches the value
-        value = view.value(self.field)
-        if _empty(value):
-            return _truth(self.op == "empty")
-        if self.op in ("empty", "notempty"):
-            return _truth(self.op == "notempty")
-        return _truth(self._match(value))
+        return self._check(view, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,25 +242,25 @@ class ExprTest:
 
     expr: str
     tree: Comparison
-    clocks: tuple[str, ...] = ()  # the clock fields it reads
-    others: tuple[str, ...] = ()  # and the other fields
+    _sides: tuple[Value, Value] = field(default=(lambda view: None, lambda view: None), repr=False, compare=False)
 
     @classmethod
     def build(cls, text: str, internal: bool = False) -> ExprTest:
         tree = parse(text, lambda name: kind_of(name, internal))
-        read = sorted(names(tree) - {"now"})
-        clocks = tuple(n for n in read if kind_of(n, internal) == "time")
-        return cls(text, tree, clocks, tuple(n for n in read if n not in clocks))
+
+        def leaf(name: str) -> Value:
+            if name == "now":
+                return lambda view: (1.0, 0.0)
+            if kind_of(name, internal) == "time":
+                clock = attrgetter(_CLOCKS[name])
+                return lambda view: None if (since := clock(view)) is None else (1.0, -since)  # now - since
+            read = _reader(name)
+            return lambda view: None if (n := number(read(view))) is None else (0.0, n)
+
+        return cls(text, tree, (compile_linear(tree.left, leaf), compile_linear(tree.right, leaf)))
 
     def check(self, view: ThreadView, now: float) -> Truth:
-        values: dict[str, Linear | None] = {"now": (1.0, 0.0)}
-        for name in self.clocks:
-            since = view.clock(name)
-            values[name] = None if since is None else (1.0, -since)  # seconds since: now - since
-        for name in self.others:
-            n = number(view.value(name))
-            values[name] = None if n is None else (0.0, n)
-        left, right = linear(self.tree.left, values), linear(self.tree.right, values)
+        left, right = self._sides[0](view), self._sides[1](view)
         if left is None or right is None:
             return FALSE
         a, b = left[0] - right[0], left[1] - right[1]  # the comparison is of a * now + b with 0
@@ -262,6 +282,24 @@ def _against(op: str, now: float, moment: float) -> Truth:
     return Truth(holds, turns if turns > now else None)
 
 
+def _moment(op: str) -> Callable[[float, float], Truth]:
+    """``_against`` for one operator."""
+    compare, step = _PY[op], 0.0 if op in ("gte", "lt") else STEP
+
+    def against(now: float, moment: float) -> Truth:
+        turns = moment + step
+        return Truth(compare(now, moment), turns if turns > now else None)
+    return against
+
+
+def _reader(name: str) -> Callable[[ThreadView], Any]:
+    """What reads field ``name`` (not a clock) of a view."""
+    if name.startswith(ATTRIBUTE):
+        attribute = name[len(ATTRIBUTE):]
+        return lambda view: view.attributes.get(attribute)
+    return attrgetter(_VALUES[name])
+
+
 Test = FieldTest | ExprTest
 
 
@@ -269,31 +307,61 @@ def _truth(holds: bool) -> Truth:
     return TRUE if holds else FALSE
 
 
-def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
-    """An AND-list: holds when every test does; turns at the nearest moment any test turns.
+Check = Callable[[ThreadView, float], Truth]
 
-    While a test that only an event can change is false, time alone changes nothing.
+
+def all_of(tests: tuple[Test, ...]) -> Check:
+    """An AND-list's check: holds when every test does; turns at the nearest moment any test turns.
+
+    While a test that only an event can change is false, time alone changes nothing: those are checked
+    first, and the first false one is the answer.
     """
-    holds, turns = True, None
-    for test in tests:
-        test_holds, test_turns = test.check(view, now)
-        if test_turns is None:
-            if not test_holds:
-                return FALSE
-        else:
-            holds = holds and test_holds
-            if turns is None or test_turns < turns:
-                turns = test_turns
-    return _truth(holds) if turns is None else Truth(holds, turns)
+    checks = tuple(t._check if isinstance(t, FieldTest) else t.check for t in sorted(tests, key=_timed))
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(view: ThreadView, now: float) -> Truth:
+        holds, turns = True, None
+        for one in checks:
+            test_holds, test_turns = one(view, now)
+            if test_turns is None:
+                if not test_holds:
+                    return FALSE
+            else:
+                holds = holds and test_holds
+                if turns is None or test_turns < turns:
+                    turns = test_turns
+        return (TRUE if holds else FALSE) if turns is None else Truth(holds, turns)
+    return check
+
+
+def any_of(groups: tuple[tuple[Test, ...], ...]) -> Check:
+    """An OR of AND-lists' check."""
+    checks = tuple(all_of(group) for group in groups)
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(view: ThreadView, now: float) -> Truth:
+        holds, turns = False, None
+        for one in checks:
+            group_holds, group_turns = one(view, now)
+            holds = holds or group_holds
+            if group_turns is not None and (turns is None or group_turns < turns):
+                turns = group_turns
+        return (TRUE if holds else FALSE) if turns is None else Truth(holds, turns)
+    return check
+
+
+def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
+    return all_of(tests)(view, now)
 
 
 def check_any(groups: tuple[tuple[Test, ...], ...], view: ThreadView, now: float) -> Truth:
-    """OR of AND-lists."""
-    holds, turns = False, None
-    for group in groups:
-        group_holds, group_turns = check_all(group, view, now)
-        holds = holds or group_holds
-        if group_turns is not None and (turns is None or group_turns < turns):
-            turns = group_turns
-    return _truth(holds) if turns is None else Truth(holds, turns)
+    return any_of(groups)(view, now)
 
+
+def _timed(test: Test) -> bool:
+    """Whether time alone may change the test's truth (an event-only test is cheaper to rule out first)."""
+    if isinstance(test, FieldTest):
+        return test.kind == "time"
+    return any(kind_of(name, internal=True) == "time" for name in names(test.tree))

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 MAX_LENGTH = 500
 MAX_DEPTH = 32
@@ -203,34 +204,58 @@ def _timed(node: Node, kind_of: Callable[[str], str | None]) -> bool:
 # --- values ----------------------------------------------------------------------------------
 
 Linear = tuple[float, float]  # (a, b): the value a * now + b
+Value = Callable[[Any], "Linear | None"]  # a value of a thread's state (its view), as a Linear
 
 
-def linear(node: Node, values: Mapping[str, Linear | None]) -> Linear | None:
-    """The node's value as ``a * now + b``; None when a name has no value or a division is by zero."""
+def compile_linear(node: Node, leaf: Callable[[str], Value]) -> Value:
+    """The node's value as ``a * now + b``, a function of a thread's state built once: ``leaf(name)`` reads a
+    name's. The value is None when a name has none or a division is by zero."""
     if isinstance(node, Num):
-        return 0.0, node.value
+        constant = (0.0, node.value)
+        return lambda _: constant
     if isinstance(node, Name):
-        return values.get(node.name)
+        return leaf(node.name)
     if isinstance(node, Neg):
-        inner = linear(node.operand, values)
-        return None if inner is None else (-inner[0], -inner[1])
-    left, right = linear(node.left, values), linear(node.right, values)
-    if left is None or right is None:
-        return None
-    (a, b), (c, d) = left, right
-    if not all(map(math.isfinite, (a, b, c, d))):
-        return None
-    if node.op == "+":
-        return _finite(a + c, b + d)
-    if node.op == "-":
-        return _finite(a - c, b - d)
-    if node.op == "*":  # the grammar lets at most one side carry time
-        return _finite(a * d + c * b, b * d)
-    if d == 0:  # / and %: the right side carries no time
-        return None
-    if node.op == "/":
-        return _finite(a / d, b / d)
-    return _finite(0.0, math.fmod(b, d))
+        inner = compile_linear(node.operand, leaf)
+
+        def negated(view: Any) -> Linear | None:
+            value = inner(view)
+            return None if value is None else (-value[0], -value[1])
+        return negated
+    left, right, combine = compile_linear(node.left, leaf), compile_linear(node.right, leaf), _COMBINE[node.op]
+
+    def combined(view: Any) -> Linear | None:
+        first = left(view)
+        if first is None:
+            return None
+        second = right(view)
+        if second is None or not all(map(math.isfinite, (*first, *second))):
+            return None
+        return combine(first, second)
+    return combined
+
+
+def _product(x: Linear, y: Linear) -> Linear | None:
+    (a, b), (c, d) = x, y
+    return _finite(a * d + c * b, b * d)  # the grammar lets at most one side carry time
+
+
+def _quotient(x: Linear, y: Linear) -> Linear | None:
+    (a, b), d = x, y[1]  # / and %: the right side carries no time
+    return None if d == 0 else _finite(a / d, b / d)
+
+
+def _remainder(x: Linear, y: Linear) -> Linear | None:
+    return None if y[1] == 0 else _finite(0.0, math.fmod(x[1], y[1]))
+
+
+_COMBINE: dict[str, Callable[[Linear, Linear], Linear | None]] = {
+    "+": lambda x, y: _finite(x[0] + y[0], x[1] + y[1]),
+    "-": lambda x, y: _finite(x[0] - y[0], x[1] - y[1]),
+    "*": _product,
+    "/": _quotient,
+    "%": _remainder,
+}
 
 
 def _finite(a: float, b: float) -> Linear | None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from chathooks.triggers.conditions import (
-    CHOICES, NUMERIC_OPS, OPS, OPS_FOR, ExprTest, FieldTest, Test, ThreadView, Truth, check_any, kind_of,
+    CHOICES, NUMERIC_OPS, OPS, OPS_FOR, Check, ExprTest, FieldTest, Test, ThreadView, Truth, any_of, kind_of,
 )
 from chathooks.triggers.grammar import ExprError, names
 
@@ -31,9 +31,13 @@ class Trigger:
     when: tuple[tuple[Test, ...], ...]
     actions: tuple[Action, ...]
     repeat: Repeat = "window"
+    _check: Check = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_check", any_of(self.when))
 
     def check(self, view: ThreadView, now: float) -> Truth:
-        return check_any(self.when, view, now)
+        return self._check(view, now)
 
 
 def nudge_trigger(after_seconds: int, message: str) -> Trigger:

@@ -10,12 +10,17 @@ from hypothesis import strategies as st
 
 from chathooks.triggers.conditions import FIELDS, kind_of
 from chathooks.triggers.grammar import (
-    MAX_DEPTH, MAX_LENGTH, BinOp, Comparison, ExprError, Name, Neg, Num, linear, names, parse,
+    MAX_DEPTH, MAX_LENGTH, BinOp, Comparison, ExprError, Name, Neg, Num, compile_linear, names, parse,
 )
 
 
 def parsed(text: str) -> Comparison:
     return parse(text, kind_of)
+
+
+def linear(node, values):  # type: ignore[no-untyped-def]
+    """The node's value, its names' values given (None: no value)."""
+    return compile_linear(node, lambda name: lambda view: values.get(name))(None)
 
 
 def value(text: str, now: float = 0.0, **fields: float) -> tuple[float, float] | None:
