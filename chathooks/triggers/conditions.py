@@ -204,8 +204,14 @@ class FieldTest:
         op, value = self.op, self.value
         if op in ("empty", "notempty"):
             return lambda v: _empty(v) == (op == "empty")
+        if self.kind == "choice" and op in ("eq", "neq", "in_list", "not_in_list"):
+            # A choice in the state is one of CHOICES as it is (lowercase): the rule's values folded once, here.
+            wanted, want = frozenset(map(_folded, value if op.endswith("list") else (value,))), op in ("eq", "in_list")
+            return lambda v: (v in wanted) == want
         if op in _PY:
             limit, compare = float(value), _PY[op]
+            if self.kind == "number":  # the state's counts and rating: ints when present
+                return lambda v: compare(v, limit)
             return lambda v: (n := number(v)) is not None and compare(n, limit)
         if op in ("eq", "neq"):
             want, target, folded = op == "eq", number(value), _folded(value)

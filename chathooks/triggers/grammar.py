@@ -232,6 +232,9 @@ def compile_linear(node: Node, leaf: Callable[[str], Value]) -> Value:
         if second is None or not all(map(math.isfinite, (*first, *second))):
             return None
         return combine(first, second)
+    if not names(node):  # no name in it: its value reads no state, so it is computed here, once
+        constant = combined(None)
+        return lambda _: constant
     return combined
 
 

@@ -53,6 +53,7 @@ class TriggerSet:
 
     triggers: tuple[Trigger, ...] = ()
     message_tests: tuple[FieldTest, ...] = field(init=False, default=())  # decided as each customer message arrives
+    checks: tuple[tuple[str, bool, Check], ...] = field(init=False, default=())  # name, once per thread?, check
     attributes: frozenset[str] = field(init=False, default=frozenset())  # the platform attributes read
     reads_tags: bool = field(init=False, default=False)
 
@@ -62,6 +63,7 @@ class TriggerSet:
         read |= {n for t in tests if isinstance(t, ExprTest) for n in names(t.tree)}
         message = {t.id: t for t in tests if isinstance(t, FieldTest) and t.kind == "message"}
         object.__setattr__(self, "message_tests", tuple(message.values()))
+        object.__setattr__(self, "checks", tuple((t.name, t.repeat == "once", t._check) for t in self.triggers))
         attributes = frozenset(n.partition(".")[2] for n in read if kind_of(n) == "attribute")
         object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "reads_tags", "tags" in read)

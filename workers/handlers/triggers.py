@@ -112,20 +112,17 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
         if found is not None and snap.role is not None:
             found(snap.role)
             found = None
-        now = max(rt.clock(), at)
+        now, view, spent, fired_before = max(rt.clock(), at), snap.view, snap.spent, snap.fired
         verdicts: dict[str, str] = {}
         turns: float | None = None
-        for trigger in firing.triggers:
-            name, spent = trigger.name, trigger.name in snap.spent
-            if trigger.repeat == "once" and snap.fired.get(name):
+        for name, once, check in firing.checks:
+            if once and fired_before.get(name):
                 continue  # once per thread: done with
-            truth = trigger.check(snap.view, now)
-            if truth.holds and not spent:
-                verdicts[name] = "fire"
-            elif spent and not truth.holds:
-                verdicts[name] = "reopen"
-            if truth.turns_at is not None:
-                turns = truth.turns_at if turns is None else min(turns, truth.turns_at)
+            holds, turns_at = check(view, now)
+            if holds != (name in spent):
+                verdicts[name] = "fire" if holds else "reopen"
+            if turns_at is not None and (turns is None or turns_at < turns):
+                turns = turns_at
         if turns is not None and turns > now + snap.ttl:
             turns = None  # the state expires first: nothing would be left to evaluate then
         if turns is not None:
