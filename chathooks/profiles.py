@@ -62,6 +62,7 @@ local function linked(link, email_prefix, customer_prefix)
   local ref = redis.call('GET', link)
   if not ref then return nil end
   local kind, value = string.match(ref, '^(%a+):(.*)$')
+  if not kind then return nil end
   if kind == 'email' then return email_prefix .. value end
   local key = customer_prefix .. value
   local alias = redis.call('HGET', key, 'alias')

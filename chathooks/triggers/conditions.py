@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
-from operator import attrgetter
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,15 +91,6 @@ class ThreadView:
     source: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
-    def clock(self, name: str) -> float | None:
-        """The moment a clock field counts from."""
-        return getattr(self, _CLOCKS[name])
-
-    def value(self, name: str) -> Any:
-        if name.startswith(ATTRIBUTE):
-            return self.attributes.get(name[len(ATTRIBUTE):])
-        return getattr(self, _VALUES[name])
-
 
 _CLOCKS = {"seconds_since_customer_message": "last_customer", "seconds_since_agent_message": "last_agent",
            "seconds_since_start": "started", "seconds_waiting": "waiting_since"}
@@ -139,7 +129,8 @@ def number(value: Any) -> float | None:
     return None
 
 
-def _folded(value: Any) -> str:
+def fold(value: Any) -> str:
+    """A text as compared: stripped, case folded."""
     return str(value).strip().casefold()
 
 
@@ -160,14 +151,14 @@ class FieldTest:
     # ``check``, specialised to this field, operator and value when built (it runs for every event)
     _check: Callable[[ThreadView, float], Truth] = field(default=lambda view, now: FALSE, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.kind != "time":  # a clock is compared with its moment instead (``_moment``)
+            object.__setattr__(self, "_match", self._matcher())
+        object.__setattr__(self, "_check", self._checker())
+
     @classmethod
     def build(cls, name: str, op: str, value: Any, kind: str) -> FieldTest:
-        digest = hashlib.blake2b(repr((name, op, value)).encode(), digest_size=5).hexdigest()
-        test = cls(name, op, value, kind, digest)
-        if kind != "time":  # a clock is compared with its moment instead (``_moment``)
-            object.__setattr__(test, "_match", test._matcher())
-        object.__setattr__(test, "_check", test._checker())
-        return test
+        return cls(name, op, value, kind, hashlib.blake2b(repr((name, op, value)).encode(), digest_size=5).hexdigest())
 
     def _checker(self) -> Callable[[ThreadView, float], Truth]:
         op, kind = self.op, self.kind
@@ -177,11 +168,11 @@ class FieldTest:
                 return lambda view, now: _truth(not view.has_customer_message or test_id in view.message_facts)
             return lambda view, now: _truth(view.has_customer_message and test_id in view.message_facts)
         if kind == "time":
-            clock = attrgetter(_CLOCKS[self.field])
+            clock = operator.attrgetter(_CLOCKS[self.field])
             if op in ("empty", "notempty"):
                 want = op == "empty"
                 return lambda view, now: _truth((clock(view) is None) == want)
-            moment, after = _moment(op), float(self.value)
+            moment, after = _MOMENTS[op], float(self.value)
 
             def timed(view: ThreadView, now: float) -> Truth:
                 since = clock(view)
@@ -206,26 +197,26 @@ class FieldTest:
             return lambda v: _empty(v) == (op == "empty")
         if self.kind == "choice" and op in ("eq", "neq", "in_list", "not_in_list"):
             # A choice in the state is one of CHOICES as it is (lowercase): the rule's values folded once, here.
-            wanted, want = frozenset(map(_folded, value if op.endswith("list") else (value,))), op in ("eq", "in_list")
+            wanted, want = frozenset(map(fold, value if op.endswith("list") else (value,))), op in ("eq", "in_list")
             return lambda v: (v in wanted) == want
         if op in _PY:
             limit, compare = float(value), _PY[op]
             if self.kind == "number":  # the state's counts and rating: ints when present
-                return lambda v: compare(v, limit)
+                return lambda v: type(v) is int and compare(v, limit)
             return lambda v: (n := number(v)) is not None and compare(n, limit)
         if op in ("eq", "neq"):
-            want, target, folded = op == "eq", number(value), _folded(value)
+            want, target, folded = op == "eq", number(value), fold(value)
             if target is None:
-                return lambda v: (_folded(v) == folded) == want
+                return lambda v: (fold(v) == folded) == want
             # 5, "5" and "5.0" are one number; a value that is no number is compared as text
-            return lambda v: ((n == target) if (n := number(v)) is not None else _folded(v) == folded) == want
+            return lambda v: ((n == target) if (n := number(v)) is not None else fold(v) == folded) == want
         if op in ("in_list", "not_in_list"):
-            want, folded = op == "in_list", {_folded(v) for v in value}
+            want, folded = op == "in_list", {fold(v) for v in value}
             numbers = {n for n in map(number, value) if n is not None}
-            return lambda v: (_folded(v) in folded or number(v) in numbers) == want
+            return lambda v: (fold(v) in folded or number(v) in numbers) == want
         if self.kind == "tags":
-            wanted = {_folded(v) for v in ([value] if op == "contains" else value)}
-            return lambda tags: any(_folded(t) in wanted for t in tags)
+            wanted = {fold(v) for v in ([value] if op == "contains" else value)}
+            return lambda tags: any(fold(t) in wanted for t in tags)
         pattern = words([value] if op == "contains" else value)
         return lambda v: pattern.search(str(v)) is not None
 
@@ -258,7 +249,7 @@ class ExprTest:
             if name == "now":
                 return lambda view: (1.0, 0.0)
             if kind_of(name, internal) == "time":
-                clock = attrgetter(_CLOCKS[name])
+                clock = operator.attrgetter(_CLOCKS[name])
                 return lambda view: None if (since := clock(view)) is None else (1.0, -since)  # now - since
             read = _reader(name)
             return lambda view: None if (n := number(read(view))) is None else (0.0, n)
@@ -274,22 +265,15 @@ class ExprTest:
         if a == 0:
             return _truth(b == 0 if op == "eq" else b != 0 if op == "neq" else _PY[op](b, 0.0))
         # a * now + b against 0 is now against the root, the comparison turned round when a < 0
-        return _against(op if a > 0 else _TURNED[op], now, -b / a)
+        return _MOMENTS[op if a > 0 else _TURNED[op]](now, -b / a)
 
 
 _TURNED = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
 STEP = 1e-6  # the scheduler's resolution: "just after" a moment
 
 
-def _against(op: str, now: float, moment: float) -> Truth:
-    """``now op moment``, and when that turns: at the moment (gte, lt) or just after it (gt, lte)."""
-    holds = _PY[op](now, moment)
-    turns = moment if op in ("gte", "lt") else moment + STEP
-    return Truth(holds, turns if turns > now else None)
-
-
 def _moment(op: str) -> Callable[[float, float], Truth]:
-    """``_against`` for one operator."""
+    """``now op moment``, and when that turns: at the moment (gte, lt) or just after it (gt, lte)."""
     compare, step = _PY[op], 0.0 if op in ("gte", "lt") else STEP
 
     def against(now: float, moment: float) -> Truth:
@@ -298,12 +282,15 @@ def _moment(op: str) -> Callable[[float, float], Truth]:
     return against
 
 
+_MOMENTS = {op: _moment(op) for op in NUMERIC_OPS}
+
+
 def _reader(name: str) -> Callable[[ThreadView], Any]:
     """What reads field ``name`` (not a clock) of a view."""
     if name.startswith(ATTRIBUTE):
         attribute = name[len(ATTRIBUTE):]
         return lambda view: view.attributes.get(attribute)
-    return attrgetter(_VALUES[name])
+    return operator.attrgetter(_VALUES[name])
 
 
 Test = FieldTest | ExprTest

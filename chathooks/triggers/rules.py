@@ -9,7 +9,7 @@ from typing import Any, Literal
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from chathooks.triggers.conditions import (
-    CHOICES, NUMERIC_OPS, OPS, OPS_FOR, Check, ExprTest, FieldTest, Test, ThreadView, Truth, any_of, kind_of,
+    CHOICES, NUMERIC_OPS, OPS, OPS_FOR, Check, ExprTest, FieldTest, Test, ThreadView, Truth, any_of, fold, kind_of,
 )
 from chathooks.triggers.grammar import ExprError, names
 
@@ -31,13 +31,13 @@ class Trigger:
     when: tuple[tuple[Test, ...], ...]
     actions: tuple[Action, ...]
     repeat: Repeat = "window"
-    _check: Check = field(init=False, repr=False, compare=False)
+    condition: Check = field(init=False, repr=False, compare=False)  # ``when``, compiled
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_check", any_of(self.when))
+        object.__setattr__(self, "condition", any_of(self.when))
 
     def check(self, view: ThreadView, now: float) -> Truth:
-        return self._check(view, now)
+        return self.condition(view, now)
 
 
 def nudge_trigger(after_seconds: int, message: str) -> Trigger:
@@ -63,7 +63,7 @@ class TriggerSet:
         read |= {n for t in tests if isinstance(t, ExprTest) for n in names(t.tree)}
         message = {t.id: t for t in tests if isinstance(t, FieldTest) and t.kind == "message"}
         object.__setattr__(self, "message_tests", tuple(message.values()))
-        object.__setattr__(self, "checks", tuple((t.name, t.repeat == "once", t._check) for t in self.triggers))
+        object.__setattr__(self, "checks", tuple((t.name, t.repeat == "once", t.condition) for t in self.triggers))
         attributes = frozenset(n.partition(".")[2] for n in read if kind_of(n) == "attribute")
         object.__setattr__(self, "attributes", attributes)
         object.__setattr__(self, "reads_tags", "tags" in read)
@@ -125,7 +125,7 @@ def _field_test(item: dict[str, Any]) -> FieldTest:
             raise ValidationError("contains_any needs a list of words or phrases")
         value = tuple(value)
     if name in CHOICES and op in ("eq", "neq", "in_list", "not_in_list"):
-        bad = [v for v in (value if isinstance(value, tuple) else (value,)) if str(v).lower() not in CHOICES[name]]
+        bad = [v for v in (value if isinstance(value, tuple) else (value,)) if fold(v) not in CHOICES[name]]
         if bad:
             raise ValidationError(f"{name} is one of {', '.join(CHOICES[name])}, not {bad[0]!r}")
     return FieldTest.build(name, op, value, kind)

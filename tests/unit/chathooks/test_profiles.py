@@ -163,3 +163,11 @@ def test_with_a_caller_to_write_it_subscribed_goes_with_its_writes_and_a_tag_at_
         pipe.execute()
     assert profiles.find("jane@example.org", None).subscribed
     assert 3500 < fake_redis.ttl(Keys(settings.key_prefix).profile_email("jane@example.org")) <= 3600
+
+
+def test_a_chat_link_in_no_known_form_is_no_profile(profiles, fake_redis):
+    fake_redis.set(Keys(profiles._keys.prefix).profile_chat("livechat", "C7"), "junk")
+    profiles.tagged("livechat", "C7", ["refund"])
+    profiles.rated("livechat", "C7", "good", T0)
+    profiles.seen("livechat", "C7", at=T0)
+    assert sorted(fake_redis.keys("*")) == [Keys(profiles._keys.prefix).profile_chat("livechat", "C7").encode()]

@@ -158,3 +158,10 @@ def test_at_the_moment_itself_the_truth_and_the_next_moment_agree(op, at_moment,
 def test_a_decreasing_expression_turns_the_other_way():
     # 100 - seconds_since_customer_message (80 at NOW) > 50 holds until the clock passes 50: already past
     assert ExprTest.build("100 - seconds_since_customer_message > 50").check(VIEW, NOW) == Truth(True, NOW + 30)
+
+
+def test_a_test_made_without_build_checks_as_one_built():
+    for field, op, value in [("messages", "gte", 5), ("status", "eq", "OPEN"), ("seconds_since_start", "gte", 200),
+                             ("rating", "empty", None)]:
+        made, built = FieldTest(field, op, value, kind_of(field)), FieldTest.build(field, op, value, kind_of(field))
+        assert made.check(VIEW, NOW) == built.check(VIEW, NOW)
