@@ -56,7 +56,8 @@ class Sentinel:
 
     def master_port(self) -> int | None:
         try:
-            return int(self.client.sentinel_get_master_addr_by_name(MASTER)[1])
+            # The command itself: redis-py 6.4's sentinel_get_master_addr_by_name fails on a plain client.
+            return int(self.client.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", MASTER)[1])
         except (redis.RedisError, TypeError):
             return None
 
