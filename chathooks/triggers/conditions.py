@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from chathooks.matching import MAX_MATCH_CHARS, words
-from chathooks.triggers.grammar import Comparison, Value, compile_linear, names, parse
+from chathooks.triggers.grammar import Comparison, Value, compile_linear, parse, timed
 
 ATTRIBUTE = "attributes."
 
@@ -185,9 +185,7 @@ class FieldTest:
 
         def valued(view: ThreadView, now: float) -> Truth:
             value = read(view)
-            if value is None or value == "" or (isinstance(value, frozenset | list | tuple) and not value):
-                return FALSE  # empty (``_empty``)
-            return TRUE if match(value) else FALSE
+            return FALSE if _empty(value) else _truth(match(value))
         return valued
 
     def _matcher(self) -> Callable[[Any], bool]:
@@ -324,7 +322,7 @@ def all_of(tests: tuple[Test, ...]) -> Check:
                 holds = holds and test_holds
                 if turns is None or test_turns < turns:
                     turns = test_turns
-        return (TRUE if holds else FALSE) if turns is None else Truth(holds, turns)
+        return _truth(holds) if turns is None else Truth(holds, turns)
     return check
 
 
@@ -341,20 +339,12 @@ def any_of(groups: tuple[tuple[Test, ...], ...]) -> Check:
             holds = holds or group_holds
             if group_turns is not None and (turns is None or group_turns < turns):
                 turns = group_turns
-        return (TRUE if holds else FALSE) if turns is None else Truth(holds, turns)
+        return _truth(holds) if turns is None else Truth(holds, turns)
     return check
-
-
-def check_all(tests: tuple[Test, ...], view: ThreadView, now: float) -> Truth:
-    return all_of(tests)(view, now)
-
-
-def check_any(groups: tuple[tuple[Test, ...], ...], view: ThreadView, now: float) -> Truth:
-    return any_of(groups)(view, now)
 
 
 def _timed(test: Test) -> bool:
     """Whether time alone may change the test's truth (an event-only test is cheaper to rule out first)."""
     if isinstance(test, FieldTest):
         return test.kind == "time"
-    return any(kind_of(name, internal=True) == "time" for name in names(test.tree))
+    return timed(test.tree, lambda name: kind_of(name, internal=True))

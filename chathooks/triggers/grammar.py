@@ -129,7 +129,7 @@ class _Parser:
         right = self._sum()
         if self.peek() in COMPARISONS:
             raise ExprError("only one comparison is allowed")
-        if op in ("==", "!=") and (_timed(left, self._kind_of) or _timed(right, self._kind_of)):
+        if op in ("==", "!=") and (timed(left, self._kind_of) or timed(right, self._kind_of)):
             raise ExprError(f"{op} on a time holds for an instant only: compare with < <= > >=")
         return Comparison(op, left, right)
 
@@ -144,7 +144,7 @@ class _Parser:
         while self.peek() in ("*", "/", "%"):
             op = self._take()
             right = self._unary()
-            left_timed, right_timed = _timed(node, self._kind_of), _timed(right, self._kind_of)
+            left_timed, right_timed = timed(node, self._kind_of), timed(right, self._kind_of)
             if op == "*" and left_timed and right_timed:
                 raise ExprError("two times multiplied: a time may only be scaled by a number")
             if op == "/" and right_timed:
@@ -191,13 +191,14 @@ class _Parser:
         raise ExprError(f"unexpected {token!r}")
 
 
-def _timed(node: Node, kind_of: Callable[[str], str | None]) -> bool:
+def timed(node: Node | Comparison, kind_of: Callable[[str], str | None]) -> bool:
+    """Whether the node's value changes with the clock (a name of kind time in it)."""
     if isinstance(node, Name):
         return kind_of(node.name) == "time"
     if isinstance(node, Neg):
-        return _timed(node.operand, kind_of)
-    if isinstance(node, BinOp):
-        return _timed(node.left, kind_of) or _timed(node.right, kind_of)
+        return timed(node.operand, kind_of)
+    if isinstance(node, BinOp | Comparison):
+        return timed(node.left, kind_of) or timed(node.right, kind_of)
     return False
 
 

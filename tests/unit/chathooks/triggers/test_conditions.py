@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chathooks.triggers.conditions import STEP, ExprTest, FieldTest, ThreadView, Truth, check_all, check_any, kind_of
+from chathooks.triggers.conditions import STEP, ExprTest, FieldTest, ThreadView, Truth, all_of, any_of, kind_of
 
 NOW = 10_000.0
 VIEW = ThreadView(
@@ -118,20 +118,20 @@ def test_and_lists_hold_when_all_do_and_turn_at_the_nearest_moment():
     late = cond("seconds_since_customer_message", "gte", 25)  # turns at NOW + 5
     later = cond("seconds_since_start", "gte", 320)  # turns at NOW + 20
     author = cond("last_message_author", "eq", "customer")
-    assert check_all((late, later, author), VIEW, NOW) == Truth(False, NOW + 5)
-    assert check_all((author,), VIEW, NOW) == Truth(True)
+    assert all_of((late, later, author))(VIEW, NOW) == Truth(False, NOW + 5)
+    assert all_of((author,))(VIEW, NOW) == Truth(True)
 
 
 def test_a_group_that_an_event_must_change_first_has_no_moment():
     agent = cond("last_message_author", "eq", "agent")
-    assert check_all((agent, cond("seconds_since_customer_message", "gte", 25)), VIEW, NOW) == Truth(False)
+    assert all_of((agent, cond("seconds_since_customer_message", "gte", 25)))(VIEW, NOW) == Truth(False)
 
 
 def test_any_holds_when_a_group_does_and_turns_at_the_nearest_groups_moment():
     groups = ((cond("last_message_author", "eq", "agent"),), (cond("seconds_since_customer_message", "gte", 25),),
               (cond("seconds_since_start", "gte", 900),))
-    assert check_any(groups, VIEW, NOW) == Truth(False, NOW + 5)
-    assert check_any(groups + ((cond("messages", "gt", 1),),), VIEW, NOW).holds
+    assert any_of(groups)(VIEW, NOW) == Truth(False, NOW + 5)
+    assert any_of(groups + ((cond("messages", "gt", 1),),))(VIEW, NOW).holds
 
 
 @pytest.mark.parametrize("sent", ["inf", "nan", "-Infinity", "1e999", "1_000", " ", "", "0x10", True])
