@@ -66,7 +66,7 @@ def declare(channel: Any, settings: Settings) -> None:
 def task_message(channel: Any, task: str, args: list[Any], argsrepr: str) -> Any:
     """A persistent Celery protocol-2 message of ``task`` for ``channel`` (py-amqp's ``Message``)."""
     task_id = str(uuid.uuid4())
-    return channel.prepare_message(task_body(args).encode(), 0, "application/json", "utf-8",
+    return channel.prepare_message(task_body(args), 0, "application/json", "utf-8",
                                    task_headers(task, task_id, argsrepr),
                                    {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2})
 

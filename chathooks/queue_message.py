@@ -15,6 +15,8 @@ import socket
 import uuid
 from typing import Any
 
+import orjson
+
 from chathooks.events import Delivery
 
 PROCESS_DELIVERY = "chathooks.process_delivery"
@@ -32,7 +34,7 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
     task_id = task_id or str(uuid.uuid4())
     body = task_body(args)
     values = {
-        "body": base64.b64encode(body.encode()).decode(),
+        "body": base64.b64encode(body).decode(),
         "id": task_id,
         "argsrepr": json.dumps(argsrepr)[1:-1] if argsrepr else f"<{len(body)} bytes>",
     }
@@ -40,9 +42,13 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
     return "".join(values[part] if i % 2 else part for i, part in enumerate(_template(task, queue)))
 
 
-def task_body(args: list[Any]) -> str:
-    """A protocol-2 body: the arguments, no keyword arguments, no callbacks."""
-    return json.dumps([args, {}, _EMBED])
+def task_body(args: list[Any]) -> bytes:
+    """A protocol-2 body, UTF-8 JSON: the arguments, no keyword arguments, no callbacks."""
+    body = [args, {}, _EMBED]
+    try:
+        return orjson.dumps(body)  # a tenth of json.dumps's cost, on every request
+    except orjson.JSONEncodeError:  # what only json takes: integers beyond 64 bits, keys that are not strings
+        return json.dumps(body).encode()
 
 
 def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:

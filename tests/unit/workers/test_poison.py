@@ -18,7 +18,7 @@ DEATH = {"x-death": [{"reason": "delivery_limit", "count": 1}], "x-delivery-coun
 
 
 def body(*args):  # type: ignore[no-untyped-def]
-    return task_body(list(args)).encode()
+    return task_body(list(args))
 
 
 def test_a_poison_delivery_becomes_one_item_per_event_that_replays_every_handler(dry_rt):
