@@ -102,6 +102,48 @@ class PackedScript:
         return result, None if replicas is None else int(replicas)
 
 
+class PipelinedScript:
+    """A Lua script queued on pipelines as EVALSHA; ``execute`` loads it where the server lost it.
+
+    EVAL would send the source, and make the server hash it, on every call; redis-py's ``Script`` on a
+    pipeline asks SCRIPT EXISTS first, a round trip of its own.
+    """
+
+    _known: dict[str, str] = {}  # sha → source, of every such script: what ``execute`` loads
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        PipelinedScript._known[self.sha] = script
+
+    def queue(self, pipe: redis.client.Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+def execute(pipe: redis.client.Pipeline) -> list[Any]:
+    """``pipe.execute()``; a ``PipelinedScript`` the server does not know (restarted, or a replica just promoted)
+    is loaded and its calls sent again, after the rest. The first error left is raised, as ``execute`` would."""
+    stack = pipe.command_stack[:]
+    results = pipe.execute(raise_on_error=False)
+    if not any(isinstance(r, Exception) for r in results):
+        return results
+    missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)
+               and stack[i][0][0] == "EVALSHA" and stack[i][0][1] in PipelinedScript._known]
+    if missing:
+        shas = {stack[i][0][1] for i in missing}
+        with redis.Redis(connection_pool=pipe.connection_pool).pipeline(transaction=False) as again:
+            for sha in shas:
+                again.script_load(PipelinedScript._known[sha])
+            for i in missing:
+                again.execute_command(*stack[i][0], **stack[i][1])
+            for i, result in zip(missing, again.execute(raise_on_error=False)[len(shas):]):
+                results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
 def _bulk(value: str | bytes | int | float) -> bytes:
     raw = value if isinstance(value, bytes) else (value if isinstance(value, str) else repr(value)).encode()
     return b"$%d\r\n%b\r\n" % (len(raw), raw)

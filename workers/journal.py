@@ -23,23 +23,23 @@ import redis
 
 from chathooks.keys import Keys
 from chathooks.observed import Observations
-from chathooks.redis_client import Write
+from chathooks.redis_client import PipelinedScript, Write, execute
 
 # Bounded, and kept only as long as the rest of the chat's state: once its thread has ended (a rating
 # or a tag that arrives after the end included), the ended chat's shorter TTL.
 # KEYS: timeline, the thread's ended marker. ARGV: max entries, chat TTL, ended TTL, then score/entry pairs.
-_RECORD = """
+_RECORD = PipelinedScript("""
 for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
 local ttl = ARGV[2]
 if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then ttl = ARGV[3] end
 redis.call('EXPIRE', KEYS[1], ttl)
-"""
+""")
 
 # A delivery is counted processed once, however often its task runs (a lost ack, a task cut short after its
 # flush): its dedupe key, claimed by the ingress, is marked. A run that finds the mark is a redelivery.
 # KEYS: the delivery's dedupe key, metrics. ARGV: source.
-_PROCESSED = """
+_PROCESSED = PipelinedScript("""
 local seen = redis.call('GET', KEYS[1])
 if seen == 'processed' then
   redis.call('HINCRBY', KEYS[2], 'redelivered:' .. ARGV[1], 1)
@@ -48,7 +48,7 @@ end
 if seen then redis.call('SET', KEYS[1], 'processed', 'KEEPTTL') end
 redis.call('HINCRBY', KEYS[2], 'processed:' .. ARGV[1], 1)
 return 1
-"""
+""")
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Journal:
 
     def processed(self, delivery_id: str, source: str) -> None:
         """The task's delivery is done: counted ``processed`` the first time, ``redelivered`` after."""
-        self.later(lambda pipe: pipe.eval(_PROCESSED, 2, self._keys.dedupe(delivery_id), self._keys.metrics, source))
+        self.later(lambda pipe: _PROCESSED.queue(pipe, (self._keys.dedupe(delivery_id), self._keys.metrics), (source,)))
 
     def count(self, field_name: str) -> None:
         """One more on a counter of the shared metrics hash (``chathooks.metrics``)."""
@@ -147,14 +147,13 @@ class Journal:
                     args += [f"{at:.6f}", member]
                 timeline = self._keys.timeline(chat_id)
                 ended = self._keys.thread(chat.thread_id, "ended") if chat.thread_id else timeline
-                # EVAL, not a Script: a Script on a pipeline asks SCRIPT EXISTS first, a round trip of its own.
-                pipe.eval(_RECORD, 2, timeline, ended, *args)
+                _RECORD.queue(pipe, (timeline, ended), args)
             for name, n in counts.items():
                 pipe.hincrby(self._keys.metrics, name, n)
             self.observations.flush(pipe, self._keys.observed, force=force_observations)
             if len(pipe):
                 try:
-                    pipe.execute()
+                    execute(pipe)
                 except BaseException:
                     self._lasting[:0] = lasting  # written by the next flush, whatever this task's fate
                     raise

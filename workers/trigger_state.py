@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 
 from chathooks.events import Role
-from chathooks.redis_client import PackedScript
+from chathooks.redis_client import PackedScript, PipelinedScript
 from chathooks.triggers.conditions import ThreadView
 
 # KEYS: state, messages, applied tags, ties, the chat's roles. ARGV: op (msg|start|end|left|seen|read), time, live
@@ -127,9 +128,8 @@ for i = 1, #after, 2 do
 end
 local tags = {}
 if ARGV[11] == '1' then tags = redis.call('SMEMBERS', KEYS[3]) end
-local state = {}
-for f, v in pairs(s) do state[#state + 1] = f; state[#state + 1] = v end
-return {state, row, first, tags, ttl, role}
+-- The state as one JSON object (every value a string): one reply for the client to parse, not one per field.
+return {cjson.encode(s), row, first, tags, ttl, role}
 """
 
 # KEYS: state, schedule. ARGV: version read, the next evaluation's job ('' none), its due time, the fired
@@ -138,7 +138,7 @@ return {state, row, first, tags, ttl, role}
 # stands even when the state has moved on since (a concurrent event must not hide that it was false).
 # Fires and the schedule need the state unchanged. Returns the fired triggers with their window numbers;
 # nil if the state moved on since it was read.
-_DECIDE = """
+_DECIDE = PipelinedScript("""
 local read = tonumber(ARGV[1])
 for i = 6, #ARGV, 2 do
   if ARGV[i + 1] == 'reopen' then
@@ -168,7 +168,7 @@ else
   redis.call('HSET', KEYS[1], 'job', job)
 end
 return fired
-"""
+""")
 
 ROLES = {"customer": "c", "agent": "a", "bot": "b"}
 LOOK_UP = "?"  # a message's role: the author's as the chat's roles have it (read with the state, one round trip)
@@ -214,7 +214,7 @@ class TriggerState:
         self._live_ttl, self._ended_ttl = live_ttl, ended_ttl
         # Run on every event of a thread with triggers: packed by hand (see PackedScript).
         self._observe = PackedScript(client, _OBSERVE)
-        self._decide = PackedScript(client, _DECIDE)
+        self._decide = PackedScript(client, _DECIDE.script)
 
     def key(self, thread_id: str) -> str:
         return f"{self._p}trigger:{thread_id}"
@@ -253,8 +253,7 @@ class TriggerState:
     def schedule(self, thread_id: str, version: str, job: str, due: float | None, pipe: redis.client.Pipeline) -> None:
         """``decide`` with no verdicts, on ``pipe`` (its answer unread): the next evaluation, if the state is still
         ``version``."""
-        # EVAL, not the packed EVALSHA: a script unknown to the server would fail the whole pipeline.
-        pipe.eval(_DECIDE, 2, self.key(thread_id), self._schedule, *_decide_args(version, job, due, "", "0", {}))
+        _DECIDE.queue(pipe, (self.key(thread_id), self._schedule), _decide_args(version, job, due, "", "0", {}))
 
 
 def _decide_args(version: str, job: str, due: float | None, fire_prefix: str, fire_due: str,
@@ -263,8 +262,8 @@ def _decide_args(version: str, job: str, due: float | None, fire_prefix: str, fi
             *(x for kv in verdicts.items() for x in kv)]
 
 
-def _snapshot(pairs: Sequence[bytes], row: int, first: bytes, tags: Sequence[bytes], ttl: int, role: bytes) -> Snapshot:
-    h = {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
+def _snapshot(state: bytes, row: int, first: bytes, tags: Sequence[bytes], ttl: int, role: bytes) -> Snapshot:
+    h: dict[str, str] = orjson.loads(state)
 
     def time(name: str) -> float | None:
         return float(h[name]) if name in h else None

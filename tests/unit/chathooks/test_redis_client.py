@@ -11,7 +11,7 @@ from redis.sentinel import SentinelManagedConnection
 from chathooks.keys import Keys
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
 from chathooks.queue import RedisEnqueuer
-from chathooks.redis_client import PackedScript, connect, is_sentinel
+from chathooks.redis_client import PackedScript, PipelinedScript, connect, execute, is_sentinel
 from chathooks.settings import ConfigError, Settings
 from tests.conftest import make_settings
 from tests.helpers import fixture
@@ -131,3 +131,27 @@ def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real, m
     # The claim (sent again once loaded, as on a new master) and the done mark each go with a WAIT.
     assert sent[-3:] == ["SET", "DEL", "WAIT"] and sent[:-3] in (["EVALSHA", "WAIT"], ["EVALSHA", "WAIT"] * 2)
     assert once.run("tag:T1:refund", lambda: "again") == (False, None)
+
+
+COUNT = PipelinedScript("return redis.call('INCR', KEYS[1])")
+
+
+def test_a_pipelined_script_the_server_lost_is_loaded_and_run_once_with_the_rest_run_once(fake_redis):
+    for expected in ([1, 1, 2], [3, 2, 4]):
+        fake_redis.script_flush()  # a restarted server, or a replica just promoted, knows no script
+        with fake_redis.pipeline(transaction=False) as pipe:
+            COUNT.queue(pipe, ["counted"], [])
+            pipe.incr("plain")
+            COUNT.queue(pipe, ["counted"], [])
+            assert execute(pipe) == expected  # in order, the scripts' second sending too
+    assert (fake_redis.get("counted"), fake_redis.get("plain")) == (b"4", b"2")
+
+
+def test_a_pipelined_script_s_error_is_raised_after_the_rest_ran(fake_redis):
+    failing = PipelinedScript("return redis.error_reply('refused')")
+    with fake_redis.pipeline(transaction=False) as pipe:
+        failing.queue(pipe, [], [])
+        pipe.set("after", "1")
+        with pytest.raises(redis.ResponseError, match="refused"):
+            execute(pipe)
+    assert fake_redis.get("after") == b"1"
