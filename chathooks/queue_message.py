@@ -15,9 +15,8 @@ import socket
 import uuid
 from typing import Any
 
-import orjson
-
 from chathooks.events import Delivery
+from chathooks.json_codec import dumps
 
 PROCESS_DELIVERY = "chathooks.process_delivery"
 RUN_JOB = "chathooks.run_job"
@@ -44,11 +43,7 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
 
 def task_body(args: list[Any]) -> bytes:
     """A protocol-2 body, UTF-8 JSON: the arguments, no keyword arguments, no callbacks."""
-    body = [args, {}, _EMBED]
-    try:
-        return orjson.dumps(body)  # a tenth of json.dumps's cost, on every request
-    except orjson.JSONEncodeError:  # what only json takes: integers beyond 64 bits, keys that are not strings
-        return json.dumps(body).encode()
+    return dumps([args, {}, _EMBED])
 
 
 def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ redelivered and the task runs again.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import redis
 
+from chathooks.json_codec import dumps
 from chathooks.keys import Keys
 from chathooks.observed import Observations
 from chathooks.redis_client import PipelinedScript, Write, execute
@@ -76,7 +76,7 @@ class Journal:
 
     def add(self, chat_id: str, thread_id: str | None, at: float, entry: dict[str, Any]) -> None:
         """One timeline entry for ``chat_id`` (None values left out)."""
-        member = json.dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True, default=str)
+        member = dumps({k: v for k, v in entry.items() if v is not None}, sort_keys=True, default=str).decode()
         chat = self._chats.setdefault(chat_id, _Chat())
         chat.thread_id = chat.thread_id or thread_id
         chat.entries.append((at, member))

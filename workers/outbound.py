@@ -19,6 +19,7 @@ from typing import Any, Literal
 import redis
 
 from chathooks.http import DEFAULT_TIMEOUT
+from chathooks.json_codec import dumps
 from chathooks.keys import Keys
 from chathooks.mailchimp import MailchimpClient, split_name
 from chathooks.platforms.base import ChatAPI, ChatRef, Thread
@@ -62,8 +63,8 @@ class Record:
 
     def add(self, action: str, outcome: str, *, skipped: str | None = None, **params: Any) -> None:
         """Log and keep one entry; ``skipped``: the reason code it counts under (``SKIP_REASONS``)."""
-        entry = json.dumps({"action": action, "outcome": outcome, "at": time.time(), **params}, default=str)
-        log.info("%s %s %s", outcome, action, json.dumps(params, sort_keys=True, default=str))
+        entry = dumps({"action": action, "outcome": outcome, "at": time.time(), **params}, default=str).decode()
+        log.info("%s %s %s", outcome, action, dumps(params, sort_keys=True, default=str).decode())
         if self.journal is not None:
             self.journal.later(lambda pipe: write_entries(pipe, self._key, [entry]))
             if skipped:

@@ -1,8 +1,6 @@
 import base64
 import json
 
-import pytest
-
 from chathooks.queue_message import PROCESS_DELIVERY, celery_message, task_body
 
 
@@ -19,9 +17,3 @@ def test_a_message_carries_its_arguments_and_says_their_size_where_flower_shows_
     message = celery_message(PROCESS_DELIVERY, args, "events")
     assert _args(message) == args
     assert json.loads(message)["headers"]["argsrepr"] == f"<{len(task_body(args))} bytes>"
-
-
-@pytest.mark.parametrize("args", [[2 ** 70], [{1: "an int key"}]], ids=["integer beyond 64 bits", "non-string key"])
-def test_what_the_fast_encoder_refuses_is_encoded_as_json_encodes_it(args):
-    assert json.loads(task_body(args)) == [json.loads(json.dumps(args)), {}, {"callbacks": None, "errbacks": None,
-                                                                               "chain": None, "chord": None}]
