@@ -39,8 +39,9 @@ class TagRule:
             regexes.append(re.compile(self.pattern, re.IGNORECASE))
         object.__setattr__(self, "_regexes", tuple(regexes))
 
-    def matches(self, text: str, role: str) -> bool:
-        return self.author in ("any", role) and any(r.search(text) for r in self._regexes)
+    def matches_text(self, text: str) -> bool:
+        """Whether ``text`` has a keyword or matches the pattern, whoever wrote it."""
+        return any(r.search(text) for r in self._regexes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +82,19 @@ class Rules:
 
     def match_tags(self, text: str, role: str) -> frozenset[str]:
         """Tags whose rules match a message ``text`` written by a ``role`` ("customer" or "agent")."""
-        if role not in ("customer", "agent"):
-            return frozenset()
+        return tags_by(self.text_matches(text), role)
+
+    def text_matches(self, text: str) -> tuple[TagRule, ...]:
+        """The tagging rules whose words or pattern a message ``text`` matches, whoever wrote it."""
         text = text[:MAX_MATCH_CHARS]
-        return frozenset(rule.tag for rule in self.tagging if rule.matches(text, role))
+        return tuple(rule for rule in self.tagging if rule.matches_text(text))
+
+
+def tags_by(rules: tuple[TagRule, ...], role: str) -> frozenset[str]:
+    """The tags of those of ``rules`` (matched by a message's text) that apply to its author's ``role``."""
+    if role not in ("customer", "agent"):
+        return frozenset()
+    return frozenset(rule.tag for rule in rules if rule.author in ("any", role))
 
 
 def load_rules(path: str | None) -> Rules:

@@ -7,6 +7,7 @@ from functools import partial
 
 from chathooks.events import Event, Kind, Role
 from chathooks.platforms.base import ChatRef
+from chathooks.rules import tags_by
 from workers.retry import attempts
 from workers.runtime import Runtime
 
@@ -18,10 +19,13 @@ AUTHORS = (Role.CUSTOMER, Role.AGENT)
 def match(event: Event, rt: Runtime) -> None:
     if not event.text or not event.thread_id:
         return
+    matched = rt.rules.text_matches(event.text)
+    if not matched:
+        return  # no tag, whoever wrote it: the author's role (often a round trip to learn) is not needed
     role = rt.author_role(event)
     if role not in AUTHORS:
         return
-    if rt.state.add_tags(event.thread_id, "matched", rt.rules.match_tags(event.text, role)):
+    if rt.state.add_tags(event.thread_id, "matched", tags_by(matched, role)):
         apply(event, rt)  # a message that arrived after the end
 
 

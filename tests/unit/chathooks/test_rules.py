@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chathooks.rules import MarketingRule, NudgeRule, RatingRule, Rules, TagRule, load_rules
+from chathooks.rules import MarketingRule, NudgeRule, RatingRule, Rules, TagRule, load_rules, tags_by
 from chathooks.settings import ConfigError
 from tests.helpers import FIXTURES as ALL_FIXTURES
 
@@ -139,6 +139,14 @@ def test_unreadable_path(tmp_path: Path) -> None:
 )
 def test_match_tags(text: str, role: str, tags: set[str]) -> None:
     assert load_rules(None).match_tags(text, role) == frozenset(tags)
+
+
+def test_the_rules_a_text_matches_are_found_whoever_wrote_it_and_then_sorted_by_author() -> None:
+    rules = load_rules(None)
+    matched = rules.text_matches("Refund order#9, we apologise for the inconvenience")
+    assert {rule.tag for rule in matched} == {"refund", "order-status", "canned-apology"}
+    assert tags_by(matched, "customer") == {"refund", "order-status"}
+    assert rules.text_matches("Thanks, bye") == ()
 
 
 def test_keywords_and_pattern_together() -> None:

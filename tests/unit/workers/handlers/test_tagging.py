@@ -85,6 +85,14 @@ def test_the_authors_role_is_fetched_with_get_chat_when_unknown(live_rt, livecha
     assert len(livechat.calls("get_chat")) == 1
 
 
+def test_a_text_no_rule_matches_never_asks_who_wrote_it(live_rt, livechat):
+    seed(livechat)
+    tagging.match(message("someone-new", None, "Thanks, that is all for today."), live_rt)
+    assert livechat.calls("get_chat") == []
+    tagging.match(message("someone-new", None, "we apologise for the inconvenience"), live_rt)
+    assert len(livechat.calls("get_chat")) == 1  # a rule matches: now who wrote it matters
+
+
 @pytest.mark.parametrize("role", [Role.BOT, Role.SYSTEM])
 def test_bot_and_system_messages_never_match(dry_rt, role):
     tagging.match(message("someone", role, "refund for order #1042; we apologise for the inconvenience"), dry_rt)
