@@ -20,13 +20,12 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from typing import Any
 
 import amqp
 from kombu import Connection, Exchange, Queue
 
-from chathooks.queue_message import task_body, task_headers
+from chathooks.queue_message import new_task_id, task_body, task_headers
 from chathooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ def declare(channel: Any, settings: Settings) -> None:
 
 def task_message(channel: Any, task: str, args: list[Any], argsrepr: str) -> Any:
     """A persistent Celery protocol-2 message of ``task`` for ``channel`` (py-amqp's ``Message``)."""
-    task_id = str(uuid.uuid4())
+    task_id = new_task_id()
     return channel.prepare_message(task_body(args), 0, "application/json", "utf-8",
                                    task_headers(task, task_id, argsrepr),
                                    {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2})

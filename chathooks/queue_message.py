@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import uuid
 from typing import Any
 
 from chathooks.events import Delivery
@@ -30,7 +29,7 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
                    argsrepr: str | None = None) -> str:
     """The JSON envelope kombu's Redis transport stores for a protocol-2 task message; ``argsrepr`` is what
     Flower shows of its arguments (default: their size)."""
-    task_id = task_id or str(uuid.uuid4())
+    task_id = task_id or new_task_id()
     body = task_body(args)
     values = {
         "body": base64.b64encode(body).decode(),
@@ -39,6 +38,15 @@ def celery_message(task: str, args: list[Any], queue: str, task_id: str | None =
     }
     # The template alternates literal text and slot names (odd positions).
     return "".join(values[part] if i % 2 else part for i, part in enumerate(_template(task, queue)))
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def new_task_id() -> str:
+    """A random UUID (version 4) as text, as Celery's task ids are: at a third of ``str(uuid.uuid4())``'s cost."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def task_body(args: list[Any]) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+from hiredis import pack_command
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -64,14 +65,12 @@ class PackedScript:
         self._client = client
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
-        self._evalsha = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % self.sha.encode()
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any], wait_ms: int = 0) -> tuple[Any, int | None]:
         """(The script's result, how many replicas have its writes; None when ``wait_ms`` is 0)."""
-        packet = b"".join((b"*%d\r\n" % (3 + len(keys) + len(args)), self._evalsha, _bulk(len(keys)),
-                           *map(_bulk, keys), *map(_bulk, args)))
+        packet = pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))
         if wait_ms:
-            packet += b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n" + _bulk(wait_ms)
+            packet += pack_command(("WAIT", 1, wait_ms))
         loaded = retried = False
         while True:
             try:
@@ -142,11 +141,6 @@ def execute(pipe: redis.client.Pipeline) -> list[Any]:
         if isinstance(result, Exception):
             raise result
     return results
-
-
-def _bulk(value: str | bytes | int | float) -> bytes:
-    raw = value if isinstance(value, bytes) else (value if isinstance(value, str) else repr(value)).encode()
-    return b"$%d\r\n%b\r\n" % (len(raw), raw)
 
 
 def _reply(connection: Any) -> Any:

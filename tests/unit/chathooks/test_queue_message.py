@@ -1,7 +1,8 @@
 import base64
 import json
+import uuid
 
-from chathooks.queue_message import PROCESS_DELIVERY, celery_message, task_body
+from chathooks.queue_message import PROCESS_DELIVERY, celery_message, new_task_id, task_body
 
 
 def _args(message: str) -> list:
@@ -17,3 +18,10 @@ def test_a_message_carries_its_arguments_and_says_their_size_where_flower_shows_
     message = celery_message(PROCESS_DELIVERY, args, "events")
     assert _args(message) == args
     assert json.loads(message)["headers"]["argsrepr"] == f"<{len(task_body(args))} bytes>"
+
+
+def test_task_ids_are_random_version_4_uuids():
+    ids = {new_task_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 and str(uuid.UUID(i)) == i
+               for i in ids)
