@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import redis
 
 from chathooks.keys import Keys
-from chathooks.redis_client import Write
+from chathooks.redis_client import PackedScript, Write
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -175,10 +175,10 @@ class Profiles:
         # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag or a rating
         # is written at once, in the script that looks its profile up.
         self._later = later
-        self._seen = client.register_script(_SEEN)
-        self._seen_linked = client.register_script(_SEEN_LINKED)
-        self._rated = client.register_script(_RATED)
-        self._tagged = client.register_script(_TAGGED)
+        self._seen = PackedScript(client, _SEEN)
+        self._seen_linked = PackedScript(client, _SEEN_LINKED)
+        self._rated = PackedScript(client, _RATED)
+        self._tagged = PackedScript(client, _TAGGED)
         self._prefixes = (keys.profile_email(""), keys.profile_customer(""))
 
     # --- reads (the ingress) ------------------------------------------------------------
@@ -218,25 +218,24 @@ class Profiles:
                 ref = f"email:{alias.decode()}" if alias else f"customer:{customer_id}"
                 by_id = alias is None
             else:  # no identity in this event: the chat's customer, if known
-                self._seen_linked(keys=[self._keys.profile_chat(source, chat_id)],
-                                  args=["", moment, name or "", self._ttl, self._chat_ttl, "", "", "", *self._prefixes])
+                self._seen_linked([self._keys.profile_chat(source, chat_id)],
+                                  ["", moment, name or "", self._ttl, self._chat_ttl, "", "", "", *self._prefixes])
                 return
             marker = f"chat:{source}:{chat_id}" if ref else ""
-            done = self._seen(keys=[target, self._keys.profile_chat(source, chat_id), customer_key or target],
-                              args=[marker, moment, name or "", self._ttl, self._chat_ttl, ref, link,
-                                    "1" if by_id else ""])
+            done, _ = self._seen([target, self._keys.profile_chat(source, chat_id), customer_key or target],
+                                 [marker, moment, name or "", self._ttl, self._chat_ttl, ref, link,
+                                  "1" if by_id else ""])
             if done != -1:
                 return
 
     def rated(self, source: str, chat_id: str, rating: str, at: float) -> None:
         """The chat's customer rated it (nothing when the chat has no profile linked)."""
-        self._rated(keys=[self._keys.profile_chat(source, chat_id)], args=[*self._prefixes, self._ttl, rating,
-                                                                            f"{at:.6f}"])
+        self._rated([self._keys.profile_chat(source, chat_id)], [*self._prefixes, self._ttl, rating, f"{at:.6f}"])
 
     def tagged(self, source: str, chat_id: str, tags: Iterable[str]) -> None:
         """The chat was tagged: so is its customer's profile (nothing when the chat has none linked)."""
         if tags := list(tags):
-            self._tagged(keys=[self._keys.profile_chat(source, chat_id)], args=[*self._prefixes, self._ttl, *tags])
+            self._tagged([self._keys.profile_chat(source, chat_id)], [*self._prefixes, self._ttl, *tags])
 
     def subscribed(self, email: str) -> None:
         self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)

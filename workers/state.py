@@ -13,6 +13,7 @@ import redis
 
 from chathooks.events import Role, User
 from chathooks.keys import Keys
+from chathooks.redis_client import PackedScript
 
 ROUTING_TTL = 3600  # a remembered routing status is refreshed from the API after this
 
@@ -38,7 +39,7 @@ class ChatState:
         self._keys = Keys(prefix)
         self.chat_ttl = chat_ttl
         self.ended_ttl = ended_ttl
-        self._add_tags = client.register_script(_ADD_TAGS)
+        self._add_tags = PackedScript(client, _ADD_TAGS)
 
     # --- people -------------------------------------------------------------------------
 
@@ -99,8 +100,9 @@ class ChatState:
         tags = list(tags)
         if not tags:
             return False
-        return bool(self._add_tags(keys=[self._keys.thread(thread_id, part), self.ended_key(thread_id)],
-                                   args=[self.chat_ttl, self.ended_ttl, *tags]))
+        ended, _ = self._add_tags([self._keys.thread(thread_id, part), self.ended_key(thread_id)],
+                                  [self.chat_ttl, self.ended_ttl, *tags])
+        return bool(ended)
 
     def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
         self._redis.srem(self._keys.thread(thread_id, part), tag)
