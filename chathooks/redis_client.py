@@ -105,7 +105,9 @@ class PipelinedScript:
     """A Lua script queued on pipelines as EVALSHA; ``execute`` loads it where the server lost it.
 
     EVAL would send the source, and make the server hash it, on every call; redis-py's ``Script`` on a
-    pipeline asks SCRIPT EXISTS first, a round trip of its own.
+    pipeline asks SCRIPT EXISTS first, a round trip of its own. Only for a pipeline that is not a
+    transaction, and for calls whose order after the pipeline's other commands does not matter: where the
+    server lost the script, its calls run again after the rest.
     """
 
     _known: dict[str, str] = {}  # sha → source, of every such script: what ``execute`` loads
@@ -116,6 +118,9 @@ class PipelinedScript:
         PipelinedScript._known[self.sha] = script
 
     def queue(self, pipe: redis.client.Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
+        # In MULTI, the rest would commit without the script and the call run again outside it.
+        if pipe.transaction:
+            raise ValueError("a PipelinedScript cannot be queued on a transaction")
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 

@@ -155,3 +155,8 @@ def test_a_pipelined_script_s_error_is_raised_after_the_rest_ran(fake_redis):
         with pytest.raises(redis.ResponseError, match="refused"):
             execute(pipe)
     assert fake_redis.get("after") == b"1"
+
+
+def test_a_pipelined_script_is_refused_on_a_transaction_whose_rest_would_commit_without_it(fake_redis):
+    with fake_redis.pipeline(transaction=True) as pipe, pytest.raises(ValueError, match="transaction"):
+        COUNT.queue(pipe, ["counted"], [])

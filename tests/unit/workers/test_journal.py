@@ -135,3 +135,12 @@ def test_a_lasting_write_outlives_a_discarded_run_and_a_failed_flush(dry_rt, mon
     assert written == [True] and dry_rt.redis.get("lasting-test") == b"done"
     journal.flush()
     assert written == [True]  # written once
+
+
+def test_a_flush_on_a_server_that_lost_its_scripts_writes_the_story_and_the_processed_mark_once(dry_rt):
+    deliver(dry_rt, "incoming_chat")  # scripts loaded
+    dry_rt.redis.script_flush()  # a restarted Redis, or a replica just promoted
+    deliver(dry_rt, "incoming_event")
+    assert [e for e in kinds(story(dry_rt)) if e[0] == "delivery"] == [
+        ("delivery", "incoming_chat", "queued"), ("delivery", "incoming_event", "queued")]
+    assert dry_rt.metrics.snapshot()["processed:livechat"] == 2
