@@ -6,9 +6,10 @@ import uuid
 
 import fakeredis
 import pytest
+import redis
 
 from chathooks.settings import Settings
-from tests.helpers import SECRET
+from tests.helpers import REAL_REDIS_URL, SECRET
 
 
 def make_settings(**env: str) -> Settings:
@@ -29,3 +30,19 @@ def settings() -> Settings:
 @pytest.fixture
 def fake_redis() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def real_redis() -> redis.Redis:
+    """A client of the local Redis (skipped without one); its ``prefix`` attribute is this test's own, and
+    what was written under it is deleted afterwards."""
+    client = redis.Redis.from_url(REAL_REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"real:{uuid.uuid4().hex[:8]}:"
+    client.prefix = prefix  # type: ignore[attr-defined]
+    yield client
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret"
+# The local Redis, for what fakeredis does not do as Redis does (WAIT, cjson, dropped connections).
+REAL_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 T = TypeVar("T")
 

@@ -14,24 +14,9 @@ from chathooks.queue import RedisEnqueuer
 from chathooks.redis_client import PackedScript, PipelinedScript, connect, execute, is_sentinel
 from chathooks.settings import ConfigError, Settings
 from tests.conftest import make_settings
-from tests.helpers import fixture
+from tests.helpers import REAL_REDIS_URL, fixture
 from workers.once import Once
 
-REAL = "redis://127.0.0.1:6379/15"  # WAIT needs a real server: fakeredis does not replicate
-
-
-@pytest.fixture
-def real() -> redis.Redis:
-    client = redis.Redis.from_url(REAL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    prefix = f"rc:{uuid.uuid4().hex[:8]}:"
-    client.prefix = prefix  # type: ignore[attr-defined]
-    yield client
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
 
 
 def test_sentinel_urls_are_accepted_with_their_master_and_a_replica_wait():
@@ -57,43 +42,43 @@ def test_a_sentinel_url_gives_a_client_of_the_master_the_sentinels_name():
     assert is_sentinel("sentinel://h:1") and not is_sentinel("redis://h:1")
 
 
-def test_a_replicated_script_returns_its_result_and_the_replicas_that_confirmed(real):
+def test_a_replicated_script_returns_its_result_and_the_replicas_that_confirmed(real_redis):
     # A script the server has never seen (as on a master just promoted): it is loaded on the way.
-    script = PackedScript(real, f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
-    assert script([f"{real.prefix}n"], [], 10) == (1, 0)  # no replica here
-    assert script([f"{real.prefix}n"], [], 10) == (2, 0)
-    assert script([f"{real.prefix}n"], []) == (3, None)  # not asked
+    script = PackedScript(real_redis, f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
+    assert script([f"{real_redis.prefix}n"], [], 10) == (1, 0)  # no replica here
+    assert script([f"{real_redis.prefix}n"], [], 10) == (2, 0)
+    assert script([f"{real_redis.prefix}n"], []) == (3, None)  # not asked
 
 
-def test_a_packed_script_passes_its_arguments_as_redis_py_would(real):
-    script = PackedScript(real, "return {KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]}")
+def test_a_packed_script_passes_its_arguments_as_redis_py_would(real_redis):
+    script = PackedScript(real_redis, "return {KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]}")
     blob = bytes(range(256)) * 8
-    assert script([f"{real.prefix}ü"], [3600, 1.25, "é\r\n", blob]) == (
-        [f"{real.prefix}ü".encode(), b"3600", b"1.25", "é\r\n".encode(), blob], None)
+    assert script([f"{real_redis.prefix}ü"], [3600, 1.25, "é\r\n", blob]) == (
+        [f"{real_redis.prefix}ü".encode(), b"3600", b"1.25", "é\r\n".encode(), blob], None)
 
 
-def test_a_packed_script_error_is_raised_and_leaves_the_connection_usable(real):
-    script = PackedScript(real, "return redis.error_reply('no such thing')")
+def test_a_packed_script_error_is_raised_and_leaves_the_connection_usable(real_redis):
+    script = PackedScript(real_redis, "return redis.error_reply('no such thing')")
     for wait_ms in (0, 10):  # with WAIT, its reply after the error is read too
         with pytest.raises(redis.ResponseError, match="no such thing"):
             script([], [], wait_ms)
-        assert real.ping()
+        assert real_redis.ping()
 
 
-def test_a_packed_script_retries_a_dropped_connection_once(real):
-    script = PackedScript(real, "return 7")
+def test_a_packed_script_retries_a_dropped_connection_once(real_redis):
+    script = PackedScript(real_redis, "return 7")
     assert script([], []) == (7, None)
-    pool = real.connection_pool
+    pool = real_redis.connection_pool
     connection = pool.get_connection()
     connection.send_command("CLIENT", "ID")
     client_id = connection.read_response()
     pool.release(connection)
-    redis.Redis.from_url(REAL).client_kill_filter(_id=client_id)  # the server drops it under the client
+    redis.Redis.from_url(REAL_REDIS_URL).client_kill_filter(_id=client_id)  # the server drops it under the client
     assert script([], []) == (7, None)
 
 
-def test_a_packed_script_answers_a_timeout_without_retrying_it(real):
-    client = redis.Redis.from_url(REAL, socket_timeout=0.2)
+def test_a_packed_script_answers_a_timeout_without_retrying_it(real_redis):
+    client = redis.Redis.from_url(REAL_REDIS_URL, socket_timeout=0.2)
     script = PackedScript(client, "local t = redis.call('TIME') while true do local n = redis.call('TIME') "
                                   "if (n[1] - t[1]) * 1000000 + n[2] - t[2] > 400000 then return 1 end end")
     with pytest.raises(redis.TimeoutError):
@@ -101,17 +86,17 @@ def test_a_packed_script_answers_a_timeout_without_retrying_it(real):
     assert client.ping()  # the connection the late reply would arrive on was dropped, not reused
 
 
-def test_an_enqueue_no_replica_confirmed_is_queued_and_counted(real):
-    settings = make_settings(CHATHOOKS_KEY_PREFIX=real.prefix, CHATHOOKS_QUEUE=f"{real.prefix}events")
+def test_an_enqueue_no_replica_confirmed_is_queued_and_counted(real_redis):
+    settings = make_settings(CHATHOOKS_KEY_PREFIX=real_redis.prefix, CHATHOOKS_QUEUE=f"{real_redis.prefix}events")
     delivery = to_delivery(load_envelope(fixture("incoming_event")), settings)
     keys = Keys(settings.key_prefix)
-    queue = RedisEnqueuer(real, keys, settings.queue, wait_ms=10)
+    queue = RedisEnqueuer(real_redis, keys, settings.queue, wait_ms=10)
     assert queue.enqueue(delivery) is True and queue.enqueue(delivery) is False
-    assert real.llen(settings.queue) == 1
-    assert real.hget(keys.metrics, "unreplicated:livechat") == b"1"  # the duplicate queued nothing
+    assert real_redis.llen(settings.queue) == 1
+    assert real_redis.hget(keys.metrics, "unreplicated:livechat") == b"1"  # the duplicate queued nothing
 
 
-def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real, monkeypatch):
+def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real_redis, monkeypatch):
     sent: list[str] = []
     original, send = redis.client.Pipeline.execute_command, PackedScript._send
 
@@ -126,7 +111,7 @@ def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real, m
     monkeypatch.setattr(redis.client.Pipeline, "execute_command", watched)
     monkeypatch.setattr(PackedScript, "_send", packed)
     deferred: list = []  # with replicas, the done mark is never left for the task's flush
-    once = Once(real, real.prefix, lease_seconds=5, wait_ms=10, defer=lambda *write: deferred.append(write))
+    once = Once(real_redis, real_redis.prefix, lease_seconds=5, wait_ms=10, defer=lambda *write: deferred.append(write))
     assert once.run("tag:T1:refund", lambda: "tagged") == (True, "tagged") and deferred == []
     # The claim (sent again once loaded, as on a new master) and the done mark each go with a WAIT.
     assert sent[-3:] == ["SET", "DEL", "WAIT"] and sent[:-3] in (["EVALSHA", "WAIT"], ["EVALSHA", "WAIT"] * 2)

@@ -1,34 +1,14 @@
-"""The triggers' thread state on a real Redis: its script's JSON (cjson) as the client reads it."""
+"""The triggers' thread state on a real Redis: its script's JSON (cjson) as the client reads it (fakeredis's
+cjson is not Redis's: its escapes and its empty table differ)."""
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-import redis
-
 from workers.trigger_state import Change, TriggerState
 
-REAL = "redis://127.0.0.1:6379/15"  # fakeredis's cjson is not Redis's: its escapes and its empty table differ
 
-
-@pytest.fixture
-def real() -> redis.Redis:
-    client = redis.Redis.from_url(REAL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    prefix = f"ts:{uuid.uuid4().hex[:8]}:"
-    client.prefix = prefix  # type: ignore[attr-defined]
-    yield client
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-
-
-def test_values_come_back_as_written_whatever_characters_they_hold(real):
-    prefix = real.prefix  # type: ignore[attr-defined]
-    state = TriggerState(real, prefix, f"{prefix}schedule", 60, 10)
+def test_values_come_back_as_written_whatever_characters_they_hold(real_redis):
+    prefix = real_redis.prefix  # type: ignore[attr-defined]
+    state = TriggerState(real_redis, prefix, f"{prefix}schedule", 60, 10)
     odd = 'Grüße ✓ / "quoted" \\ back\nslash\t\u0001 end'
     change = Change("msg", 1_700_000_000.123456, "c", "d1", ("t1", "t2"), {"email": "a/b@x.org", "a:note": odd})
     snap = state.observe("T1", change, source="livechat", organization="org-1", chat_id="C1",
