@@ -11,7 +11,7 @@ from redis.sentinel import SentinelManagedConnection
 from chathooks.keys import Keys
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
 from chathooks.queue import RedisEnqueuer
-from chathooks.redis_client import PackedScript, PipelinedScript, connect, execute, is_sentinel
+from chathooks.redis_client import PackedScript, PipelinedScript, ReadyPool, connect, execute, is_sentinel
 from chathooks.settings import ConfigError, Settings
 from tests.conftest import make_settings
 from tests.helpers import REAL_REDIS_URL, fixture
@@ -145,3 +145,49 @@ def test_a_pipelined_script_s_error_is_raised_after_the_rest_ran(fake_redis):
 def test_a_pipelined_script_is_refused_on_a_transaction_whose_rest_would_commit_without_it(fake_redis):
     with fake_redis.pipeline(transaction=True) as pipe, pytest.raises(ValueError, match="transaction"):
         COUNT.queue(pipe, ["counted"], [])
+
+
+# --- the pool's readiness check --------------------------------------------------------------------
+
+
+def _ready_client() -> redis.Redis:
+    client = connect(REAL_REDIS_URL, 2.0)
+    assert isinstance(client.connection_pool, ReadyPool)
+    return client
+
+
+def test_a_connection_left_with_an_unread_reply_is_not_lent_as_it_is(real_redis):
+    client, key = _ready_client(), f"{real_redis.prefix}left"
+    client.set(key, "value")
+    connection = client.connection_pool.get_connection()
+    connection.send_command("GET", key)  # a task cut short before it read the reply
+    client.connection_pool.release(connection)
+    assert client.ping() is True and client.get(key) == b"value"
+
+
+def test_a_reply_already_in_the_parser_is_not_read_by_the_next_command(real_redis):
+    client, key = _ready_client(), f"{real_redis.prefix}parsed"
+    client.set(key, "value")
+    connection = client.connection_pool.get_connection()
+    connection.send_packed_command(connection.pack_commands([("GET", key), ("GET", key)]))
+    assert connection.read_response() == b"value"  # the second reply is in the parser's buffer now
+    client.connection_pool.release(connection)
+    assert client.exists(key) == 1
+
+
+def test_a_connection_the_server_closed_is_reconnected_before_use(real_redis):
+    client = _ready_client()
+    client.ping()
+    connection = client.connection_pool.get_connection()
+    connection.send_command("CLIENT", "ID")
+    own = connection.read_response()
+    client.connection_pool.release(connection)
+    real_redis.client_kill_filter(_id=own)
+    assert client.ping() is True
+    assert client.client_id() != own
+
+
+def test_a_healthy_connection_is_lent_again_without_reconnecting(real_redis):
+    client = _ready_client()
+    first = client.client_id()
+    assert [client.client_id() for _ in range(3)] == [first] * 3
