@@ -173,6 +173,8 @@ return fired
 ROLES = {"customer": "c", "agent": "a", "bot": "b"}
 LOOK_UP = "?"  # a message's role: the author's as the chat's roles have it (read with the state, one round trip)
 _AUTHORS = {"c": "customer", "a": "agent", "b": "bot"}
+_ROLE_OF = {code.encode(): Role(name) for code, name in _AUTHORS.items()}
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,23 +266,26 @@ def _decide_args(version: str, job: str, due: float | None, fire_prefix: str, fi
 
 def _snapshot(state: bytes, row: int, first: bytes, tags: Sequence[bytes], ttl: int, role: bytes) -> Snapshot:
     h: dict[str, str] = orjson.loads(state)
-
-    def time(name: str) -> float | None:
-        return float(h[name]) if name in h else None
-
-    prefixed: dict[str, dict[str, str]] = {"s:": {}, "n:": {}, "a:": {}}
+    spent, fired, attributes = [], {}, {}
     for k, v in h.items():
-        if k[1:2] == ":" and (part := prefixed.get(k[:2])) is not None:
-            part[k[2:]] = v
+        if k[1:2] == ":":
+            kind = k[0]
+            if kind == "s":
+                spent.append(k[2:])
+            elif kind == "n":
+                fired[k[2:]] = int(v)
+            elif kind == "a":
+                attributes[k[2:]] = v
+    get = h.get
+    start, lc, la, facts, rating = get("start"), get("lc"), get("la"), get("facts"), get("rating")
     view = ThreadView(
         status="ended" if "ended" in h else "open",
-        started=time("start"), last_customer=time("lc"), last_agent=time("la"),
-        waiting_since=float(first) if first else None,
-        last_author=_AUTHORS.get(h.get("author", "")),
-        message_facts=frozenset(h.get("facts", "").split()), has_customer_message="lc" in h,
-        in_a_row=int(row), messages=int(h.get("n", 0)), customer_email=h.get("email"),
-        tags=frozenset(t.decode() for t in tags), rating=int(h["rating"]) if "rating" in h else None,
-        source=h.get("src"), attributes=prefixed["a:"])
-    return Snapshot(h.get("v", "0"), view, h.get("src", ""), h.get("org") or None, h.get("chat", ""), h.get("job", ""),
-                    int(ttl), frozenset(prefixed["s:"]), {k: int(v) for k, v in prefixed["n:"].items()},
-                    Role(_AUTHORS[role.decode()]) if role else None)
+        started=float(start) if start else None, last_customer=float(lc) if lc else None,
+        last_agent=float(la) if la else None, waiting_since=float(first) if first else None,
+        last_author=_AUTHORS.get(get("author", "")),
+        message_facts=frozenset(facts.split()) if facts else _NONE, has_customer_message=lc is not None,
+        in_a_row=int(row), messages=int(get("n", 0)), customer_email=get("email"),
+        tags=frozenset(t.decode() for t in tags) if tags else _NONE, rating=int(rating) if rating else None,
+        source=get("src"), attributes=attributes)
+    return Snapshot(get("v", "0"), view, get("src", ""), get("org") or None, get("chat", ""), get("job", ""),
+                    int(ttl), frozenset(spent), fired, _ROLE_OF.get(role) if role else None)
