@@ -77,10 +77,10 @@ class ReadyPool(redis.ConnectionPool):
 def _ready(connection: Any) -> bool:
     """No data waits on ``connection`` (in its parser or its socket) and the server has not closed it."""
     parser, sock = connection._parser, connection._sock
-    reader = getattr(parser, "_reader", None)
-    if not isinstance(parser, _HiredisParser) or reader is None or sock is None:
+    reader, parsed = getattr(parser, "_reader", None), getattr(parser, "_next_response", None)
+    if not isinstance(parser, _HiredisParser) or reader is None or parsed is None or sock is None:
         return not connection.can_read()  # redis-py's own check
-    if parser._next_response is not NOT_ENOUGH_DATA or reader.has_data():
+    if parsed is not NOT_ENOUGH_DATA or reader.has_data():
         return False
     poller = select.poll()
     poller.register(sock, select.POLLIN)
