@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import redis
 
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, PipelinedScript, Write
+from chathooks.redis_client import PackedScript, Write
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -124,7 +124,6 @@ for i = 4, #ARGV do redis.call('HSET', profile, 'tag:' .. ARGV[i], '1') end
 redis.call('EXPIRE', profile, ARGV[3])
 return 1
 """
-_TAGGED_LATER = PipelinedScript(_TAGGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +173,7 @@ class Profiles:
         self._chat_ttl = chat_ttl
         # ``later``: a write that needs no answer and no look-up (subscribed) goes with the caller's other writes
         # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag or a rating
-        # is written at once, in the script that looks its profile up (a tag, with ``later``, in that script on the
-        # caller's flush).
+        # is written at once, in the script that looks its profile up.
         self._later = later
         self._seen = PackedScript(client, _SEEN)
         self._seen_linked = PackedScript(client, _SEEN_LINKED)
@@ -234,16 +232,10 @@ class Profiles:
         """The chat's customer rated it (nothing when the chat has no profile linked)."""
         self._rated([self._keys.profile_chat(source, chat_id)], [*self._prefixes, self._ttl, rating, f"{at:.6f}"])
 
-    def tagged(self, source: str, chat_id: str, tags: Iterable[str], *, later: bool = False) -> None:
-        """The chat was tagged: so is its customer's profile (nothing when the chat has none linked). ``later``:
-        with the caller's other writes (when it has them)."""
-        if not (tags := list(tags)):
-            return
-        keys, args = (self._keys.profile_chat(source, chat_id),), (*self._prefixes, self._ttl, *tags)
-        if later and self._later is not None:
-            self._later(lambda pipe: _TAGGED_LATER.queue(pipe, keys, args))
-        else:
-            self._tagged(keys, args)
+    def tagged(self, source: str, chat_id: str, tags: Iterable[str]) -> None:
+        """The chat was tagged: so is its customer's profile (nothing when the chat has none linked)."""
+        if tags := list(tags):
+            self._tagged([self._keys.profile_chat(source, chat_id)], [*self._prefixes, self._ttl, *tags])
 
     def subscribed(self, email: str) -> None:
         self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)

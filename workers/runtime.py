@@ -58,10 +58,9 @@ class Runtime:
         p = settings.key_prefix
         rules = rules or load_rules(settings.rules_path)
         scheduler = Scheduler(client, p)
+        state = ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds)
         journal = Journal(client, Keys(p), OBSERVATIONS, max_events=settings.timeline_max_events,
                           chat_ttl=settings.chat_ttl_seconds, ended_ttl=settings.ended_chat_ttl_seconds)
-        state = ChatState(client, p, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds,
-                          lasting=journal.lasting)
         outbound = outbound or Outbound.build(settings, client, rules)
         outbound.attach(journal)
         return cls(

@@ -7,13 +7,13 @@ late and reordered deliveries still find what they need and memory returns to ba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import redis
 
 from chathooks.events import Role, User
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, PipelinedScript, Write
+from chathooks.redis_client import PackedScript
 
 ROUTING_TTL = 3600  # a remembered routing status is refreshed from the API after this
 
@@ -30,15 +30,11 @@ if ended == 1 then ttl = ARGV[2] end
 redis.call('EXPIRE', KEYS[1], ttl)
 return ended
 """
-_ADD_TAGS_LATER = PipelinedScript(_ADD_TAGS)
 
 
 class ChatState:
-    def __init__(self, client: redis.Redis, prefix: str, chat_ttl: int, ended_ttl: int, *,
-                 lasting: Callable[[Write, Callable[[], None]], None] | None = None) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, chat_ttl: int, ended_ttl: int) -> None:
         self._redis = client
-        self._lasting = lasting  # the task's flush, for facts that stay true (``applied_later``)
-        self._unwritten: dict[str, set[str]] = {}
         self._p = prefix
         self._keys = Keys(prefix)
         self.chat_ttl = chat_ttl
@@ -108,31 +104,6 @@ class ChatState:
                                   [self.chat_ttl, self.ended_ttl, *tags])
         return bool(ended)
 
-    def applied_later(self, thread_id: str, tags: Iterable[str]) -> None:
-        """Tags just put on the thread (an effect made), written with the task's other writes (kept for the next
-        flush if that one fails); until then this process reads them as applied. At once without ``lasting``."""
-        new = set(tags)
-        if not new:
-            return
-        keys, args = (self._keys.thread(thread_id, "applied"), self.ended_key(thread_id)), (self.chat_ttl,
-                                                                                          self.ended_ttl, *new)
-        if self._lasting is None:
-            self._add_tags(keys, args)
-            return
-        self._unwritten.setdefault(thread_id, set()).update(new)
-
-        def written() -> None:
-            left = self._unwritten.get(thread_id, set()) - new
-            if left:
-                self._unwritten[thread_id] = left
-            else:
-                self._unwritten.pop(thread_id, None)
-        self._lasting(lambda pipe: _ADD_TAGS_LATER.queue(pipe, keys, args), written)
-
-    def unwritten(self, thread_id: str) -> set[str]:
-        """The thread's tags ``applied_later`` and not written yet."""
-        return self._unwritten.get(thread_id, set())
-
     def remove_tag(self, thread_id: str, part: str, tag: str) -> None:
         self._redis.srem(self._keys.thread(thread_id, part), tag)
 
@@ -144,9 +115,7 @@ class ChatState:
         with self._redis.pipeline(transaction=False) as pipe:
             for part in parts:
                 pipe.smembers(self._keys.thread(thread_id, part))
-            found = [{t.decode() for t in members} for members in pipe.execute()]
-        unwritten = self.unwritten(thread_id)
-        return [tags | unwritten if part == "applied" else tags for part, tags in zip(parts, found, strict=True)]
+            return [{t.decode() for t in members} for members in pipe.execute()]
 
     # --- bot routing status -------------------------------------------------------------
 

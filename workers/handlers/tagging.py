@@ -76,6 +76,5 @@ def tag_once(rt: Runtime, chat: ChatRef, tag: str) -> None:
                                             already=lambda: chats.tag_landed(chat, tag))
     if not ran:
         chats.already_done("tag", chat, tag=tag)
-    # With the task's flush: the once-guard's done mark goes there too.
-    rt.state.applied_later(chat.thread_id, [tag])  # type: ignore[arg-type]
-    rt.profiles.tagged(chat.source, chat.chat_id, [tag], later=True)
+    rt.state.add_tags(chat.thread_id, "applied", [tag])  # type: ignore[arg-type]
+    rt.profiles.tagged(chat.source, chat.chat_id, [tag])

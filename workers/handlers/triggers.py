@@ -15,7 +15,6 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 
 from chathooks.events import Event, Kind, Role, epoch
@@ -114,8 +113,6 @@ def evaluate(rt: Runtime, chat: ChatRef, change: Change | None, *, at: float = 0
             found(snap.role)
             found = None
         now, view, spent, fired_before = max(rt.clock(), at), snap.view, snap.spent, snap.fired
-        if firing.reads_tags and (unwritten := rt.state.unwritten(thread)):  # tagged by this task, not written yet
-            view = replace(view, tags=view.tags | unwritten)
         verdicts: dict[str, str] = {}
         turns: float | None = None
         for name, once, check in firing.checks:

@@ -28,10 +28,10 @@ BUDGET = {
     "timeline.record": 0,  # written with the task's flush
     "tagging.match": 3,  # the role: read with the triggers' state; whether the thread ended: with the tags
     "tagging.tagged": 2,
-    "tagging.thread_ended": 3,  # a tag made: its once-claim; what it records goes with the task's flush
+    "tagging.thread_ended": 7,
     "marketing.sync": 1,  # subscribed: written with the task
     "triggers.observe": 10,
-    "rating.react": 3,
+    "rating.react": 5,
     "profile.seen": 5,
     "profile.rated": 2,
     "task": 10,  # one flush per delivery: the story, the counters, the processed mark

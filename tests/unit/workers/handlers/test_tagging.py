@@ -209,20 +209,9 @@ def test_a_tag_that_landed_before_its_answer_was_lost_is_not_sent_again(live_rt,
     with pytest.raises(OutboundError):
         tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
     tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
-    live_rt.journal.flush()  # as the task does
     assert tag_calls(livechat) == ["refund"]
     assert livechat.chat(CHAT_ID)["thread"]["tags"] == ["refund"]
     assert live_rt.state.tags(THREAD_ID, "applied") == {"refund"}
-
-
-def test_a_tag_made_is_recorded_with_the_task_s_flush_not_a_round_trip_of_its_own(live_rt, livechat):
-    seed(livechat)
-    tagging.tag_once(live_rt, ChatRef("livechat", CHAT_ID, THREAD_ID), "refund")
-    stored = live_rt.state.tags_key(THREAD_ID, "applied")
-    assert live_rt.redis.smembers(stored) == set() and live_rt.state.tags(THREAD_ID, "applied") == {"refund"}
-    live_rt.journal.flush()
-    assert live_rt.redis.smembers(stored) == {b"refund"} and live_rt.state.unwritten(THREAD_ID) == set()
-    assert tag_calls(livechat) == ["refund"]
 
 
 def test_a_tag_that_never_landed_is_sent_by_the_retry(live_rt, livechat):
