@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import redis
 
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, Write
+from chathooks.redis_client import PackedScript, PipelinedScript, Write
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -124,6 +124,7 @@ for i = 4, #ARGV do redis.call('HSET', profile, 'tag:' .. ARGV[i], '1') end
 redis.call('EXPIRE', profile, ARGV[3])
 return 1
 """
+_TAGGED_LATER = PipelinedScript(_TAGGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +167,20 @@ UNKNOWN = Profile()
 
 class Profiles:
     def __init__(self, client: redis.Redis, keys: Keys, ttl: int, chat_ttl: int, *,
-                 later: Callable[[Write], None] | None = None) -> None:
+                 later: Callable[[Write], None] | None = None,
+                 lasting: Callable[[Write, Callable[[], None]], None] | None = None) -> None:
         self._redis = client
         self._keys = keys
         self._ttl = ttl
         self._chat_ttl = chat_ttl
         # ``later``: a write that needs no answer and no look-up (subscribed) goes with the caller's other writes
-        # (a worker's task's flush; a task cut short before it runs again, and writes it again). A tag or a rating
-        # is written at once, in the script that looks its profile up.
+        # (a worker's task's flush; a task cut short before it runs again, and writes it again). A rating is written
+        # at once, in the script that looks its profile up.
         self._later = later
+        # ``lasting``: a tag goes with the caller's other writes too, in the script that looks its profile up, run
+        # when they are written (a profile merged meanwhile gets it through its alias), and kept until written if
+        # a write fails. A profile's tags are never taken back, and nothing in a task reads them.
+        self._lasting = lasting
         self._seen = PackedScript(client, _SEEN)
         self._seen_linked = PackedScript(client, _SEEN_LINKED)
         self._rated = PackedScript(client, _RATED)
@@ -234,8 +240,13 @@ class Profiles:
 
     def tagged(self, source: str, chat_id: str, tags: Iterable[str]) -> None:
         """The chat was tagged: so is its customer's profile (nothing when the chat has none linked)."""
-        if tags := list(tags):
-            self._tagged([self._keys.profile_chat(source, chat_id)], [*self._prefixes, self._ttl, *tags])
+        if not (tags := list(tags)):
+            return
+        keys, args = (self._keys.profile_chat(source, chat_id),), (*self._prefixes, self._ttl, *tags)
+        if self._lasting is None:
+            self._tagged(keys, args)
+        else:
+            self._lasting(lambda pipe: _TAGGED_LATER.queue(pipe, keys, args), _nothing)
 
     def subscribed(self, email: str) -> None:
         self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)
@@ -294,3 +305,7 @@ def _bool(value: bool) -> str:
 
 def _iso(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _nothing() -> None:
+    """Nothing to do once a lasting write is written."""

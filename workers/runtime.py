@@ -74,7 +74,7 @@ class Runtime:
             outbound=outbound,
             dead_letters=DeadLetters(client, p),
             profiles=Profiles(client, Keys(p), settings.profile_ttl_seconds, settings.chat_ttl_seconds,
-                              later=journal.later),
+                              later=journal.later, lasting=journal.lasting),
             triggers=TriggerState(client, p, scheduler.key, settings.chat_ttl_seconds, settings.ended_chat_ttl_seconds),
             journal=journal,
             retry=overrides.pop("retry", None) or RetryPolicy(

@@ -6,6 +6,7 @@ import pytest
 
 from chathooks.keys import Keys
 from chathooks.profiles import UNKNOWN, Profile, Profiles
+from chathooks.redis_client import execute
 
 T0 = 1_756_720_800.0  # 2025-09-01T10:00:00Z
 
@@ -163,6 +164,20 @@ def test_with_a_caller_to_write_it_subscribed_goes_with_its_writes_and_a_tag_at_
         pipe.execute()
     assert profiles.find("jane@example.org", None).subscribed
     assert 3500 < fake_redis.ttl(Keys(settings.key_prefix).profile_email("jane@example.org")) <= 3600
+
+
+def test_with_a_caller_to_keep_it_a_tag_goes_with_its_writes_looked_up_when_they_are_written(fake_redis, settings):
+    kept: list = []  # type: ignore[type-arg]
+    profiles = Profiles(fake_redis, Keys(settings.key_prefix), ttl=3600, chat_ttl=600,
+                        lasting=lambda write, written: kept.append(write))
+    profiles.seen("livechat", "C1", customer_id="c-1", at=T0)
+    profiles.tagged("livechat", "C1", ["vip"])
+    assert profiles.find(None, "c-1").tags == () and len(kept) == 1
+    profiles.seen("livechat", "C2", email="jane@example.org", customer_id="c-1", at=T0 + 60)  # merged meanwhile
+    with fake_redis.pipeline(transaction=False) as pipe:
+        kept[0](pipe)
+        execute(pipe)  # the task's flush: its scripts loaded where the server lacks them
+    assert profiles.find("jane@example.org", None).tags == ("vip",) == profiles.find(None, "c-1").tags
 
 
 def test_a_chat_link_in_no_known_form_is_no_profile(profiles, fake_redis):

@@ -27,11 +27,11 @@ BUDGET = {
     "people.end_thread": 1,
     "timeline.record": 0,  # written with the task's flush
     "tagging.match": 3,  # the role: read with the triggers' state; whether the thread ended: with the tags
-    "tagging.tagged": 2,
-    "tagging.thread_ended": 7,
+    "tagging.tagged": 1,  # the profile's tag: with the task's flush
+    "tagging.thread_ended": 5,
     "marketing.sync": 1,  # subscribed: written with the task
     "triggers.observe": 10,
-    "rating.react": 5,
+    "rating.react": 4,
     "profile.seen": 5,
     "profile.rated": 2,
     "task": 10,  # one flush per delivery: the story, the counters, the processed mark
