@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import select
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,7 +37,9 @@ def connect(url: str, timeout: float, master: str = DEFAULT_MASTER) -> redis.Red
         health_check_interval=30,
     )
     if not is_sentinel(url):
-        return redis.Redis(connection_pool=ReadyPool.from_url(url, **options))
+        client = redis.Redis(connection_pool=ReadyPool.from_url(url, **options))
+        client.auto_close_connection_pool = True  # as from_url's: close() closes the pool's connections
+        return client
     parts = [urlsplit(part) for part in url.split(";")]
     hosts = [(p.hostname or "localhost", p.port or 26379) for p in parts]
     last = parts[-1]
@@ -50,12 +53,18 @@ class ReadyPool(redis.ConnectionPool):
 
     Before lending a connection, redis-py makes sure no reply is left on it (a task cut short between
     a pipeline's replies leaves some) and that the server has not closed it: a non-blocking read, at
-    three system calls and a raised ``BlockingIOError`` a command. The same check here is a look at the
-    parser's buffer and one ``poll``, with the same outcome: a connection with data or closed is
-    reconnected. (Measured on a PING: 54 → 48 µs of client CPU.)
+    three system calls and a raised ``BlockingIOError`` a command. Here the same check is a look at
+    the hiredis parser's buffer and one ``poll`` of the socket, with the same outcome: a connection
+    with data or closed is reconnected. Neither check sees a reply still on its way (redis-py's
+    neither): a task cut short between sending and reading disconnects its connection
+    (``PackedScript``, redis-py's ``read_response``) or the pool (``drop_connections``). TLS
+    connections, and parsers other than hiredis, get redis-py's own check. (Measured on a PING:
+    54 → 48 µs of client CPU.)
     """
 
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        if self.cache is not None:  # client-side caching: redis-py's own rules
+            return super().get_connection(command_name, *keys, **options)
         self._checkpid()
         with self._lock:
             try:
@@ -65,9 +74,15 @@ class ReadyPool(redis.ConnectionPool):
             self._in_use_connections.add(connection)
         try:
             connection.connect()
-            if not _ready(connection):
+            try:
+                ready = _ready(connection)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                ready = False
+            if not ready:
                 connection.disconnect()
                 connection.connect()
+                if not _ready(connection):
+                    raise redis.ConnectionError("Connection not ready")
         except BaseException:
             self.release(connection)
             raise
@@ -78,13 +93,20 @@ def _ready(connection: Any) -> bool:
     """No data waits on ``connection`` (in its parser or its socket) and the server has not closed it."""
     parser, sock = connection._parser, connection._sock
     reader, parsed = getattr(parser, "_reader", None), getattr(parser, "_next_response", None)
-    if not isinstance(parser, _HiredisParser) or reader is None or parsed is None or sock is None:
+    if (not isinstance(parser, _HiredisParser) or reader is None or parsed is None or sock is None
+            or isinstance(sock, ssl.SSLSocket)):  # TLS: data already decrypted is invisible to poll
         return not connection.can_read()  # redis-py's own check
     if parsed is not NOT_ENOUGH_DATA or reader.has_data():
         return False
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)  # readable: a reply left unread, or the end of a closed connection
+
+
+def drop_connections(client: redis.Redis) -> None:
+    """Close every connection of ``client``'s pool: after a task was cut short (Celery's soft time limit raises
+    anywhere), one may have been given back with a reply still on its way."""
+    client.connection_pool.disconnect()
 
 
 def state_client(settings: Settings, timeout: float | None = None) -> redis.Redis:

@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from chathooks.events import Delivery, Event, Kind, rfc3339
 from chathooks.platforms.livechat.tenants import Status
 from chathooks.platforms.livechat.tokens import TenantInactive
+from chathooks.redis_client import drop_connections
 from workers.handlers import marketing, people, profile, rating, tagging, tenants, timeline, triggers
 from workers.retry import describe, is_transient, retry_after, spends_no_attempt
 from workers.runtime import Runtime
@@ -122,6 +125,8 @@ def run_handler(name: str, event: Event, rt: Runtime, attempt: int = 1, errors: 
     try:
         REGISTRY[name](event, rt)
     except Exception as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            drop_connections(rt.redis)  # raised anywhere: a connection may have gone back with a reply on its way
         if isinstance(exc, TenantInactive) and exc.reason == UNINSTALLED:
             # Its organization uninstalled the app: its work is dropped, as its webhooks are (timers included).
             log.info("%s on %s: organization %s uninstalled the app, nothing done", name, event.key, exc.organization)

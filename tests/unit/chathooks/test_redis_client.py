@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import select
 import uuid
 
 import pytest
 import redis
+from redis._parsers import _RESP2Parser
 from redis.sentinel import SentinelManagedConnection
 
 from chathooks.keys import Keys
@@ -161,8 +163,16 @@ def test_a_connection_left_with_an_unread_reply_is_not_lent_as_it_is(real_redis)
     client.set(key, "value")
     connection = client.connection_pool.get_connection()
     connection.send_command("GET", key)  # a task cut short before it read the reply
+    _arrived(connection)
     client.connection_pool.release(connection)
     assert client.ping() is True and client.get(key) == b"value"
+
+
+def _arrived(connection) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the reply sent for is on the socket (one still on its way is no check's to see)."""
+    poller = select.poll()
+    poller.register(connection._sock, select.POLLIN)
+    assert poller.poll(2000)
 
 
 def test_a_reply_already_in_the_parser_is_not_read_by_the_next_command(real_redis):
@@ -185,6 +195,21 @@ def test_a_connection_the_server_closed_is_reconnected_before_use(real_redis):
     real_redis.client_kill_filter(_id=own)
     assert client.ping() is True
     assert client.client_id() != own
+
+
+def test_without_hiredis_a_connection_the_server_closed_is_reconnected_too(real_redis):
+    client = redis.Redis(connection_pool=ReadyPool.from_url(REAL_REDIS_URL, parser_class=_RESP2Parser))
+    own = client.client_id()
+    real_redis.client_kill_filter(_id=own)
+    assert client.ping() is True and client.client_id() != own
+
+
+def test_a_ready_client_s_close_closes_its_pool(real_redis):
+    client = _ready_client()
+    client.ping()
+    (connection,) = client.connection_pool._available_connections
+    client.close()
+    assert connection._sock is None
 
 
 def test_a_healthy_connection_is_lent_again_without_reconnecting(real_redis):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from chathooks.events import Event, Kind, Role
 from chathooks.http import OutboundError
@@ -309,3 +310,16 @@ def test_a_final_api_error_dead_letters_the_handler_with_its_event(live_rt, live
     assert item["handler"] == "tagging.thread_ended"
     assert (item["event"]["chat_id"], item["event"]["thread_id"]) == (CHAT_ID, THREAD_ID)
     assert item["errors"][0]["type"] == "authorization"
+
+
+def test_a_handler_cut_short_by_the_soft_time_limit_closes_the_redis_connections_then_retries(dry_rt, monkeypatch):
+    closed = []
+    monkeypatch.setattr(dry_rt.redis.connection_pool, "disconnect", lambda *a, **k: closed.append(1))
+
+    def cut_short(event, rt):  # type: ignore[no-untyped-def]
+        raise SoftTimeLimitExceeded()
+    monkeypatch.setitem(REGISTRY, "timeline.record", cut_short)
+    (event,) = events("incoming_event", dry_rt.settings)
+    run_handler("timeline.record", event, dry_rt)
+    assert closed == [1] and len(dry_rt.dead_letters) == 0
+    assert [p["handler"] for p, _ in retry_payloads(dry_rt)] == ["timeline.record"]

@@ -1,6 +1,6 @@
 import pytest
 import redis
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from tests.conftest import make_settings
 from tests.unit.workers.conftest import RULES
@@ -59,6 +59,16 @@ def test_other_failures_pass_through(dry_rt):
     work, _ = failing([KeyError("a bug")])
     with pytest.raises(KeyError):
         tasks.through_redis_outages(dry_rt, work)
+
+
+def test_a_task_cut_short_by_its_soft_time_limit_closes_its_redis_connections(dry_rt, monkeypatch):
+    """Celery raises the soft limit wherever the task is: between a pipeline's send and its replies too."""
+    closed = []
+    monkeypatch.setattr(dry_rt.redis.connection_pool, "disconnect", lambda *a, **k: closed.append(1))
+    work, _ = failing([SoftTimeLimitExceeded()])
+    with pytest.raises(SoftTimeLimitExceeded):
+        tasks.through_redis_outages(dry_rt, work)
+    assert closed == [1]
 
 
 def test_the_tick_sends_no_task_events_but_the_work_does():
