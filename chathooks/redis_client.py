@@ -53,13 +53,12 @@ class ReadyPool(redis.ConnectionPool):
 
     Before lending a connection, redis-py makes sure no reply is left on it (a task cut short between
     a pipeline's replies leaves some) and that the server has not closed it: a non-blocking read, at
-    three system calls and a raised ``BlockingIOError`` a command. Here the same check is a look at
-    the hiredis parser's buffer and one ``poll`` of the socket, with the same outcome: a connection
-    with data or closed is reconnected. Neither check sees a reply still on its way (redis-py's
-    neither): a task cut short between sending and reading disconnects its connection
-    (``PackedScript``, redis-py's ``read_response``) or the pool (``drop_connections``). TLS
-    connections, and parsers other than hiredis, get redis-py's own check. (Measured on a PING:
-    54 → 48 µs of client CPU.)
+    three system calls and a raised ``BlockingIOError`` a command. Here it is a look at the hiredis
+    parser's buffer and one ``poll`` of the socket: a connection with data (even half a reply, which
+    redis-py would lend) or closed is reconnected. TLS connections, parsers other than hiredis and
+    client-side caching keep redis-py's own check. Neither check sees a reply still on its way: a task
+    cut short by its soft time limit closes the pool's connections (``drop_connections``). (Measured
+    on a PING: 54 → 48 µs of client CPU.)
     """
 
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
@@ -76,7 +75,7 @@ class ReadyPool(redis.ConnectionPool):
             connection.connect()
             try:
                 ready = _ready(connection)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except (redis.ConnectionError, redis.TimeoutError, OSError, ValueError):  # ValueError: a closed socket's fd
                 ready = False
             if not ready:
                 connection.disconnect()

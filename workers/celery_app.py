@@ -7,10 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery, bootsteps
-from celery.signals import worker_init, worker_process_shutdown
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_failure, worker_init, worker_process_shutdown
 from kombu import Queue
 
 from chathooks import amqp
+from chathooks.redis_client import drop_connections
 from chathooks.rules import load_rules
 from chathooks.settings import ConfigError, Settings
 
@@ -124,6 +126,15 @@ def create_celery_app(settings: Settings | None = None) -> ChathooksCelery:
             load_rules(app.chathooks_settings.rules_path)
         except ConfigError as exc:
             raise SystemExit(f"chathooks: configuration error: {exc}") from None
+
+    @task_failure.connect(weak=False)
+    def drop_cut_connections(sender: Any = None, exception: BaseException | None = None, **_: object) -> None:
+        """A task cut short by its soft time limit, raised wherever it was (a handler's own is ``run_handler``'s),
+        closes the process's Redis connections: see ``drop_connections``."""
+        if isinstance(exception, SoftTimeLimitExceeded) and getattr(sender, "app", None) is app:
+            from workers.runtime import runtime_for  # at run time, as below
+
+            drop_connections(runtime_for(app).redis)
 
     @worker_process_shutdown.connect(weak=False)
     def write_observations(**_: object) -> None:

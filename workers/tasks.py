@@ -10,11 +10,10 @@ from typing import Any
 
 import redis
 from celery import shared_task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Reject
 
 from chathooks.events import Event
 from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB, TICK
-from chathooks.redis_client import drop_connections
 from workers import poison
 from workers.dispatch import dispatch, handle_delivery, run_handler
 from workers.handlers import triggers
@@ -42,9 +41,6 @@ def through_redis_outages(rt: Runtime, work: Callable[[], None]) -> None:
         try:
             work()
             return
-        except SoftTimeLimitExceeded:
-            drop_connections(rt.redis)  # cut short outside a handler (the flush): see ``drop_connections``
-            raise
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             rt.journal.discard()  # the failed run's unwritten story and counts: the next run tells its own
             time.sleep(REDIS_PAUSE)

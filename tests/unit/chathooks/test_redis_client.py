@@ -204,6 +204,14 @@ def test_without_hiredis_a_connection_the_server_closed_is_reconnected_too(real_
     assert client.ping() is True and client.client_id() != own
 
 
+def test_a_connection_whose_socket_was_closed_under_it_is_reconnected(real_redis):
+    client = _ready_client()
+    client.ping()
+    (connection,) = client.connection_pool._available_connections
+    connection._sock.close()
+    assert client.ping() is True
+
+
 def test_a_ready_client_s_close_closes_its_pool(real_redis):
     client = _ready_client()
     client.ping()

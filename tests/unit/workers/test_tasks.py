@@ -1,11 +1,14 @@
 import pytest
 import redis
 from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.signals import task_failure
 
+from chathooks.queue_message import PROCESS_DELIVERY, RUN_JOB, TICK
 from tests.conftest import make_settings
 from tests.unit.workers.conftest import RULES
 from workers import tasks
-from workers.runtime import REDIS_TIMEOUT, Runtime, redis_timeout
+from workers.celery_app import create_celery_app
+from workers.runtime import REDIS_TIMEOUT, Runtime, install, redis_timeout
 
 
 def failing(errors):  # type: ignore[no-untyped-def]
@@ -63,12 +66,14 @@ def test_other_failures_pass_through(dry_rt):
 
 def test_a_task_cut_short_by_its_soft_time_limit_closes_its_redis_connections(dry_rt, monkeypatch):
     """Celery raises the soft limit wherever the task is: between a pipeline's send and its replies too."""
+    app = create_celery_app(dry_rt.settings)
+    install(app, dry_rt)
     closed = []
     monkeypatch.setattr(dry_rt.redis.connection_pool, "disconnect", lambda *a, **k: closed.append(1))
-    work, _ = failing([SoftTimeLimitExceeded()])
-    with pytest.raises(SoftTimeLimitExceeded):
-        tasks.through_redis_outages(dry_rt, work)
-    assert closed == [1]
+    for task in (PROCESS_DELIVERY, RUN_JOB, TICK):
+        task_failure.send(sender=app.tasks[task], exception=KeyError("a bug"))
+        task_failure.send(sender=app.tasks[task], exception=SoftTimeLimitExceeded())
+    assert closed == [1, 1, 1]
 
 
 def test_the_tick_sends_no_task_events_but_the_work_does():
