@@ -168,7 +168,7 @@ UNKNOWN = Profile()
 class Profiles:
     def __init__(self, client: redis.Redis, keys: Keys, ttl: int, chat_ttl: int, *,
                  later: Callable[[Write], None] | None = None,
-                 lasting: Callable[[Write, Callable[[], None]], None] | None = None) -> None:
+                 lasting: Callable[[Write], None] | None = None) -> None:
         self._redis = client
         self._keys = keys
         self._ttl = ttl
@@ -246,7 +246,7 @@ class Profiles:
         if self._lasting is None:
             self._tagged(keys, args)
         else:
-            self._lasting(lambda pipe: _TAGGED_LATER.queue(pipe, keys, args), _nothing)
+            self._lasting(lambda pipe: _TAGGED_LATER.queue(pipe, keys, args))
 
     def subscribed(self, email: str) -> None:
         self._write(self._keys.profile_email(_email(email)), {"subscribed": "1"}, later=self._later)
@@ -305,7 +305,3 @@ def _bool(value: bool) -> str:
 
 def _iso(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _nothing() -> None:
-    """Nothing to do once a lasting write is written."""

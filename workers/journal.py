@@ -69,7 +69,7 @@ class Journal:
         self._chats: dict[str, _Chat] = {}
         self._counts: dict[str, int] = {}
         self._later: list[Write] = []
-        self._lasting: list[tuple[Write, Callable[[], None]]] = []
+        self._lasting: list[tuple[Write, Callable[[], None] | None]] = []
         self._delivery: dict[str, Any] | None = None
 
     # --- what happened ----------------------------------------------------------------
@@ -113,9 +113,9 @@ class Journal:
         """A write of someone else's (the outbound record's, a finished job's removal) to go with the flush."""
         self._later.append(write)
 
-    def lasting(self, write: Write, written: Callable[[], None]) -> None:
+    def lasting(self, write: Write, written: Callable[[], None] | None = None) -> None:
         """A write of a fact that stays true (an effect made): kept by ``discard`` and when a flush fails, until a
-        flush has written it; then ``written`` is called."""
+        flush has written it; then ``written``, if given, is called."""
         self._lasting.append((write, written))
 
     def processed(self, delivery_id: str, source: str) -> None:
@@ -158,7 +158,8 @@ class Journal:
                     self._lasting[:0] = lasting  # written by the next flush, whatever this task's fate
                     raise
         for _, written in lasting:
-            written()
+            if written is not None:
+                written()
 
     def _end_delivery(self) -> None:
         delivery, self._delivery = self._delivery, None

@@ -288,4 +288,4 @@ def _snapshot(state: bytes, row: int, first: bytes, tags: Sequence[bytes], ttl: 
         tags=frozenset(t.decode() for t in tags) if tags else _NONE, rating=int(rating) if rating else None,
         source=get("src"), attributes=attributes)
     return Snapshot(get("v", "0"), view, get("src", ""), get("org") or None, get("chat", ""), get("job", ""),
-                    int(ttl), frozenset(spent), fired, _ROLE_OF.get(role) if role else None)
+                    int(ttl), frozenset(spent), fired, _ROLE_OF.get(role))

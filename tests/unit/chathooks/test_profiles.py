@@ -169,7 +169,7 @@ def test_with_a_caller_to_write_it_subscribed_goes_with_its_writes_and_a_tag_at_
 def test_with_a_caller_to_keep_it_a_tag_goes_with_its_writes_looked_up_when_they_are_written(fake_redis, settings):
     kept: list = []  # type: ignore[type-arg]
     profiles = Profiles(fake_redis, Keys(settings.key_prefix), ttl=3600, chat_ttl=600,
-                        lasting=lambda write, written: kept.append(write))
+                        lasting=kept.append)
     profiles.seen("livechat", "C1", customer_id="c-1", at=T0)
     profiles.tagged("livechat", "C1", ["vip"])
     assert profiles.find(None, "c-1").tags == () and len(kept) == 1
