@@ -49,9 +49,10 @@ from chathooks.settings import Settings
 PROCESSED = "processed:livechat"
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
 DRAIN = "drain"  # the pipeline's deliveries pushed straight onto the queue, as the no-op's are
+CEILING = "ceiling"  # the pipeline's conversations through the ingress to workers that run no handler (bench.ceiling)
 EVENTS = "pipeline events"  # CHATHOOKS_TASK_EVENTS=1: what task events cost when Flower is not running
 TRIGGER_SIDES = ("no-triggers", "triggers")
-SIDES = ("pipeline", "noop", DRAIN, "pipeline-1", "pipeline-4", EVENTS)
+SIDES = ("pipeline", "noop", DRAIN, CEILING, "pipeline-1", "pipeline-4", EVENTS)
 PINNED_SIDES = ("pinned-1", "pinned-2", "pinned-4")  # B4 again, the workers on cores of their own
 AMQP_SIDES = ("pipeline amqp", "noop amqp", "pipeline-1 amqp")
 
@@ -114,7 +115,8 @@ def measure(target: RedisTarget, plan: Plan, log_dir: Path) -> list[Figure]:
         if amqp:
             amqp_target.delete([ns.queue])
     runs.update(_trigger_runs(target, plan, log_dir, rules))
-    figures = [_b3(runs, plan), _b3(runs, plan, side=DRAIN), _b3e(runs), _b3t(runs), _b4(runs, plan),
+    figures = [_b3(runs, plan), _b3(runs, plan, side=DRAIN), _b3(runs, plan, side=CEILING), _b3c(runs), _b3e(runs),
+               _b3t(runs), _b4(runs, plan),
                _b4(runs, plan, processes=4)]
     if cores:
         figures += [_b4(runs, plan, pinned=cores), _b4(runs, plan, processes=4, pinned=cores)]
@@ -135,7 +137,7 @@ def _concurrency(side: str, plan: Plan) -> int:
 
 def _with_worker(side: str, concurrency: int, ns: Namespace, client: redis.Redis, log_dir: Path, n: int,
                  measure_side: Measure, env: dict[str, str], prefix: list[str] | None = None) -> Run:
-    app = "bench.noop" if side.startswith("noop") else "workers"
+    app = "bench.noop" if side.startswith("noop") else "bench.ceiling" if side == CEILING else "workers"
     worker = start_celery_worker(ns.env(**env), log_dir, f"{side.replace(' ', '-')}-{n}", app=app,
                                  concurrency=concurrency, prefix=prefix or ())
     try:
@@ -274,19 +276,38 @@ def _patience(items: int) -> float:
     return 60 + items / 20
 
 
+_B3_SIDES = {  # B3's variants: the side measured against the no-op drain, its key's suffix and what it is
+    "pipeline": ("", "pipeline deliveries/s"),
+    DRAIN: (" drain", "pipeline deliveries pushed onto the queue, drained/s,"),
+    CEILING: (" ceiling", "deliveries/s through the ingress to workers that run no handler"),
+}
+
+
 def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "", side: str = "pipeline") -> Figure:
-    """B3; with ``side`` DRAIN, its deliveries pushed onto the queue as the no-op's are (no ingress)."""
+    """B3; with ``side`` DRAIN, its deliveries pushed onto the queue as the no-op's are (no ingress); with
+    CEILING, through the ingress to workers that only count them processed (what B3 can be at most here)."""
     pipeline, noop = [r.rate for r in runs[side + broker]], [r.rate for r in runs["noop" + broker]]
     on = " (RabbitMQ)" if broker else ""
-    what = "pipeline deliveries pushed onto the queue, drained/s," if side == DRAIN else "pipeline deliveries/s"
+    suffix, what = _B3_SIDES[side]
     return Figure(
-        key="B3" + (" drain" if side == DRAIN else "") + broker, title=f"{what} ÷ Celery no-op drain rate{on}",
+        key="B3" + suffix + broker, title=f"{what} ÷ Celery no-op drain rate{on}",
         unit="ratio",
         value=ratios(pipeline, noop),
         sides={"pipeline /s": Spread.of(pipeline), "no-op /s": Spread.of(noop)},
         details={"worker_concurrency": plan.worker_concurrency, "chats": plan.pipeline_chats,
                  "messages_per_chat": plan.messages_per_chat,
                  "runs": [r.to_dict() for name in (side, "noop") for r in runs[name + broker]]},
+    )
+
+
+def _b3c(runs: dict[str, list[Run]]) -> Figure:
+    """The pipeline against its ceiling: the share of what this machine allows that the handlers leave."""
+    pipeline, ceiling = [r.rate for r in runs["pipeline"]], [r.rate for r in runs[CEILING]]
+    return Figure(
+        key="B3 of ceiling", title="pipeline deliveries/s ÷ the same through workers that run no handler",
+        unit="ratio", value=ratios(pipeline, ceiling),
+        sides={"pipeline /s": Spread.of(pipeline), "ceiling /s": Spread.of(ceiling)},
+        details={"runs": [r.to_dict() for r in runs[CEILING]]},
     )
 
 
