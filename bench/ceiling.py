@@ -1,8 +1,9 @@
 """B3's ceiling: the workers' Celery app and configuration with a delivery task that runs no handler.
 
 It writes only what the real task's flush writes of a delivery (its entry in the chat's story, its
-processed mark and counters), in one round trip. Fed by the real ingress, it is the pipeline with handlers that cost nothing: the most B3 can be on this machine,
-where the ingress and the load generator share the cores with the workers.
+processed mark and counters), in one round trip. Fed by the real ingress, it is the pipeline with
+handlers that cost nothing: the most B3 can be on this machine, where the ingress and the load
+generator share the cores with the workers.
 Run as ``celery -A bench.ceiling worker`` with the same flags as the real worker.
 """
 
