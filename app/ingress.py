@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,14 +129,19 @@ class Ingress:
 
     def queue(self, delivery: Delivery) -> dict[str, str]:
         """Durably queue once; the reply body says which happened."""
+        return self.queue_after((), delivery)[1]
+
+    def queue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], dict[str, str]]:
+        """``queue``, after the Redis commands ``reads`` and in the same round trip where the broker is Redis:
+        their replies as the server sent them, and the reply body."""
         try:
-            queued = self.enqueuer.enqueue(delivery)
+            replies, queued = self.enqueuer.enqueue_after(reads, delivery)
         except QueueUnavailable as exc:
             log.error("delivery %s not queued: %s", delivery.id, exc)
             # A timed-out write may still land when Redis recovers; then the retry is answered "duplicate".
             raise unavailable("queue unavailable; retry later (a retry is deduplicated)",
                               redis_failed=isinstance(exc.__cause__, redis.RedisError)) from None
-        return {"status": "queued" if queued else "duplicate", "id": delivery.id}
+        return replies, {"status": "queued" if queued else "duplicate", "id": delivery.id}
 
 
 def accepted(given: object, secrets: tuple[str, ...]) -> bool:

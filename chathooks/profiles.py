@@ -11,14 +11,15 @@ the last rating is the latest by its time. Profiles live ``ttl`` seconds from th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, PipelinedScript, Write
+from chathooks.redis_client import PackedScript, PipelinedScript, Write, exchange, pack
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -191,13 +192,23 @@ class Profiles:
 
     def find(self, email: str | None, customer_id: str | None) -> Profile:
         """The customer's profile by email, else by customer id; ``UNKNOWN`` when there is none."""
-        keys = [k for k in (self._email(email), self._customer(customer_id)) if k]
-        if not keys:
-            return UNKNOWN
-        with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
-            found = dict(zip(keys, pipe.execute()))
+        reads = self.reads(email, customer_id)
+        return self.found(email, customer_id, exchange(self._redis, pack(reads), len(reads)) if reads else [])
+
+    def reads(self, email: str | None, customer_id: str | None) -> list[tuple[str, str]]:
+        """The commands that read the profile (``found`` makes it of their replies): for a caller that sends
+        them with other commands of its own."""
+        return [("HGETALL", key) for key in self._lookup_keys(email, customer_id)]
+
+    def found(self, email: str | None, customer_id: str | None, replies: Sequence[Any]) -> Profile:
+        """The profile of the ``reads`` replies (as the server sent them); a merged profile is read through its
+        alias."""
+        keys = self._lookup_keys(email, customer_id)
+        found: dict[str, dict[bytes, bytes]] = {}
+        for key, reply in zip(keys, replies, strict=True):
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+            found[key] = dict(zip(reply[::2], reply[1::2]))
         for key, raw in list(found.items()):
             if raw and b"alias" in raw:
                 alias = self._keys.profile_email(raw[b"alias"].decode())
@@ -205,6 +216,9 @@ class Profiles:
         # Not linked yet (no chat has shown both): both halves are this customer's.
         raws = [raw for raw in {id(r): r for r in found.values() if r}.values()]
         return Profile.from_hash(_merged(raws)) if raws else UNKNOWN
+
+    def _lookup_keys(self, email: str | None, customer_id: str | None) -> list[str]:
+        return [k for k in (self._email(email), self._customer(customer_id)) if k]
 
     # --- writes (the workers) -----------------------------------------------------------
 

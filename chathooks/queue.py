@@ -14,15 +14,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import redis
 
 from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript
+from chathooks.redis_client import PackedScript, exchange, pack
 from chathooks.queue_message import delivery_message
 from chathooks.settings import Settings
 
@@ -36,6 +36,11 @@ class QueueUnavailable(Exception):
 class Enqueuer(Protocol):
     def enqueue(self, delivery: Delivery) -> bool:
         """Queue ``delivery`` once: True if queued now, False if it was seen before."""
+
+    def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
+        """Run the commands ``reads``, then ``enqueue``: their replies as the server sent them, and whether it
+        was queued now. A read's error is a QueueUnavailable (the delivery may be queued all the same: the
+        sender's retry is then a duplicate)."""
 
 
 # A duplicate counted, and told in the story of a chat the workers know: its entry is built here, so a delivery
@@ -81,20 +86,24 @@ class RedisEnqueuer:
         self._wait_ms = wait_ms
 
     def enqueue(self, delivery: Delivery) -> bool:
+        return self.enqueue_after((), delivery)[1]
+
+    def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
+        """In the enqueue's own round trip."""
         message = delivery_message(delivery, self._queue)
         dedupe = self._keys.dedupe(delivery.id)
         keys = [dedupe, self._queue, self._keys.metrics, _timeline(self._keys, delivery, dedupe)]
         args = [delivery.dedupe_ttl, message, delivery.source, f"{delivery.received_at:.6f}", delivery.id,
                 delivery.action]
         try:
-            queued, replicas = self._script(keys, args, self._wait_ms)
+            replies, queued, replicas = self._script.after(reads, keys, args, self._wait_ms)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
         if queued and replicas == 0:
             log.warning("a delivery was queued but no replica had it within %d ms", self._wait_ms)
             with contextlib.suppress(redis.RedisError):
                 self._redis.hincrby(self._keys.metrics, f"unreplicated:{delivery.source}", 1)
-        return bool(queued)
+        return replies, bool(queued)
 
 
 # The dedupe claim of a delivery being published elsewhere (RabbitMQ): pending until its publish is confirmed.
@@ -148,6 +157,19 @@ class PublishingEnqueuer:
         self._claim = client.register_script(_CLAIM_LUA)
         self._confirmed = client.register_script(_CONFIRMED_LUA)
         self._release = client.register_script(_RELEASE_LUA)
+
+    def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
+        """The reads in a round trip of their own, before the claim."""
+        replies: list[Any] = []
+        if reads:
+            try:
+                replies = exchange(self._redis, pack(reads), len(reads))
+            except redis.RedisError as exc:
+                raise QueueUnavailable(str(exc)) from exc
+            failed = next((r for r in replies if isinstance(r, redis.ResponseError)), None)
+            if failed is not None:
+                raise QueueUnavailable(str(failed)) from failed
+        return replies, self.enqueue(delivery)
 
     def enqueue(self, delivery: Delivery) -> bool:
         key = self._keys.dedupe(delivery.id)

@@ -133,13 +133,22 @@ class PackedScript:
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any], wait_ms: int = 0) -> tuple[Any, int | None]:
         """(The script's result, how many replicas have its writes; None when ``wait_ms`` is 0)."""
+        _, result, replicas = self.after((), keys, args, wait_ms)
+        return result, replicas
+
+    def after(self, reads: Sequence[Sequence[Any]], keys: Sequence[str], args: Sequence[Any],
+              wait_ms: int = 0) -> tuple[list[Any], Any, int | None]:
+        """The script run after the commands ``reads``, all in the same write: (their replies as the server sent
+        them, the script's result, the replicas as ``__call__``'s). A read's error is raised once all is read."""
         packet = pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))
+        if reads:
+            packet = pack(reads) + packet
         if wait_ms:
             packet += pack_command(("WAIT", 1, wait_ms))
         loaded = retried = False
         while True:
             try:
-                return self._send(packet, bool(wait_ms))
+                return self._send(packet, len(reads), bool(wait_ms))
             except redis.exceptions.NoScriptError:
                 if loaded:
                     raise
@@ -150,20 +159,33 @@ class PackedScript:
                     raise
                 retried = True
 
-    def _send(self, packet: bytes, wait: bool) -> tuple[Any, int | None]:
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command([packet])
-            result, replicas = _reply(connection), (_reply(connection) if wait else None)
-        except BaseException:
-            connection.disconnect()  # a reply may be left unread: the connection cannot be reused
-            raise
-        finally:
-            pool.release(connection)
-        if isinstance(result, redis.ResponseError):
-            raise result
-        return result, None if replicas is None else int(replicas)
+    def _send(self, packet: bytes, reads: int, wait: bool) -> tuple[list[Any], Any, int | None]:
+        replies = exchange(self._client, packet, reads + 1 + wait)
+        read, result = replies[:reads], replies[reads]
+        for reply in (result, *read):  # the script's own error first: NOSCRIPT sends it all again
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return read, result, int(replies[-1]) if wait else None
+
+
+def pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """Commands packed for one write (``exchange``)."""
+    return b"".join(pack_command(tuple(command)) for command in commands)
+
+
+def exchange(client: redis.Redis, packet: bytes, count: int) -> list[Any]:
+    """Write ``packet`` (commands packed) to a connection of ``client``'s pool and read ``count`` replies, as the
+    server sent them (no response callbacks; an error reply is returned, not raised)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([packet])
+        return [_reply(connection) for _ in range(count)]
+    except BaseException:
+        connection.disconnect()  # a reply may be left unread: the connection cannot be reused
+        raise
+    finally:
+        pool.release(connection)
 
 
 class PipelinedScript:

@@ -1,7 +1,7 @@
 """``GET|POST /webhooks/chatbot``: ChatBot.com webhook blocks, answered at once from the customer's profile.
 
-The POST reads Redis only (the profile) and queues the call once as a lead; it makes no outbound
-call. The ``token`` rides in the query string: the access log redacts it (``app.access_log``).
+The POST queues the call once as a lead and reads the customer's profile in the same round trip; it
+makes no outbound call. The ``token`` rides in the query string: the access log redacts it (``app.access_log``).
 """
 
 from __future__ import annotations
@@ -48,13 +48,15 @@ def answer() -> dict[str, Any]:
         call = adapter.load(body)
     except InvalidPayload as exc:
         raise Rejection(400, "invalid_payload", "invalid webhook", exc.errors) from None
+    email, customer_id = adapter.email_of(call), call.get("externalId")
+    # Queued once per messageId (503 when it cannot be), the profile read in the same round trip.
+    delivery = adapter.to_delivery(call, ingress.settings)
+    replies, _ = ingress.queue_after(ingress.profiles.reads(email, customer_id), delivery)
     try:
-        profile = ingress.profiles.find(adapter.email_of(call), call.get("externalId"))
+        profile = ingress.profiles.found(email, customer_id, replies)
     except redis.RedisError as exc:
         raise unavailable(f"customer profiles unavailable: {type(exc).__name__}") from None
-    reply = answers.answer(ingress.rules.chatbot, call, profile)
-    ingress.queue(adapter.to_delivery(call, ingress.settings))  # once per messageId; 503 when it cannot be
-    return reply
+    return answers.answer(ingress.rules.chatbot, call, profile)
 
 
 def openapi(settings: Settings) -> dict[str, Any]:

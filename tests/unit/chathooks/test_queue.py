@@ -135,3 +135,18 @@ def test_redis_away_at_the_claim_is_unavailable_and_nothing_is_published(keys, d
     with pytest.raises(QueueUnavailable):
         enqueuer(fakeredis.FakeRedis(server=server), keys, published.append).enqueue(delivery)
     assert published == []
+
+
+def test_reads_before_a_publishing_enqueue_are_answered_then_it_is_queued(fake_redis, keys, delivery):
+    published: list = []
+    fake_redis.hset("profile", "chats", "2")
+    replies, queued = enqueuer(fake_redis, keys, published.append).enqueue_after([("HGETALL", "profile")], delivery)
+    assert (replies, queued, published) == ([[b"chats", b"2"]], True, [delivery])
+
+
+def test_a_failed_read_before_a_publishing_enqueue_queues_nothing(fake_redis, keys, delivery):
+    published: list = []
+    fake_redis.set("text", "x")
+    with pytest.raises(QueueUnavailable):
+        enqueuer(fake_redis, keys, published.append).enqueue_after([("HGETALL", "text")], delivery)
+    assert published == [] and fake_redis.get(keys.dedupe(delivery.id)) is None

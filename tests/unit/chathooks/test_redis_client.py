@@ -12,7 +12,7 @@ from redis.sentinel import SentinelManagedConnection
 
 from chathooks.keys import Keys
 from chathooks.platforms.livechat.adapter import load_envelope, to_delivery
-from chathooks.queue import RedisEnqueuer
+from chathooks.queue import QueueUnavailable, RedisEnqueuer
 from chathooks.redis_client import PackedScript, PipelinedScript, ReadyPool, connect, execute, is_sentinel
 from chathooks.settings import ConfigError, Settings
 from tests.conftest import make_settings
@@ -98,6 +98,18 @@ def test_an_enqueue_no_replica_confirmed_is_queued_and_counted(real_redis):
     assert real_redis.hget(keys.metrics, "unreplicated:livechat") == b"1"  # the duplicate queued nothing
 
 
+def test_reads_go_in_the_enqueue_s_round_trip_and_a_failed_one_is_unavailable(real_redis):
+    settings = make_settings(CHATHOOKS_KEY_PREFIX=real_redis.prefix, CHATHOOKS_QUEUE=f"{real_redis.prefix}events")
+    delivery = to_delivery(load_envelope(fixture("incoming_event")), settings)
+    queue = RedisEnqueuer(real_redis, Keys(settings.key_prefix), settings.queue)
+    real_redis.hset(f"{real_redis.prefix}h", "a", "1")
+    assert queue.enqueue_after([("HGETALL", f"{real_redis.prefix}h")], delivery) == ([[b"a", b"1"]], True)
+    real_redis.set(f"{real_redis.prefix}text", "x")
+    with pytest.raises(QueueUnavailable):  # the sender's retry is a duplicate: queued once all the same
+        queue.enqueue_after([("HGETALL", f"{real_redis.prefix}text")], delivery)
+    assert real_redis.llen(settings.queue) == 1
+
+
 def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real_redis, monkeypatch):
     sent: list[str] = []
     original, send = redis.client.Pipeline.execute_command, PackedScript._send
@@ -106,9 +118,9 @@ def test_a_once_guard_waits_for_a_replica_on_its_claim_and_its_done_mark(real_re
         sent.append(str(args[0]))
         return original(self, *args, **kwargs)
 
-    def packed(self, packet, wait):  # type: ignore[no-untyped-def]
+    def packed(self, packet, reads, wait):  # type: ignore[no-untyped-def]
         sent.extend(["EVALSHA", "WAIT"] if wait and packet.count(b"WAIT") == 1 else ["EVALSHA"])
-        return send(self, packet, wait)
+        return send(self, packet, reads, wait)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute_command", watched)
     monkeypatch.setattr(PackedScript, "_send", packed)
@@ -224,3 +236,22 @@ def test_a_healthy_connection_is_lent_again_without_reconnecting(real_redis):
     client = _ready_client()
     first = client.client_id()
     assert [client.client_id() for _ in range(3)] == [first] * 3
+
+
+def test_a_packed_script_runs_after_reads_sent_in_the_same_write(real_redis):
+    p = real_redis.prefix
+    script = PackedScript(real_redis, "return redis.call('INCR', KEYS[1])")
+    real_redis.hset(f"{p}h", "a", "1")
+    reads, result, replicas = script.after([("HGETALL", f"{p}h"), ("GET", f"{p}missing")], [f"{p}n"], [])
+    assert (reads, result, replicas) == ([[b"a", b"1"], None], 1, None)  # as the server sent them
+    real_redis.set(f"{p}text", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        script.after([("HGETALL", f"{p}text")], [f"{p}n"], [])
+    assert script([f"{p}n"], []) == (3, None)  # the script ran all the same; the connection was read to the end
+
+
+def test_reads_before_a_script_the_server_lost_are_sent_again_with_it(fake_redis):
+    script = PackedScript(fake_redis, "return redis.call('INCR', KEYS[1])")
+    fake_redis.set("v", "1")
+    fake_redis.script_flush()
+    assert script.after([("GET", "v")], ["n"], [])[:2] == ([b"1"], 1)  # loaded, then run once

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import redis
 
 from app import create_app
 from chathooks.keys import Keys
@@ -151,3 +152,24 @@ def test_redis_down_is_503(settings):
     client = create_app(settings, redis_client=connect("redis://127.0.0.1:1/0", timeout=0.2)).test_client()
     response = post(client, fixture("webhook_block", SOURCE))
     assert response.status_code == 503 and response.is_json and "Retry-After" in response.headers
+
+
+def test_a_call_is_queued_and_its_profile_read_in_one_round_trip(real_redis, monkeypatch):
+    prefix = real_redis.prefix
+    settings = make_settings(CHATBOT_WEBHOOK_TOKENS=TOKEN, CHATHOOKS_KEY_PREFIX=prefix, CHATHOOKS_QUEUE=f"{prefix}events",
+                             CHATHOOKS_RULES=str(FIXTURES / "rules" / "chatbot_example.yaml"))
+    returning(real_redis, settings)
+    client = create_app(settings, redis_client=real_redis).test_client()
+    expected = post(client, fixture("webhook_block", SOURCE)).json  # the scripts loaded
+    writes: list[bytes] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, command, *args, **kwargs):  # type: ignore[no-untyped-def]
+        writes.append(command)
+        return send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    body = fixture("webhook_block", SOURCE)
+    body["messageId"] += "-2"
+    assert post(client, body).json == expected and len(writes) == 1
+    assert len(queued(real_redis, settings)) == 2
