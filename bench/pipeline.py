@@ -276,10 +276,10 @@ def _patience(items: int) -> float:
     return 60 + items / 20
 
 
-_B3_SIDES = {  # B3's variants: the side measured against the no-op drain, its key's suffix and what it is
-    "pipeline": ("", "pipeline deliveries/s"),
-    DRAIN: (" drain", "pipeline deliveries pushed onto the queue, drained/s,"),
-    CEILING: (" ceiling", "deliveries/s through the ingress to workers that run no handler"),
+_B3_SIDES = {  # B3's variants: the side measured against the no-op drain, its key's suffix, what it is, its rate
+    "pipeline": ("", "pipeline deliveries/s", "pipeline /s"),
+    DRAIN: (" drain", "pipeline deliveries pushed onto the queue, drained/s,", "pipeline /s"),
+    CEILING: (" ceiling", "deliveries/s through the ingress to workers that run no handler", "ceiling /s"),
 }
 
 
@@ -288,12 +288,12 @@ def _b3(runs: dict[str, list[Run]], plan: Plan, broker: str = "", side: str = "p
     CEILING, through the ingress to workers that only count them processed (what B3 can be at most here)."""
     pipeline, noop = [r.rate for r in runs[side + broker]], [r.rate for r in runs["noop" + broker]]
     on = " (RabbitMQ)" if broker else ""
-    suffix, what = _B3_SIDES[side]
+    suffix, what, rate = _B3_SIDES[side]
     return Figure(
         key="B3" + suffix + broker, title=f"{what} ÷ Celery no-op drain rate{on}",
         unit="ratio",
         value=ratios(pipeline, noop),
-        sides={"pipeline /s": Spread.of(pipeline), "no-op /s": Spread.of(noop)},
+        sides={rate: Spread.of(pipeline), "no-op /s": Spread.of(noop)},
         details={"worker_concurrency": plan.worker_concurrency, "chats": plan.pipeline_chats,
                  "messages_per_chat": plan.messages_per_chat,
                  "runs": [r.to_dict() for name in (side, "noop") for r in runs[name + broker]]},

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, PipelinedScript, Write, exchange, pack
+from chathooks.redis_client import PackedScript, PipelinedScript, Write, read
 
 FIELDS = ("known", "chats", "first_seen", "last_seen", "last_rating", "tags", "subscribed", "name")
 
@@ -193,7 +193,7 @@ class Profiles:
     def find(self, email: str | None, customer_id: str | None) -> Profile:
         """The customer's profile by email, else by customer id; ``UNKNOWN`` when there is none."""
         reads = self.reads(email, customer_id)
-        return self.found(email, customer_id, exchange(self._redis, pack(reads), len(reads)) if reads else [])
+        return self.found(email, customer_id, read(self._redis, reads) if reads else [])
 
     def reads(self, email: str | None, customer_id: str | None) -> list[tuple[str, str]]:
         """The commands that read the profile (``found`` makes it of their replies): for a caller that sends
@@ -201,14 +201,15 @@ class Profiles:
         return [("HGETALL", key) for key in self._lookup_keys(email, customer_id)]
 
     def found(self, email: str | None, customer_id: str | None, replies: Sequence[Any]) -> Profile:
-        """The profile of the ``reads`` replies (as the server sent them); a merged profile is read through its
-        alias."""
+        """The profile of the ``reads`` replies (as the server sent them; an error reply is raised); a merged
+        profile is read through its alias."""
         keys = self._lookup_keys(email, customer_id)
         found: dict[str, dict[bytes, bytes]] = {}
         for key, reply in zip(keys, replies, strict=True):
             if isinstance(reply, redis.ResponseError):
                 raise reply
-            found[key] = dict(zip(reply[::2], reply[1::2]))
+            # RESP2 sends a hash as a flat list of fields and values, RESP3 as a map.
+            found[key] = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
         for key, raw in list(found.items()):
             if raw and b"alias" in raw:
                 alias = self._keys.profile_email(raw[b"alias"].decode())

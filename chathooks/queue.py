@@ -22,7 +22,7 @@ import redis
 from chathooks.broker import Broker
 from chathooks.events import Delivery
 from chathooks.keys import Keys
-from chathooks.redis_client import PackedScript, exchange, pack
+from chathooks.redis_client import PackedScript, read
 from chathooks.queue_message import delivery_message
 from chathooks.settings import Settings
 
@@ -38,9 +38,8 @@ class Enqueuer(Protocol):
         """Queue ``delivery`` once: True if queued now, False if it was seen before."""
 
     def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
-        """Run the commands ``reads``, then ``enqueue``: their replies as the server sent them, and whether it
-        was queued now. A read's error is a QueueUnavailable (the delivery may be queued all the same: the
-        sender's retry is then a duplicate)."""
+        """Run the read-only commands ``reads``, then ``enqueue``: their replies as the server sent them (an error
+        reply returned, not raised: the delivery is queued all the same), and whether it was queued now."""
 
 
 # A duplicate counted, and told in the story of a chat the workers know: its entry is built here, so a delivery
@@ -160,15 +159,10 @@ class PublishingEnqueuer:
 
     def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
         """The reads in a round trip of their own, before the claim."""
-        replies: list[Any] = []
-        if reads:
-            try:
-                replies = exchange(self._redis, pack(reads), len(reads))
-            except redis.RedisError as exc:
-                raise QueueUnavailable(str(exc)) from exc
-            failed = next((r for r in replies if isinstance(r, redis.ResponseError)), None)
-            if failed is not None:
-                raise QueueUnavailable(str(failed)) from failed
+        try:
+            replies = read(self._redis, reads) if reads else []
+        except redis.RedisError as exc:
+            raise QueueUnavailable(str(exc)) from exc
         return replies, self.enqueue(delivery)
 
     def enqueue(self, delivery: Delivery) -> bool:

@@ -133,39 +133,39 @@ class PackedScript:
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any], wait_ms: int = 0) -> tuple[Any, int | None]:
         """(The script's result, how many replicas have its writes; None when ``wait_ms`` is 0)."""
-        _, result, replicas = self.after((), keys, args, wait_ms)
-        return result, replicas
+        replies = self._run(self._packet(keys, args, wait_ms), 0, wait_ms)
+        return replies[0], int(replies[1]) if wait_ms else None
 
     def after(self, reads: Sequence[Sequence[Any]], keys: Sequence[str], args: Sequence[Any],
               wait_ms: int = 0) -> tuple[list[Any], Any, int | None]:
         """The script run after the commands ``reads``, all in the same write: (their replies as the server sent
-        them, the script's result, the replicas as ``__call__``'s). A read's error is raised once all is read."""
+        them, an error reply returned and not raised; the script's result; the replicas as ``__call__``'s)."""
+        replies = self._run(pack(reads) + self._packet(keys, args, wait_ms), len(reads), wait_ms)
+        return replies[:len(reads)], replies[len(reads)], int(replies[-1]) if wait_ms else None
+
+    def _packet(self, keys: Sequence[str], args: Sequence[Any], wait_ms: int) -> bytes:
         packet = pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))
-        if reads:
-            packet = pack(reads) + packet
-        if wait_ms:
-            packet += pack_command(("WAIT", 1, wait_ms))
+        return packet + pack_command(("WAIT", 1, wait_ms)) if wait_ms else packet
+
+    def _run(self, packet: bytes, reads: int, wait_ms: int) -> list[Any]:
+        """Every reply of ``packet``, the script's raised if it is an error; a script the server does not know
+        loaded and all sent again, and a dropped connection tried once more (as the client's own Retry; never a
+        timeout)."""
         loaded = retried = False
         while True:
             try:
-                return self._send(packet, len(reads), bool(wait_ms))
-            except redis.exceptions.NoScriptError:
-                if loaded:
-                    raise
-                loaded = True
-                self._client.script_load(self.script)
-            except redis.ConnectionError:  # as the client's own Retry: once, and never a timeout
+                replies = exchange(self._client, packet, reads + 1 + bool(wait_ms))
+            except redis.ConnectionError:
                 if retried:
                     raise
                 retried = True
-
-    def _send(self, packet: bytes, reads: int, wait: bool) -> tuple[list[Any], Any, int | None]:
-        replies = exchange(self._client, packet, reads + 1 + wait)
-        read, result = replies[:reads], replies[reads]
-        for reply in (result, *read):  # the script's own error first: NOSCRIPT sends it all again
-            if isinstance(reply, redis.ResponseError):
-                raise reply
-        return read, result, int(replies[-1]) if wait else None
+                continue
+            if not isinstance(result := replies[reads], redis.ResponseError):
+                return replies
+            if loaded or not isinstance(result, redis.exceptions.NoScriptError):
+                raise result
+            loaded = True
+            self._client.script_load(self.script)
 
 
 def pack(commands: Sequence[Sequence[Any]]) -> bytes:
@@ -186,6 +186,16 @@ def exchange(client: redis.Redis, packet: bytes, count: int) -> list[Any]:
         raise
     finally:
         pool.release(connection)
+
+
+def read(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Read-only ``commands`` in one round trip: their replies as ``exchange``'s; a dropped connection is tried
+    once more, as the client's own Retry would."""
+    packet = pack(commands)
+    try:
+        return exchange(client, packet, len(commands))
+    except redis.ConnectionError:
+        return exchange(client, packet, len(commands))
 
 
 class PipelinedScript:

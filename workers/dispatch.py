@@ -97,8 +97,7 @@ def dispatch(events: Iterable[Event], rt: Runtime) -> None:
 
 
 def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
-    """One queued delivery (``Delivery.to_message``), as its task runs it: every handler, then its story,
-    its ``processed`` mark and how long it took from the ingress, written in one round trip."""
+    """One queued delivery (``Delivery.to_message``), as its task runs it: every handler, then ``close_delivery``."""
     rt.journal.begin_delivery(message)
     tenancy = rt.outbound.tenancy
     for event in Delivery.events_of(message):
@@ -107,6 +106,12 @@ def handle_delivery(message: dict[str, Any], rt: Runtime) -> None:
             run_handler(DELIVER, event, rt)  # parks it: dead-lettered, replayed once the tenant is active
         else:
             dispatch([event], rt)
+    close_delivery(message, rt)
+
+
+def close_delivery(message: dict[str, Any], rt: Runtime) -> None:
+    """A delivery's handlers are done: its story, its ``processed`` mark and how long it took from the ingress,
+    written in one round trip."""
     source = message["source"]
     rt.journal.processed(message["id"], source)
     if message.get("received_at"):

@@ -12,7 +12,7 @@ from chathooks.keys import Keys
 from chathooks.profiles import Profiles
 from chathooks.redis_client import connect
 from tests.conftest import make_settings
-from tests.helpers import FIXTURES, fixture
+from tests.helpers import FIXTURES, REAL_REDIS_URL, fixture
 from tests.unit.app.conftest import field_errors, queued
 
 URL = "/webhooks/chatbot"
@@ -28,6 +28,13 @@ def settings():  # type: ignore[no-untyped-def]
 
 def post(client, body, token=TOKEN, **kwargs):  # type: ignore[no-untyped-def]
     return client.post(URL, json=body, query_string={"token": token} if token is not None else None, **kwargs)
+
+
+def on_real_redis(real_redis):  # type: ignore[no-untyped-def]
+    """Settings whose keys are under the real Redis client's own prefix (deleted after the test)."""
+    return make_settings(CHATBOT_WEBHOOK_TOKENS=TOKEN, CHATHOOKS_KEY_PREFIX=real_redis.prefix,
+                         CHATHOOKS_QUEUE=f"{real_redis.prefix}events",
+                         CHATHOOKS_RULES=str(FIXTURES / "rules" / "chatbot_example.yaml"))
 
 
 def returning(fake_redis, settings) -> None:  # type: ignore[no-untyped-def]
@@ -155,9 +162,7 @@ def test_redis_down_is_503(settings):
 
 
 def test_a_call_is_queued_and_its_profile_read_in_one_round_trip(real_redis, monkeypatch):
-    prefix = real_redis.prefix
-    settings = make_settings(CHATBOT_WEBHOOK_TOKENS=TOKEN, CHATHOOKS_KEY_PREFIX=prefix, CHATHOOKS_QUEUE=f"{prefix}events",
-                             CHATHOOKS_RULES=str(FIXTURES / "rules" / "chatbot_example.yaml"))
+    settings = on_real_redis(real_redis)
     returning(real_redis, settings)
     client = create_app(settings, redis_client=real_redis).test_client()
     expected = post(client, fixture("webhook_block", SOURCE)).json  # the scripts loaded
@@ -173,3 +178,25 @@ def test_a_call_is_queued_and_its_profile_read_in_one_round_trip(real_redis, mon
     body["messageId"] += "-2"
     assert post(client, body).json == expected and len(writes) == 1
     assert len(queued(real_redis, settings)) == 2
+
+
+def test_a_profile_that_cannot_be_read_is_503_and_the_call_queued_once(client, fake_redis, settings):
+    fake_redis.set(f"{settings.key_prefix}profile:email:jane@example.org", "not a hash")
+    for _ in range(2):  # ChatBot's retry: a duplicate
+        response = post(client, fixture("webhook_block", SOURCE))
+        assert response.status_code == 503 and "customer profiles unavailable" in response.json["error"]
+    assert len(queued(fake_redis, settings)) == 1
+
+
+def test_a_returning_customer_is_answered_the_same_on_resp3(real_redis):
+    settings = on_real_redis(real_redis)
+    returning(real_redis, settings)
+    answers = []
+    for protocol in (2, 3):
+        client = redis.Redis.from_url(REAL_REDIS_URL, protocol=protocol)
+        body = fixture("webhook_block", SOURCE)
+        body["messageId"] += f"-resp{protocol}"
+        response = post(create_app(settings, redis_client=client).test_client(), body)
+        assert response.status_code == 200
+        answers.append(response.json)
+    assert answers[0] == answers[1] and answers[0]["attributes"]
