@@ -193,33 +193,29 @@ class Profiles:
     def find(self, email: str | None, customer_id: str | None) -> Profile:
         """The customer's profile by email, else by customer id; ``UNKNOWN`` when there is none."""
         reads = self.reads(email, customer_id)
-        return self.found(email, customer_id, read(self._redis, reads) if reads else [])
+        return self.found(reads, read(self._redis, reads))
 
     def reads(self, email: str | None, customer_id: str | None) -> list[tuple[str, str]]:
         """The commands that read the profile (``found`` makes it of their replies): for a caller that sends
         them with other commands of its own."""
-        return [("HGETALL", key) for key in self._lookup_keys(email, customer_id)]
+        return [("HGETALL", key) for key in (self._email(email), self._customer(customer_id)) if key]
 
-    def found(self, email: str | None, customer_id: str | None, replies: Sequence[Any]) -> Profile:
-        """The profile of the ``reads`` replies (as the server sent them; an error reply is raised); a merged
+    def found(self, reads: Sequence[tuple[str, str]], replies: Sequence[Any]) -> Profile:
+        """The profile of the ``reads``' replies (as the server sent them; an error reply is raised); a merged
         profile is read through its alias."""
-        keys = self._lookup_keys(email, customer_id)
-        found: dict[str, dict[bytes, bytes]] = {}
-        for key, reply in zip(keys, replies, strict=True):
+        hashes: dict[str, dict[bytes, bytes]] = {}
+        for (_, key), reply in zip(reads, replies, strict=True):
             if isinstance(reply, redis.ResponseError):
                 raise reply
             # RESP2 sends a hash as a flat list of fields and values, RESP3 as a map.
-            found[key] = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
-        for key, raw in list(found.items()):
+            hashes[key] = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
+        for key, raw in list(hashes.items()):
             if raw and b"alias" in raw:
                 alias = self._keys.profile_email(raw[b"alias"].decode())
-                found[key] = found[alias] if alias in found else self._redis.hgetall(alias)
+                hashes[key] = hashes[alias] if alias in hashes else self._redis.hgetall(alias)
         # Not linked yet (no chat has shown both): both halves are this customer's.
-        raws = [raw for raw in {id(r): r for r in found.values() if r}.values()]
+        raws = [raw for raw in {id(r): r for r in hashes.values() if r}.values()]
         return Profile.from_hash(_merged(raws)) if raws else UNKNOWN
-
-    def _lookup_keys(self, email: str | None, customer_id: str | None) -> list[str]:
-        return [k for k in (self._email(email), self._customer(customer_id)) if k]
 
     # --- writes (the workers) -----------------------------------------------------------
 

@@ -160,7 +160,7 @@ class PublishingEnqueuer:
     def enqueue_after(self, reads: Sequence[Sequence[Any]], delivery: Delivery) -> tuple[list[Any], bool]:
         """The reads in a round trip of their own, before the claim."""
         try:
-            replies = read(self._redis, reads) if reads else []
+            replies = read(self._redis, reads)
         except redis.RedisError as exc:
             raise QueueUnavailable(str(exc)) from exc
         return replies, self.enqueue(delivery)

@@ -148,24 +148,17 @@ class PackedScript:
         return packet + pack_command(("WAIT", 1, wait_ms)) if wait_ms else packet
 
     def _run(self, packet: bytes, reads: int, wait_ms: int) -> list[Any]:
-        """Every reply of ``packet``, the script's raised if it is an error; a script the server does not know
-        loaded and all sent again, and a dropped connection tried once more (as the client's own Retry; never a
-        timeout)."""
-        loaded = retried = False
-        while True:
-            try:
-                replies = exchange(self._client, packet, reads + 1 + bool(wait_ms))
-            except redis.ConnectionError:
-                if retried:
-                    raise
-                retried = True
-                continue
-            if not isinstance(result := replies[reads], redis.ResponseError):
-                return replies
-            if loaded or not isinstance(result, redis.exceptions.NoScriptError):
-                raise result
-            loaded = True
+        """Every reply of ``packet``, the script's raised if it is an error; a script the server does not know is
+        loaded and all sent again."""
+        count = reads + 1 + bool(wait_ms)
+        replies = _exchange_once_more(self._client, packet, count)
+        if isinstance(result := replies[reads], redis.exceptions.NoScriptError):
             self._client.script_load(self.script)
+            replies = _exchange_once_more(self._client, packet, count)
+            result = replies[reads]
+        if isinstance(result, redis.ResponseError):
+            raise result
+        return replies
 
 
 def pack(commands: Sequence[Sequence[Any]]) -> bytes:
@@ -189,13 +182,16 @@ def exchange(client: redis.Redis, packet: bytes, count: int) -> list[Any]:
 
 
 def read(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """Read-only ``commands`` in one round trip: their replies as ``exchange``'s; a dropped connection is tried
-    once more, as the client's own Retry would."""
-    packet = pack(commands)
+    """Read-only ``commands`` in one round trip (none: no round trip): their replies as ``exchange``'s."""
+    return _exchange_once_more(client, pack(commands), len(commands)) if commands else []
+
+
+def _exchange_once_more(client: redis.Redis, packet: bytes, count: int) -> list[Any]:
+    """``exchange``, a dropped connection tried once more, as the client's own Retry would (never a timeout)."""
     try:
-        return exchange(client, packet, len(commands))
+        return exchange(client, packet, count)
     except redis.ConnectionError:
-        return exchange(client, packet, len(commands))
+        return exchange(client, packet, count)
 
 
 class PipelinedScript:

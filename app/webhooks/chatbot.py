@@ -48,12 +48,11 @@ def answer() -> dict[str, Any]:
         call = adapter.load(body)
     except InvalidPayload as exc:
         raise Rejection(400, "invalid_payload", "invalid webhook", exc.errors) from None
-    email, customer_id = adapter.email_of(call), call.get("externalId")
     # Queued once per messageId (503 when it cannot be), the profile read in the same round trip.
-    delivery = adapter.to_delivery(call, ingress.settings)
-    replies, _ = ingress.queue_after(ingress.profiles.reads(email, customer_id), delivery)
+    reads = ingress.profiles.reads(adapter.email_of(call), call.get("externalId"))
+    replies, _ = ingress.queue_after(reads, adapter.to_delivery(call, ingress.settings))
     try:
-        profile = ingress.profiles.found(email, customer_id, replies)
+        profile = ingress.profiles.found(reads, replies)
     except redis.RedisError as exc:
         raise unavailable(f"customer profiles unavailable: {type(exc).__name__}") from None
     return answers.answer(ingress.rules.chatbot, call, profile)
